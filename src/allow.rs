@@ -1,0 +1,342 @@
+//! What the relay is allowed to carry: presets for the supported failover
+//! tools and custom rules, matched against an inner packet's protocol,
+//! destination port and kind of destination. Both directions use the same
+//! list: the sender does not waste bandwidth on what every receiver drops.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::overlay::Prefix;
+use crate::packet::{Inner, PROTO_TCP, PROTO_UDP, PROTO_VRRP};
+
+/// How an inner packet is addressed, as decided by the relay from the
+/// overlay configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DestKind {
+    /// An IPv4 (224.0.0.0/4) or IPv6 (ff00::/8) group.
+    Multicast,
+    /// The limited or the overlay subnet broadcast address.
+    Broadcast,
+    /// A node's own overlay address.
+    Unicast,
+}
+
+/// Which destinations a rule covers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Destinations {
+    /// Any multicast group.
+    pub any_multicast: bool,
+    /// Only these groups (or group prefixes).
+    pub groups: Vec<Prefix>,
+    pub broadcast: bool,
+    pub unicast: bool,
+}
+
+impl Destinations {
+    /// Every kind of destination: what a rule without `destinations` means.
+    pub fn all() -> Self {
+        Destinations {
+            any_multicast: true,
+            groups: Vec::new(),
+            broadcast: true,
+            unicast: true,
+        }
+    }
+
+    fn permits(&self, dst: IpAddr, kind: DestKind) -> bool {
+        match kind {
+            DestKind::Multicast => {
+                self.any_multicast || self.groups.iter().any(|g| g.contains(dst))
+            }
+            DestKind::Broadcast => self.broadcast,
+            DestKind::Unicast => self.unicast,
+        }
+    }
+
+    /// Parses one `destinations` entry: `multicast`, `broadcast`, `unicast`
+    /// or a multicast group/prefix.
+    pub fn add(&mut self, entry: &str) -> Result<(), String> {
+        match entry.trim() {
+            "multicast" => self.any_multicast = true,
+            "broadcast" => self.broadcast = true,
+            "unicast" => self.unicast = true,
+            other => {
+                let p: Prefix = other.parse().map_err(|e| {
+                    format!("{e}; expected a multicast group such as \"225.0.0.1\", or one of \"multicast\", \"broadcast\", \"unicast\"")
+                })?;
+                let is_mcast = match p.addr {
+                    IpAddr::V4(a) => a.is_multicast() && p.len >= 4,
+                    IpAddr::V6(a) => a.is_multicast() && p.len >= 8,
+                };
+                if !is_mcast {
+                    return Err(format!(
+                        "`{other}` is not a multicast group or group prefix; use \"broadcast\" for broadcast and \"unicast\" for traffic to the nodes' overlay addresses"
+                    ));
+                }
+                self.groups.push(p);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One permission: a protocol, optionally a set of destination ports, and
+/// the destinations it may go to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// Where the rule came from, for logs: a preset name or `rule N`.
+    pub label: String,
+    pub proto: u8,
+    /// Inclusive destination port ranges; empty means any port.
+    pub ports: Vec<(u16, u16)>,
+    pub dests: Destinations,
+}
+
+impl Rule {
+    fn permits(&self, inner: &Inner, kind: DestKind) -> bool {
+        if inner.proto != self.proto || !self.dests.permits(inner.dst, kind) {
+            return false;
+        }
+        if self.ports.is_empty() {
+            return true;
+        }
+        match inner.dst_port {
+            Some(p) => self.ports.iter().any(|(lo, hi)| (*lo..=*hi).contains(&p)),
+            // A later fragment carries no port; the first fragment of the
+            // same datagram was checked against the ports.
+            None => inner.fragment,
+        }
+    }
+}
+
+/// The supported tools' traffic, by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Preset {
+    Vrrp,
+    Carp,
+    Heartbeat,
+    Corosync,
+    Spread,
+}
+
+impl Preset {
+    pub const ALL: [Preset; 5] = [
+        Preset::Vrrp,
+        Preset::Carp,
+        Preset::Heartbeat,
+        Preset::Corosync,
+        Preset::Spread,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Vrrp => "vrrp",
+            Preset::Carp => "carp",
+            Preset::Heartbeat => "heartbeat",
+            Preset::Corosync => "corosync",
+            Preset::Spread => "spread",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Preset> {
+        Preset::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// The rule the preset stands for.
+    pub fn rule(self) -> Rule {
+        let group = |s: &str| {
+            s.parse::<Prefix>()
+                .expect("preset groups are valid literals")
+        };
+        let label = self.name().to_string();
+        match self {
+            // VRRP (keepalived) and CARP (ucarp) adverts: protocol 112 to the
+            // all-VRRP-routers groups only.
+            Preset::Vrrp | Preset::Carp => Rule {
+                label,
+                proto: PROTO_VRRP,
+                ports: Vec::new(),
+                dests: Destinations {
+                    groups: vec![group("224.0.0.18"), group("ff02::12")],
+                    ..Destinations::default()
+                },
+            },
+            // heartbeat: `mcast`, `bcast` and `ucast` media on UDP 694.
+            Preset::Heartbeat => udp(label, vec![(694, 694)]),
+            // corosync `udp` transport: mcastport (5405) and mcastport - 1,
+            // multicast for membership, unicast for the token.
+            Preset::Corosync => udp(label, vec![(5404, 5405)]),
+            // spread: daemon port 4803 and token port 4804.
+            Preset::Spread => udp(label, vec![(4803, 4804)]),
+        }
+    }
+}
+
+fn udp(label: String, ports: Vec<(u16, u16)>) -> Rule {
+    Rule {
+        label,
+        proto: PROTO_UDP,
+        ports,
+        dests: Destinations::all(),
+    }
+}
+
+/// Parses a custom rule's `protocol` value.
+pub fn parse_protocol(s: &str) -> Result<u8, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "udp" => Ok(PROTO_UDP),
+        "tcp" => Ok(PROTO_TCP),
+        "vrrp" | "carp" => Ok(PROTO_VRRP),
+        other => other.parse::<u8>().map_err(|_| {
+            format!("unknown protocol `{s}`; expected \"udp\", \"tcp\", \"vrrp\", \"carp\" or an IP protocol number 0-255")
+        }),
+    }
+}
+
+/// Every rule in force.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AllowList {
+    rules: Vec<Rule>,
+}
+
+impl AllowList {
+    pub fn new(rules: Vec<Rule>) -> Self {
+        AllowList { rules }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Does any rule permit this packet to this kind of destination?
+    pub fn permits(&self, inner: &Inner, kind: DestKind) -> bool {
+        self.rules.iter().any(|r| r.permits(inner, kind))
+    }
+}
+
+impl fmt::Display for AllowList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.rules.iter().map(|r| r.label.as_str()).collect();
+        f.write_str(&names.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::{PROTO_ICMPV6, parse, testpkt};
+    use std::net::Ipv4Addr;
+
+    const A: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 1);
+
+    fn list(presets: &[Preset]) -> AllowList {
+        AllowList::new(presets.iter().map(|p| p.rule()).collect())
+    }
+
+    fn udp_to(dst: Ipv4Addr, port: u16) -> Inner {
+        parse(&testpkt::v4_udp(A, dst, port, b"x")).expect("parses")
+    }
+
+    #[test]
+    fn vrrp_preset_only_vrrp_groups() {
+        let l = list(&[Preset::Vrrp]);
+        let adv = parse(&testpkt::v4(
+            A,
+            Ipv4Addr::new(224, 0, 0, 18),
+            PROTO_VRRP,
+            &[0; 8],
+        ))
+        .expect("parses");
+        assert!(l.permits(&adv, DestKind::Multicast));
+        let other_group = parse(&testpkt::v4(
+            A,
+            Ipv4Addr::new(224, 0, 0, 19),
+            PROTO_VRRP,
+            &[0; 8],
+        ))
+        .expect("p");
+        assert!(!l.permits(&other_group, DestKind::Multicast));
+        assert!(!l.permits(&adv, DestKind::Unicast));
+        assert!(!l.permits(
+            &udp_to(Ipv4Addr::new(224, 0, 0, 18), 694),
+            DestKind::Multicast
+        ));
+    }
+
+    #[test]
+    fn heartbeat_and_corosync_ports() {
+        let l = list(&[Preset::Heartbeat, Preset::Corosync]);
+        let g = Ipv4Addr::new(239, 192, 1, 1);
+        assert!(l.permits(&udp_to(g, 694), DestKind::Multicast));
+        assert!(l.permits(&udp_to(g, 5404), DestKind::Multicast));
+        assert!(l.permits(&udp_to(g, 5405), DestKind::Broadcast));
+        assert!(l.permits(
+            &udp_to(Ipv4Addr::new(10, 250, 0, 2), 5405),
+            DestKind::Unicast
+        ));
+        assert!(!l.permits(&udp_to(g, 5406), DestKind::Multicast));
+        assert!(!l.permits(&udp_to(g, 22), DestKind::Multicast));
+        let tcp22 = parse(&testpkt::v4(
+            A,
+            Ipv4Addr::new(10, 250, 0, 2),
+            PROTO_TCP,
+            &[0, 1, 0, 22],
+        ))
+        .expect("parses");
+        assert!(!l.permits(&tcp22, DestKind::Unicast));
+    }
+
+    #[test]
+    fn custom_rule_destinations() {
+        let mut d = Destinations::default();
+        d.add("225.0.0.1").expect("group");
+        d.add("ff05::/16").expect("v6 prefix");
+        assert!(d.add("10.0.0.1").is_err());
+        assert!(d.add("255.255.255.255").is_err());
+        assert!(d.add("nonsense").is_err());
+        let l = AllowList::new(vec![Rule {
+            label: "rule 1".into(),
+            proto: PROTO_UDP,
+            ports: vec![(694, 694)],
+            dests: d,
+        }]);
+        assert!(l.permits(
+            &udp_to(Ipv4Addr::new(225, 0, 0, 1), 694),
+            DestKind::Multicast
+        ));
+        assert!(!l.permits(
+            &udp_to(Ipv4Addr::new(225, 0, 0, 2), 694),
+            DestKind::Multicast
+        ));
+        assert!(!l.permits(
+            &udp_to(Ipv4Addr::new(225, 0, 0, 1), 694),
+            DestKind::Broadcast
+        ));
+    }
+
+    #[test]
+    fn later_fragments_match_on_protocol_and_destination() {
+        let l = list(&[Preset::Heartbeat]);
+        let mut p = testpkt::v4_udp(A, Ipv4Addr::new(225, 0, 0, 1), 694, &[0u8; 16]);
+        p[7] = 0x03; // offset 24: no UDP header in this fragment
+        let frag = parse(&p).expect("parses");
+        assert!(l.permits(&frag, DestKind::Multicast));
+        let mut other = frag;
+        other.proto = PROTO_ICMPV6;
+        assert!(!l.permits(&other, DestKind::Multicast));
+    }
+
+    #[test]
+    fn protocol_names() {
+        assert_eq!(parse_protocol("UDP"), Ok(PROTO_UDP));
+        assert_eq!(parse_protocol("carp"), Ok(PROTO_VRRP));
+        assert_eq!(parse_protocol("47"), Ok(47));
+        assert!(parse_protocol("gre").is_err());
+        assert_eq!(Preset::from_name("corosync"), Some(Preset::Corosync));
+        assert_eq!(Preset::from_name("nope"), None);
+    }
+}

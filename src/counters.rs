@@ -1,0 +1,195 @@
+//! Why packets are dropped, and the counters that record it. Drops are
+//! counted, never logged one by one: a flood must not become a log flood.
+
+use std::fmt;
+
+/// Every reason the relay drops a packet, in either direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    // --- datagrams from the network ---
+    /// Too short, bad reserved bits, unknown kind.
+    Malformed,
+    /// A wire version this build does not speak.
+    UnknownVersion,
+    /// The header names no configured peer (or names this node).
+    UnknownSender,
+    /// Plaintext datagram while authentication is on, or the reverse.
+    ModeMismatch,
+    /// The sender's timestamp is further from our clock than allowed.
+    ClockSkew,
+    /// An epoch older than the peer's current one, or one from the future.
+    StaleEpoch,
+    /// A counter already seen, or too old for the window.
+    Replay,
+    /// Authentication failed: forged, corrupted or another key.
+    BadAuth,
+    /// Authenticated, but the inner packet is not well-formed IP.
+    BadInner,
+    /// The inner packet's source is not the sending peer's overlay address.
+    WrongSource,
+    /// The inner packet's protocol, port or destination is not allowed.
+    Disallowed,
+    /// In insecure mode: the datagram did not come from the peer's endpoint.
+    WrongEndpoint,
+    // --- packets from the local interface ---
+    /// IGMP/MLD/router solicitations the kernel sends on its own.
+    KernelNoise,
+    /// Not IP, or not well-formed.
+    LocalMalformed,
+    /// Source is not this node's overlay address.
+    LocalForeignSource,
+    /// Unicast to an address that is no peer's.
+    NoRoute,
+    /// Not permitted by `[allow]`.
+    LocalDisallowed,
+    /// Larger than fits in one datagram.
+    TooBig,
+    // --- I/O ---
+    /// The peer's endpoint has not resolved (yet).
+    PeerUnresolved,
+    /// The kernel refused to send (buffer full, unreachable...).
+    SendFailed,
+    /// The kernel refused the write into the interface.
+    InjectFailed,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 21] = [
+        DropReason::Malformed,
+        DropReason::UnknownVersion,
+        DropReason::UnknownSender,
+        DropReason::ModeMismatch,
+        DropReason::ClockSkew,
+        DropReason::StaleEpoch,
+        DropReason::Replay,
+        DropReason::BadAuth,
+        DropReason::BadInner,
+        DropReason::WrongSource,
+        DropReason::Disallowed,
+        DropReason::WrongEndpoint,
+        DropReason::KernelNoise,
+        DropReason::LocalMalformed,
+        DropReason::LocalForeignSource,
+        DropReason::NoRoute,
+        DropReason::LocalDisallowed,
+        DropReason::TooBig,
+        DropReason::PeerUnresolved,
+        DropReason::SendFailed,
+        DropReason::InjectFailed,
+    ];
+
+    /// Stable snake_case name, for logs, status output and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Malformed => "malformed",
+            DropReason::UnknownVersion => "unknown_version",
+            DropReason::UnknownSender => "unknown_sender",
+            DropReason::ModeMismatch => "mode_mismatch",
+            DropReason::ClockSkew => "clock_skew",
+            DropReason::StaleEpoch => "stale_epoch",
+            DropReason::Replay => "replay",
+            DropReason::BadAuth => "bad_auth",
+            DropReason::BadInner => "bad_inner",
+            DropReason::WrongSource => "wrong_inner_source",
+            DropReason::Disallowed => "disallowed",
+            DropReason::WrongEndpoint => "wrong_endpoint",
+            DropReason::KernelNoise => "kernel_noise",
+            DropReason::LocalMalformed => "local_malformed",
+            DropReason::LocalForeignSource => "local_foreign_source",
+            DropReason::NoRoute => "no_route",
+            DropReason::LocalDisallowed => "local_disallowed",
+            DropReason::TooBig => "too_big",
+            DropReason::PeerUnresolved => "peer_unresolved",
+            DropReason::SendFailed => "send_failed",
+            DropReason::InjectFailed => "inject_failed",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Expected in normal operation; not worth a warning.
+    pub fn is_benign(self) -> bool {
+        matches!(self, DropReason::KernelNoise)
+    }
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Drop counts by reason: a fixed array, so counting never allocates.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DropCounters([u64; DropReason::ALL.len()]);
+
+impl DropCounters {
+    pub fn add(&mut self, r: DropReason) {
+        self.0[r.index()] += 1;
+    }
+
+    pub fn get(&self, r: DropReason) -> u64 {
+        self.0[r.index()]
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// Non-zero counts that grew since `earlier`, with the increase.
+    pub fn grown_since<'a>(
+        &'a self,
+        earlier: &'a DropCounters,
+    ) -> impl Iterator<Item = (DropReason, u64)> + 'a {
+        DropReason::ALL.into_iter().filter_map(move |r| {
+            let d = self.get(r).saturating_sub(earlier.get(r));
+            (d > 0).then_some((r, d))
+        })
+    }
+}
+
+/// Traffic and drops for the whole relay.
+#[derive(Clone, Debug, Default)]
+pub struct Counters {
+    pub drops: DropCounters,
+    /// Inner packets read from the interface and sealed.
+    pub sealed: u64,
+    /// Datagrams handed to the kernel for sending (one per peer).
+    pub sent: u64,
+    /// Inner packets written into the interface.
+    pub injected: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_indexes_dense() {
+        let mut names: Vec<&str> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::ALL.len());
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i, "{r} is out of order in ALL");
+        }
+    }
+
+    #[test]
+    fn counting_and_growth() {
+        let mut c = DropCounters::default();
+        c.add(DropReason::Replay);
+        let before = c.clone();
+        c.add(DropReason::Replay);
+        c.add(DropReason::BadAuth);
+        assert_eq!(c.get(DropReason::Replay), 2);
+        assert_eq!(c.total(), 3);
+        let grown: Vec<_> = c.grown_since(&before).collect();
+        assert_eq!(
+            grown,
+            vec![(DropReason::Replay, 1), (DropReason::BadAuth, 1)]
+        );
+    }
+}

@@ -1,0 +1,16 @@
+//! mcast-relay: carries the multicast and broadcast heartbeats of stock
+//! failover tools (keepalived, heartbeat, corosync, spread) between hosts
+//! over authenticated, encrypted unicast UDP, for networks that drop
+//! multicast.
+//!
+//! The packet logic is a sans-IO core ([`relay`]) built from small pure
+//! parts; the daemon wraps it with a tun device and a UDP socket.
+
+pub mod allow;
+pub mod counters;
+pub mod crypto;
+pub mod overlay;
+pub mod packet;
+pub mod relay;
+pub mod replay;
+pub mod wire;

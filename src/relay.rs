@@ -1,0 +1,824 @@
+//! The sans-IO core: bytes in, decisions out. No sockets, no clock (time is
+//! passed in), no allocation per packet.
+//!
+//! * [`Relay::from_tun`] takes a packet the local failover tool sent on the
+//!   interface and either seals it into a caller-owned buffer with a
+//!   [`Target`] (every peer, or the one peer it is addressed to) or drops it.
+//! * [`Relay::from_net`] takes a datagram from the network and either names
+//!   the byte range of the original packet to write into the interface, or
+//!   drops it. The checks run cheapest first (length, version, sender,
+//!   clock, replay window) so that junk costs no crypto; the replay window
+//!   and a peer's epoch only move after authentication.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use crate::allow::{AllowList, DestKind};
+use crate::counters::{Counters, DropReason};
+use crate::crypto::{ClusterKey, KeySchedule, StreamKey};
+use crate::overlay::{broadcast_v4, is_broadcast, link_local};
+use crate::packet::{self, Inner};
+use crate::replay::ReplayWindow;
+use crate::wire::{FLAG_PLAINTEXT, HEADER_LEN, Header, Kind, TAG_LEN, WireError};
+
+/// Bytes the relay adds to an inner packet (header and tag).
+pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
+
+/// A node's overlay addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeAddrs {
+    pub v4: Ipv4Addr,
+    pub v6: Option<Ipv6Addr>,
+}
+
+impl NodeAddrs {
+    pub fn link_local(&self) -> Ipv6Addr {
+        link_local(self.v4)
+    }
+
+    /// Is `ip` one of this node's overlay addresses (IPv4, IPv6 or the
+    /// derived link-local)?
+    pub fn owns(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(a) => a == self.v4,
+            IpAddr::V6(a) => Some(a) == self.v6 || a == self.link_local(),
+        }
+    }
+
+    /// The sender id on the wire: the overlay IPv4 address.
+    pub fn id(&self) -> u32 {
+        u32::from(self.v4)
+    }
+}
+
+/// A configured peer as the core sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerSpec {
+    pub name: String,
+    pub addrs: NodeAddrs,
+}
+
+/// Authentication mode.
+#[derive(Clone, Debug)]
+pub enum Security {
+    Authenticated(ClusterKey),
+    /// `insecure = true`: plaintext with the same header.
+    Insecure,
+}
+
+/// Everything the core needs to start.
+#[derive(Clone, Debug)]
+pub struct RelayParams {
+    pub local: NodeAddrs,
+    /// The overlay IPv4 prefix length shared by all nodes.
+    pub prefix_len: u8,
+    pub peers: Vec<PeerSpec>,
+    pub allow: AllowList,
+    pub security: Security,
+    /// Unique per start; wall-clock nanoseconds at start.
+    pub epoch: u64,
+    /// Largest accepted difference between a sender's timestamp and ours.
+    pub max_clock_skew_ms: u64,
+}
+
+/// Where a sealed datagram goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// Every peer: multicast and broadcast.
+    All,
+    /// One peer, by index: unicast to its overlay address.
+    Peer(usize),
+}
+
+/// The decision for a packet read from the interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outbound {
+    /// Send the first `len` bytes of the output buffer to `target`.
+    Send {
+        len: usize,
+        target: Target,
+    },
+    Drop(DropReason),
+}
+
+/// The decision for a datagram read from the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inbound {
+    /// Write `buf[start..start + len]` into the interface; it came from
+    /// peer `peer`.
+    Inject {
+        start: usize,
+        len: usize,
+        peer: usize,
+    },
+    Drop(DropReason),
+}
+
+/// What a peer sent us most recently, per peer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerStats {
+    pub injected: u64,
+    pub injected_bytes: u64,
+    /// Our clock (ms) when its last authenticated datagram arrived.
+    pub last_heard_ms: Option<u64>,
+    /// Its current epoch, once heard.
+    pub epoch: Option<u64>,
+}
+
+struct RxStream {
+    epoch: u64,
+    key: Option<StreamKey>,
+    window: ReplayWindow,
+}
+
+struct Peer {
+    spec: PeerSpec,
+    endpoint: Option<SocketAddr>,
+    rx: Option<RxStream>,
+    /// Key for the last unverified new epoch seen, so a stream of
+    /// datagrams claiming one new epoch derives its key once.
+    candidate: Option<(u64, StreamKey)>,
+    stats: PeerStats,
+}
+
+/// The relay's state machine.
+pub struct Relay {
+    local: NodeAddrs,
+    broadcast: Ipv4Addr,
+    peers: Vec<Peer>,
+    /// (sender id, peer index), sorted by id for binary search.
+    by_id: Vec<(u32, usize)>,
+    allow: AllowList,
+    schedule: Option<KeySchedule>,
+    tx_key: Option<StreamKey>,
+    epoch: u64,
+    counter: u64,
+    max_skew_ms: u64,
+    counters: Counters,
+}
+
+impl Relay {
+    pub fn new(p: RelayParams) -> Self {
+        let schedule = match &p.security {
+            Security::Authenticated(k) => Some(KeySchedule::new(k)),
+            Security::Insecure => None,
+        };
+        let tx_key = schedule
+            .as_ref()
+            .map(|s| s.stream_key(p.local.id(), p.epoch));
+        let mut by_id: Vec<(u32, usize)> = p
+            .peers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.addrs.id(), i))
+            .collect();
+        by_id.sort_unstable();
+        Relay {
+            local: p.local,
+            broadcast: broadcast_v4(p.local.v4, p.prefix_len),
+            peers: p
+                .peers
+                .into_iter()
+                .map(|spec| Peer {
+                    spec,
+                    endpoint: None,
+                    rx: None,
+                    candidate: None,
+                    stats: PeerStats::default(),
+                })
+                .collect(),
+            by_id,
+            allow: p.allow,
+            schedule,
+            tx_key,
+            epoch: p.epoch,
+            counter: 0,
+            max_skew_ms: p.max_clock_skew_ms,
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    pub fn peer_name(&self, i: usize) -> &str {
+        &self.peers[i].spec.name
+    }
+
+    pub fn peer_stats(&self, i: usize) -> PeerStats {
+        self.peers[i].stats
+    }
+
+    pub fn endpoint(&self, i: usize) -> Option<SocketAddr> {
+        self.peers[i].endpoint
+    }
+
+    /// Records where peer `i` is reachable (after resolution).
+    pub fn set_endpoint(&mut self, i: usize, addr: Option<SocketAddr>) {
+        self.peers[i].endpoint = addr;
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Counts a drop decided by the I/O layer (send or write failures).
+    pub fn count_drop(&mut self, r: DropReason) {
+        self.counters.drops.add(r);
+    }
+
+    pub fn count_sent(&mut self) {
+        self.counters.sent += 1;
+    }
+
+    /// Decides what to do with a packet read from the interface, sealing
+    /// it into `out` when it is to be sent.
+    pub fn from_tun(&mut self, packet: &[u8], now_ms: u64, out: &mut [u8]) -> Outbound {
+        match self.route_local(packet) {
+            Ok(target) => match self.seal(packet, now_ms, out) {
+                Some(len) => {
+                    self.counters.sealed += 1;
+                    Outbound::Send { len, target }
+                }
+                None => self.drop_out(DropReason::TooBig),
+            },
+            Err(r) => self.drop_out(r),
+        }
+    }
+
+    fn drop_out(&mut self, r: DropReason) -> Outbound {
+        self.counters.drops.add(r);
+        Outbound::Drop(r)
+    }
+
+    fn route_local(&self, packet: &[u8]) -> Result<Target, DropReason> {
+        let inner = packet::parse(packet).map_err(|_| DropReason::LocalMalformed)?;
+        if inner.is_kernel_noise() {
+            return Err(DropReason::KernelNoise);
+        }
+        if !self.local.owns(inner.src) {
+            return Err(DropReason::LocalForeignSource);
+        }
+        let (kind, target) = if self.is_group(inner.dst) {
+            (self.dest_kind(inner.dst), Target::All)
+        } else {
+            let i = self
+                .peers
+                .iter()
+                .position(|p| p.spec.addrs.owns(inner.dst))
+                .ok_or(DropReason::NoRoute)?;
+            (DestKind::Unicast, Target::Peer(i))
+        };
+        if !self.allow.permits(&inner, kind) {
+            return Err(DropReason::LocalDisallowed);
+        }
+        Ok(target)
+    }
+
+    /// Multicast or broadcast: goes to every node.
+    fn is_group(&self, dst: IpAddr) -> bool {
+        match dst {
+            IpAddr::V4(a) => a.is_multicast() || is_broadcast(a, self.broadcast),
+            IpAddr::V6(a) => a.is_multicast(),
+        }
+    }
+
+    fn dest_kind(&self, dst: IpAddr) -> DestKind {
+        match dst {
+            IpAddr::V4(a) if is_broadcast(a, self.broadcast) => DestKind::Broadcast,
+            _ if dst.is_multicast() => DestKind::Multicast,
+            _ => DestKind::Unicast,
+        }
+    }
+
+    /// Header, copy, seal in place; returns the datagram length, or `None`
+    /// if `out` cannot hold it.
+    fn seal(&mut self, packet: &[u8], now_ms: u64, out: &mut [u8]) -> Option<usize> {
+        let tag_len = if self.tx_key.is_some() { TAG_LEN } else { 0 };
+        let len = HEADER_LEN + packet.len() + tag_len;
+        if len > out.len() {
+            return None;
+        }
+        let header = Header {
+            kind: Kind::Data,
+            flags: if self.tx_key.is_some() {
+                0
+            } else {
+                FLAG_PLAINTEXT
+            },
+            sender: self.local.id(),
+            epoch: self.epoch,
+            counter: self.counter,
+            timestamp_ms: now_ms,
+        };
+        // The counter is the nonce: advance it before anything can fail
+        // after use, so it is never used twice.
+        self.counter += 1;
+        let (head, body) = out.split_at_mut(HEADER_LEN);
+        header.encode(head);
+        body[..packet.len()].copy_from_slice(packet);
+        if let Some(key) = &self.tx_key {
+            let tag = key.seal(header.counter, head, &mut body[..packet.len()]);
+            body[packet.len()..packet.len() + TAG_LEN].copy_from_slice(&tag);
+        }
+        Some(len)
+    }
+
+    /// Decides what to do with a datagram from `from`, opening it in place.
+    pub fn from_net(&mut self, buf: &mut [u8], from: SocketAddr, now_ms: u64) -> Inbound {
+        match self.open(buf, from, now_ms) {
+            Ok((start, len, peer)) => {
+                self.counters.injected += 1;
+                let s = &mut self.peers[peer].stats;
+                s.injected += 1;
+                s.injected_bytes += len as u64;
+                Inbound::Inject { start, len, peer }
+            }
+            Err(r) => {
+                self.counters.drops.add(r);
+                Inbound::Drop(r)
+            }
+        }
+    }
+
+    fn open(
+        &mut self,
+        buf: &mut [u8],
+        from: SocketAddr,
+        now_ms: u64,
+    ) -> Result<(usize, usize, usize), DropReason> {
+        let h = Header::parse(buf).map_err(|e| match e {
+            WireError::Malformed => DropReason::Malformed,
+            WireError::UnknownVersion => DropReason::UnknownVersion,
+        })?;
+        let i = self
+            .by_id
+            .binary_search_by_key(&h.sender, |(id, _)| *id)
+            .map(|pos| self.by_id[pos].1)
+            .map_err(|_| DropReason::UnknownSender)?;
+        if h.is_plaintext() != self.schedule.is_none() {
+            return Err(DropReason::ModeMismatch);
+        }
+        if h.timestamp_ms.abs_diff(now_ms) > self.max_skew_ms {
+            return Err(DropReason::ClockSkew);
+        }
+        let peer = &mut self.peers[i];
+        if self.schedule.is_none() && peer.endpoint.map(|e| e.ip()) != Some(from.ip()) {
+            return Err(DropReason::WrongEndpoint);
+        }
+        let same_epoch = match &peer.rx {
+            Some(rx) if h.epoch < rx.epoch => return Err(DropReason::StaleEpoch),
+            Some(rx) if h.epoch == rx.epoch => {
+                if !rx.window.check(h.counter) {
+                    return Err(DropReason::Replay);
+                }
+                true
+            }
+            _ => {
+                // A new epoch (a peer start) cannot come from the future.
+                if h.epoch / 1_000_000 > now_ms.saturating_add(self.max_skew_ms) {
+                    return Err(DropReason::StaleEpoch);
+                }
+                false
+            }
+        };
+
+        let (aad, body) = buf.split_at_mut(HEADER_LEN);
+        let plain_len = match &self.schedule {
+            None => body.len(),
+            Some(schedule) => {
+                let key = if same_epoch {
+                    peer.rx.as_ref().and_then(|rx| rx.key.as_ref())
+                } else {
+                    if peer.candidate.as_ref().map(|(e, _)| *e) != Some(h.epoch) {
+                        peer.candidate = Some((h.epoch, schedule.stream_key(h.sender, h.epoch)));
+                    }
+                    peer.candidate.as_ref().map(|(_, k)| k)
+                };
+                let key = key.ok_or(DropReason::BadAuth)?;
+                key.open(h.counter, aad, body)
+                    .map_err(|_| DropReason::BadAuth)?
+            }
+        };
+
+        // Authenticated: now the datagram may move the peer's state.
+        if !same_epoch {
+            let key = peer.candidate.take().map(|(_, k)| k);
+            if let Some(old) = &peer.rx {
+                tracing::info!(peer = %peer.spec.name, old_epoch = old.epoch, new_epoch = h.epoch, "peer restarted (new epoch)");
+            } else {
+                tracing::info!(peer = %peer.spec.name, epoch = h.epoch, "first datagram from peer");
+            }
+            peer.rx = Some(RxStream {
+                epoch: h.epoch,
+                key,
+                window: ReplayWindow::new(),
+            });
+            peer.stats.epoch = Some(h.epoch);
+        }
+        if let Some(rx) = &mut peer.rx {
+            rx.window.commit(h.counter);
+        }
+        peer.stats.last_heard_ms = Some(now_ms);
+
+        let inner = &body[..plain_len];
+        let parsed = packet::parse(inner).map_err(|_| DropReason::BadInner)?;
+        self.check_inner(i, &parsed)?;
+        Ok((HEADER_LEN, plain_len, i))
+    }
+
+    /// The receive-side rules: the packet speaks for its sender only and
+    /// goes only where this node accepts it.
+    fn check_inner(&self, peer: usize, inner: &Inner) -> Result<(), DropReason> {
+        if !self.peers[peer].spec.addrs.owns(inner.src) {
+            return Err(DropReason::WrongSource);
+        }
+        let kind = if self.is_group(inner.dst) {
+            self.dest_kind(inner.dst)
+        } else if self.local.owns(inner.dst) {
+            DestKind::Unicast
+        } else {
+            return Err(DropReason::Disallowed);
+        };
+        if !self.allow.permits(inner, kind) {
+            return Err(DropReason::Disallowed);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::allow::{Preset, Rule};
+    use crate::packet::{PROTO_IGMP, PROTO_TCP, PROTO_VRRP, testpkt};
+
+    const KEY: [u8; 32] = [0x42; 32];
+    const T0: u64 = 1_800_000_000_000; // ms
+    const SKEW: u64 = 10_000;
+
+    fn v4(n: u8) -> Ipv4Addr {
+        Ipv4Addr::new(10, 250, 0, n)
+    }
+
+    fn v6(n: u16) -> Ipv6Addr {
+        Ipv6Addr::new(0xfd00, 0x250, 0, 0, 0, 0, 0, n)
+    }
+
+    fn addrs(n: u8) -> NodeAddrs {
+        NodeAddrs {
+            v4: v4(n),
+            v6: Some(v6(u16::from(n))),
+        }
+    }
+
+    fn ep(n: u8) -> SocketAddr {
+        SocketAddr::from(([192, 0, 2, n], 7112))
+    }
+
+    /// Node `me` of a cluster of nodes 1..=count, started at `start_ms`.
+    fn node_with(me: u8, count: u8, start_ms: u64, security: Security) -> Relay {
+        let peers = (1..=count)
+            .filter(|n| *n != me)
+            .map(|n| PeerSpec {
+                name: format!("h{n}"),
+                addrs: addrs(n),
+            })
+            .collect();
+        let allow = AllowList::new(
+            [Preset::Vrrp, Preset::Heartbeat, Preset::Corosync]
+                .iter()
+                .map(|p| p.rule())
+                .collect(),
+        );
+        let mut r = Relay::new(RelayParams {
+            local: addrs(me),
+            prefix_len: 24,
+            peers,
+            allow,
+            security,
+            epoch: start_ms * 1_000_000 + u64::from(me),
+            max_clock_skew_ms: SKEW,
+        });
+        for i in 0..r.peer_count() {
+            let n: u8 = r.peer_name(i)[1..].parse().expect("name");
+            r.set_endpoint(i, Some(ep(n)));
+        }
+        r
+    }
+
+    fn node(me: u8) -> Relay {
+        node_with(
+            me,
+            3,
+            T0,
+            Security::Authenticated(ClusterKey::from_bytes(KEY)),
+        )
+    }
+
+    fn vrrp_from(n: u8) -> Vec<u8> {
+        testpkt::v4(
+            v4(n),
+            Ipv4Addr::new(224, 0, 0, 18),
+            PROTO_VRRP,
+            &[0x21, 1, 150, 1, 0, 1, 0, 0],
+        )
+    }
+
+    fn send(r: &mut Relay, pkt: &[u8], now: u64) -> (Vec<u8>, Target) {
+        let mut out = [0u8; 2048];
+        match r.from_tun(pkt, now, &mut out) {
+            Outbound::Send { len, target } => (out[..len].to_vec(), target),
+            Outbound::Drop(d) => panic!("dropped on send: {d}"),
+        }
+    }
+
+    fn recv(r: &mut Relay, dgram: &[u8], from: u8, now: u64) -> Result<Vec<u8>, DropReason> {
+        let mut buf = dgram.to_vec();
+        match r.from_net(&mut buf, ep(from), now) {
+            Inbound::Inject { start, len, .. } => Ok(buf[start..start + len].to_vec()),
+            Inbound::Drop(d) => Err(d),
+        }
+    }
+
+    fn peer_index(r: &Relay, name: &str) -> usize {
+        (0..r.peer_count())
+            .find(|i| r.peer_name(*i) == name)
+            .expect("peer")
+    }
+
+    #[test]
+    fn multicast_goes_to_all_and_arrives_byte_exact() {
+        let (mut a, mut b, mut c) = (node(1), node(2), node(3));
+        let pkt = vrrp_from(1);
+        let (d, target) = send(&mut a, &pkt, T0);
+        assert_eq!(target, Target::All);
+        assert_eq!(d.len(), pkt.len() + OVERHEAD);
+        assert!(
+            !d.windows(pkt.len()).any(|w| w == pkt.as_slice()),
+            "payload is encrypted"
+        );
+        // One seal serves every peer: the same bytes are sent to each.
+        assert_eq!(recv(&mut b, &d, 1, T0).as_deref(), Ok(pkt.as_slice()));
+        assert_eq!(recv(&mut c, &d, 1, T0).as_deref(), Ok(pkt.as_slice()));
+        assert_eq!(b.counters().injected, 1);
+        assert_eq!(b.peer_stats(peer_index(&b, "h1")).injected, 1);
+    }
+
+    #[test]
+    fn unicast_goes_to_its_peer_only() {
+        let mut a = node(1);
+        let token = testpkt::v4_udp(v4(1), v4(3), 5405, b"token");
+        let (d, target) = send(&mut a, &token, T0);
+        assert_eq!(target, Target::Peer(peer_index(&a, "h3")));
+        let mut c = node(3);
+        assert_eq!(recv(&mut c, &d, 1, T0).as_deref(), Ok(token.as_slice()));
+        // Node 2 must not inject a unicast packet addressed to node 3.
+        let mut b = node(2);
+        assert_eq!(recv(&mut b, &d, 1, T0), Err(DropReason::Disallowed));
+    }
+
+    #[test]
+    fn broadcast_and_ipv6_link_local_vrrp() {
+        let mut a = node(1);
+        let mut b = node(2);
+        let bcast = testpkt::v4_udp(v4(1), v4(255), 694, b"hb");
+        let (d, t) = send(&mut a, &bcast, T0);
+        assert_eq!(t, Target::All);
+        assert_eq!(recv(&mut b, &d, 1, T0).as_deref(), Ok(bcast.as_slice()));
+        let ll = link_local(v4(1));
+        let adv6 = testpkt::v6(
+            ll,
+            "ff02::12".parse().expect("ip"),
+            PROTO_VRRP,
+            &[0x31, 1, 150, 1, 0, 100, 0, 0],
+        );
+        let (d, t) = send(&mut a, &adv6, T0);
+        assert_eq!(t, Target::All);
+        assert_eq!(recv(&mut b, &d, 1, T0).as_deref(), Ok(adv6.as_slice()));
+    }
+
+    #[test]
+    fn local_side_drops() {
+        let mut a = node(1);
+        let mut out = [0u8; 2048];
+        let mut check = |a: &mut Relay, pkt: &[u8], want: DropReason| {
+            assert_eq!(a.from_tun(pkt, T0, &mut out), Outbound::Drop(want));
+        };
+        check(&mut a, &[0x45, 0, 0], DropReason::LocalMalformed);
+        let igmp = testpkt::v4(
+            v4(1),
+            Ipv4Addr::new(224, 0, 0, 22),
+            PROTO_IGMP,
+            &[0x22, 0, 0, 0],
+        );
+        check(&mut a, &igmp, DropReason::KernelNoise);
+        check(&mut a, &vrrp_from(7), DropReason::LocalForeignSource);
+        let elsewhere = testpkt::v4_udp(v4(1), Ipv4Addr::new(8, 8, 8, 8), 5405, b"x");
+        check(&mut a, &elsewhere, DropReason::NoRoute);
+        let ssh = testpkt::v4(v4(1), v4(2), PROTO_TCP, &[0, 1, 0, 22, 0, 0, 0, 0]);
+        check(&mut a, &ssh, DropReason::LocalDisallowed);
+        let mut tiny = [0u8; 40];
+        assert_eq!(
+            a.from_tun(&vrrp_from(1), T0, &mut tiny),
+            Outbound::Drop(DropReason::TooBig)
+        );
+        assert_eq!(a.counters().drops.total(), 6);
+        assert_eq!(a.counters().sealed, 0);
+    }
+
+    #[test]
+    fn replay_and_tampering_are_dropped() {
+        let (mut a, mut b) = (node(1), node(2));
+        let (d, _) = send(&mut a, &vrrp_from(1), T0);
+        assert!(recv(&mut b, &d, 1, T0).is_ok());
+        assert_eq!(recv(&mut b, &d, 1, T0), Err(DropReason::Replay));
+        let (d2, _) = send(&mut a, &vrrp_from(1), T0);
+        for i in 0..d2.len() {
+            let mut bad = d2.clone();
+            bad[i] ^= 0x04;
+            let got = recv(&mut b, &bad, 1, T0);
+            assert!(got.is_err(), "bit flip at {i} was injected");
+        }
+        // The untouched datagram still goes through: forgeries moved nothing.
+        assert!(recv(&mut b, &d2, 1, T0).is_ok());
+        let (d3, _) = send(&mut a, &vrrp_from(1), T0);
+        assert_eq!(
+            recv(&mut b, &d3[..HEADER_LEN + 3], 1, T0),
+            Err(DropReason::BadAuth)
+        );
+        assert_eq!(
+            recv(&mut b, &d3[..d3.len() - 1], 1, T0),
+            Err(DropReason::BadAuth)
+        );
+        assert_eq!(recv(&mut b, &d3[..10], 1, T0), Err(DropReason::Malformed));
+        assert!(
+            recv(&mut b, &d3, 1, T0).is_ok(),
+            "truncated copies moved the window"
+        );
+    }
+
+    #[test]
+    fn unknown_sender_and_wrong_key() {
+        let mut b = node(2);
+        let mut stranger = node_with(
+            9,
+            9,
+            T0,
+            Security::Authenticated(ClusterKey::from_bytes(KEY)),
+        );
+        let (d, _) = send(&mut stranger, &vrrp_from(9), T0);
+        assert_eq!(recv(&mut b, &d, 9, T0), Err(DropReason::UnknownSender));
+        let mut imposter = node_with(
+            1,
+            3,
+            T0,
+            Security::Authenticated(ClusterKey::from_bytes([1; 32])),
+        );
+        let (d, _) = send(&mut imposter, &vrrp_from(1), T0);
+        assert_eq!(recv(&mut b, &d, 1, T0), Err(DropReason::BadAuth));
+        // Our own id echoed back is not a peer either.
+        let mut me_again = node(2);
+        let (d, _) = send(&mut me_again, &vrrp_from(2), T0);
+        assert_eq!(recv(&mut b, &d, 2, T0), Err(DropReason::UnknownSender));
+    }
+
+    #[test]
+    fn a_key_holder_speaks_only_for_itself() {
+        let mut a = node(1);
+        let mut b = node(2);
+        // Forge with node 1's key, bypassing its own local checks.
+        let mut forge = |pkt: &[u8]| {
+            let mut out = [0u8; 2048];
+            let len = a.seal(pkt, T0, &mut out).expect("fits");
+            out[..len].to_vec()
+        };
+        let as_node3 = forge(&vrrp_from(3));
+        assert_eq!(recv(&mut b, &as_node3, 1, T0), Err(DropReason::WrongSource));
+        let ssh = forge(&testpkt::v4(
+            v4(1),
+            v4(2),
+            PROTO_TCP,
+            &[0, 1, 0, 22, 0, 0, 0, 0],
+        ));
+        assert_eq!(recv(&mut b, &ssh, 1, T0), Err(DropReason::Disallowed));
+        let other_group = forge(&testpkt::v4(
+            v4(1),
+            Ipv4Addr::new(224, 0, 0, 5),
+            PROTO_VRRP,
+            &[0; 8],
+        ));
+        assert_eq!(
+            recv(&mut b, &other_group, 1, T0),
+            Err(DropReason::Disallowed)
+        );
+        let garbage = forge(&[0x45, 1, 2, 3]);
+        assert_eq!(recv(&mut b, &garbage, 1, T0), Err(DropReason::BadInner));
+        let ok = forge(&vrrp_from(1));
+        assert!(recv(&mut b, &ok, 1, T0).is_ok());
+    }
+
+    #[test]
+    fn sender_restart_new_epoch_old_datagrams_stay_out() {
+        let mut a = node(1);
+        let mut b = node(2);
+        let (old, _) = send(&mut a, &vrrp_from(1), T0);
+        let (old2, _) = send(&mut a, &vrrp_from(1), T0);
+        assert!(recv(&mut b, &old, 1, T0).is_ok());
+        // Node 1 restarts one second later: new epoch, counter from zero.
+        let key = Security::Authenticated(ClusterKey::from_bytes(KEY));
+        let mut a2 = node_with(1, 3, T0 + 1000, key);
+        let (new, _) = send(&mut a2, &vrrp_from(1), T0 + 1000);
+        assert!(recv(&mut b, &new, 1, T0 + 1000).is_ok());
+        assert_eq!(
+            recv(&mut b, &old2, 1, T0 + 1000),
+            Err(DropReason::StaleEpoch)
+        );
+        assert_eq!(
+            recv(&mut b, &old, 1, T0 + 1000),
+            Err(DropReason::StaleEpoch)
+        );
+        assert_eq!(recv(&mut b, &new, 1, T0 + 1000), Err(DropReason::Replay));
+    }
+
+    #[test]
+    fn receiver_restart_rejects_captures_older_than_the_skew() {
+        let mut a = node(1);
+        let (captured, _) = send(&mut a, &vrrp_from(1), T0);
+        let mut b_restarted = node(2);
+        assert_eq!(
+            recv(&mut b_restarted, &captured, 1, T0 + SKEW + 1),
+            Err(DropReason::ClockSkew)
+        );
+        // Fresh traffic from the same sender epoch is accepted.
+        let (fresh, _) = send(&mut a, &vrrp_from(1), T0 + SKEW + 1);
+        assert!(recv(&mut b_restarted, &fresh, 1, T0 + SKEW + 1).is_ok());
+    }
+
+    #[test]
+    fn future_epoch_and_future_timestamp_are_refused() {
+        let key = || Security::Authenticated(ClusterKey::from_bytes(KEY));
+        let mut b = node(2);
+        let mut from_future = node_with(1, 3, T0 + 3_600_000, key());
+        let (d, _) = send(&mut from_future, &vrrp_from(1), T0);
+        // Its timestamp is fine (passed as T0) but its epoch is an hour ahead.
+        assert_eq!(recv(&mut b, &d, 1, T0), Err(DropReason::StaleEpoch));
+        let mut a = node(1);
+        let (d, _) = send(&mut a, &vrrp_from(1), T0 + SKEW + 1);
+        assert_eq!(recv(&mut b, &d, 1, T0), Err(DropReason::ClockSkew));
+        // A refused epoch did not lock out the real one.
+        let (d, _) = send(&mut a, &vrrp_from(1), T0);
+        assert!(recv(&mut b, &d, 1, T0).is_ok());
+    }
+
+    #[test]
+    fn insecure_mode_is_plaintext_and_checks_endpoints() {
+        let mut a = node_with(1, 3, T0, Security::Insecure);
+        let mut b = node_with(2, 3, T0, Security::Insecure);
+        let pkt = vrrp_from(1);
+        let (d, _) = send(&mut a, &pkt, T0);
+        assert_eq!(d.len(), HEADER_LEN + pkt.len());
+        assert_eq!(&d[HEADER_LEN..], pkt.as_slice());
+        assert_eq!(recv(&mut b, &d, 1, T0).as_deref(), Ok(pkt.as_slice()));
+        let (d, _) = send(&mut a, &pkt, T0);
+        assert_eq!(recv(&mut b, &d, 3, T0), Err(DropReason::WrongEndpoint));
+        // Mixed modes never interoperate silently.
+        let mut secure = node(2);
+        assert_eq!(recv(&mut secure, &d, 1, T0), Err(DropReason::ModeMismatch));
+        let mut s1 = node(1);
+        let (sealed, _) = send(&mut s1, &pkt, T0);
+        assert_eq!(recv(&mut b, &sealed, 1, T0), Err(DropReason::ModeMismatch));
+    }
+
+    #[test]
+    fn custom_rules_apply_both_ways() {
+        let key = Security::Authenticated(ClusterKey::from_bytes(KEY));
+        let mut a = node_with(1, 2, T0, key.clone());
+        let mut b = node_with(2, 2, T0, key);
+        let rule = Rule {
+            label: "rule 1".into(),
+            proto: crate::packet::PROTO_UDP,
+            ports: vec![(9999, 9999)],
+            dests: {
+                let mut d = crate::allow::Destinations::default();
+                d.add("239.1.1.1").expect("group");
+                d
+            },
+        };
+        a.allow = AllowList::new(vec![rule.clone()]);
+        b.allow = AllowList::new(vec![rule]);
+        let ok = testpkt::v4_udp(v4(1), Ipv4Addr::new(239, 1, 1, 1), 9999, b"x");
+        let (d, _) = send(&mut a, &ok, T0);
+        assert!(recv(&mut b, &d, 1, T0).is_ok());
+        let mut out = [0u8; 2048];
+        let vrrp = vrrp_from(1);
+        assert_eq!(
+            a.from_tun(&vrrp, T0, &mut out),
+            Outbound::Drop(DropReason::LocalDisallowed)
+        );
+    }
+}
