@@ -7,6 +7,7 @@
 //! parts; the daemon wraps it with a tun device and a UDP socket.
 
 pub mod allow;
+pub mod config;
 pub mod counters;
 pub mod crypto;
 pub mod overlay;
