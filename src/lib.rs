@@ -14,4 +14,5 @@ pub mod overlay;
 pub mod packet;
 pub mod relay;
 pub mod replay;
+pub mod tun;
 pub mod wire;

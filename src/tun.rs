@@ -1,0 +1,502 @@
+//! The tun device and the host-network queries around it. This module is
+//! the only place with `unsafe`: ioctls on `/dev/net/tun` and on a control
+//! socket, and `getsockopt(IP_MTU)`.
+//!
+//! The device is created persistent so a relay restart never removes the
+//! interface from under keepalived (which exits when its interface goes
+//! away). Set-up is idempotent: attaching to an existing device with the
+//! same configuration changes nothing.
+
+use std::ffi::CStr;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::mem;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+
+use crate::overlay::{link_local, mask_v4};
+
+/// What the interface should look like.
+#[derive(Clone, Debug)]
+pub struct TunSpec {
+    pub name: String,
+    pub mtu: u32,
+    pub address: Ipv4Addr,
+    pub prefix_len: u8,
+    pub broadcast: Ipv4Addr,
+    pub address6: Option<(Ipv6Addr, u8)>,
+}
+
+/// An open, configured tun device (non-blocking).
+#[derive(Debug)]
+pub struct Tun {
+    file: File,
+    name: String,
+}
+
+impl AsRawFd for Tun {
+    fn as_raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
+/// An error with the step that failed and, where known, what to do.
+fn ctx(step: &str, e: io::Error) -> io::Error {
+    let hint = match e.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EACCES) => {
+            " (needs root or CAP_NET_ADMIN; under systemd keep AmbientCapabilities=CAP_NET_ADMIN)"
+        }
+        Some(libc::ENOENT) if step.contains("/dev/net/tun") => {
+            " (the tun driver is missing: `modprobe tun`; in a container, pass /dev/net/tun through)"
+        }
+        _ => "",
+    };
+    io::Error::new(e.kind(), format!("{step}: {e}{hint}"))
+}
+
+fn ifreq(name: &str) -> io::Result<libc::ifreq> {
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { mem::zeroed() };
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() >= req.ifr_name.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("bad interface name `{name}`"),
+        ));
+    }
+    for (d, s) in req.ifr_name.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    Ok(req)
+}
+
+fn sockaddr_v4(a: Ipv4Addr) -> libc::sockaddr {
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(a).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: sockaddr_in and sockaddr have the same size on Linux and
+    // sockaddr is only a byte container here.
+    unsafe { mem::transmute::<libc::sockaddr_in, libc::sockaddr>(sin) }
+}
+
+fn v4_of(sa: &libc::sockaddr) -> Ipv4Addr {
+    // SAFETY: same size, plain data; the kernel filled an AF_INET address.
+    let sin: libc::sockaddr_in = unsafe { mem::transmute_copy(sa) };
+    Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))
+}
+
+/// A datagram socket used only to issue interface ioctls.
+struct Ctl(OwnedFd);
+
+impl Ctl {
+    fn new(family: libc::c_int) -> io::Result<Ctl> {
+        // SAFETY: plain socket(2) call; the fd is owned right away.
+        let fd = unsafe { libc::socket(family, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh, valid descriptor we own.
+        Ok(Ctl(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    fn ioctl<T>(&self, req: libc::Ioctl, arg: &mut T) -> io::Result<()> {
+        // SAFETY: every caller passes the struct type the request expects.
+        let r = unsafe { libc::ioctl(self.0.as_raw_fd(), req, arg as *mut T) };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Tun {
+    /// Creates (or attaches to) the persistent tun device and configures
+    /// addresses, MTU and flags as `spec` says, bringing it up.
+    pub fn open(spec: &TunSpec) -> io::Result<Tun> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open("/dev/net/tun")
+            .map_err(|e| ctx("opening /dev/net/tun", e))?;
+        let mut req = ifreq(&spec.name)?;
+        req.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
+        // SAFETY: TUNSETIFF takes a pointer to ifreq.
+        let r = unsafe {
+            libc::ioctl(
+                file.as_raw_fd(),
+                libc::TUNSETIFF,
+                &mut req as *mut libc::ifreq,
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            let why = match e.raw_os_error() {
+                Some(libc::EBUSY) => format!(
+                    "interface {} is in use by another process (is another mcast-relay running?)",
+                    spec.name
+                ),
+                Some(libc::EINVAL) => format!(
+                    "interface {} exists but is not a tun device (a tap, or another kind of link); remove it with `ip link del {}` or choose another [interface] name",
+                    spec.name, spec.name
+                ),
+                _ => format!("creating tun device {}", spec.name),
+            };
+            return Err(ctx(&why, e));
+        }
+        // SAFETY: TUNSETPERSIST takes an integer argument.
+        let r = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETPERSIST, 1 as libc::c_ulong) };
+        if r < 0 {
+            return Err(ctx(
+                "making the tun device persistent",
+                io::Error::last_os_error(),
+            ));
+        }
+        let tun = Tun {
+            file,
+            name: spec.name.clone(),
+        };
+        tun.configure(spec)?;
+        Ok(tun)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn configure(&self, spec: &TunSpec) -> io::Result<()> {
+        let ctl = Ctl::new(libc::AF_INET).map_err(|e| ctx("opening a control socket", e))?;
+        let name = &spec.name;
+        // No random link-local: the relay sets a deterministic one that
+        // peers can check. Must be set before the interface comes up.
+        let ipv6_conf = format!("/proc/sys/net/ipv6/conf/{name}");
+        let have_ipv6 = std::path::Path::new(&ipv6_conf).exists();
+        if have_ipv6 {
+            write_sysctl(&format!("{ipv6_conf}/addr_gen_mode"), "1")?;
+            if spec.address6.is_some() {
+                write_sysctl(&format!("{ipv6_conf}/disable_ipv6"), "0")?;
+            }
+        } else if spec.address6.is_some() {
+            return Err(io::Error::other(format!(
+                "IPv6 is disabled on this host ({ipv6_conf} is missing) but [interface] address6 is set; enable IPv6 or remove address6"
+            )));
+        }
+
+        let mut req = ifreq(name)?;
+        req.ifr_ifru.ifru_mtu = spec.mtu as libc::c_int;
+        ctl.ioctl(libc::SIOCSIFMTU, &mut req)
+            .map_err(|e| ctx(&format!("setting MTU {} on {name}", spec.mtu), e))?;
+
+        // IPv4: address, then netmask (which adds the subnet route that
+        // makes injected packets pass reverse-path filtering), then the
+        // broadcast address (heartbeat's `bcast` needs it on a tun).
+        let mut req = ifreq(name)?;
+        let current = match ctl.ioctl(libc::SIOCGIFADDR, &mut req) {
+            // SAFETY: SIOCGIFADDR filled ifru_addr.
+            Ok(()) => Some(v4_of(unsafe { &req.ifr_ifru.ifru_addr })),
+            Err(_) => None,
+        };
+        if current != Some(spec.address) {
+            let mut req = ifreq(name)?;
+            req.ifr_ifru.ifru_addr = sockaddr_v4(spec.address);
+            ctl.ioctl(libc::SIOCSIFADDR, &mut req)
+                .map_err(|e| ctx(&format!("setting address {} on {name}", spec.address), e))?;
+        }
+        let mut req = ifreq(name)?;
+        req.ifr_ifru.ifru_netmask = sockaddr_v4(Ipv4Addr::from(mask_v4(spec.prefix_len)));
+        ctl.ioctl(libc::SIOCSIFNETMASK, &mut req).map_err(|e| {
+            ctx(
+                &format!("setting netmask /{} on {name}", spec.prefix_len),
+                e,
+            )
+        })?;
+        let mut req = ifreq(name)?;
+        req.ifr_ifru.ifru_broadaddr = sockaddr_v4(spec.broadcast);
+        ctl.ioctl(libc::SIOCSIFBRDADDR, &mut req).map_err(|e| {
+            ctx(
+                &format!("setting broadcast {} on {name}", spec.broadcast),
+                e,
+            )
+        })?;
+
+        // Up before any write: writes to a down tun fail with EIO.
+        let mut req = ifreq(name)?;
+        ctl.ioctl(libc::SIOCGIFFLAGS, &mut req)
+            .map_err(|e| ctx(&format!("reading flags of {name}"), e))?;
+        // SAFETY: SIOCGIFFLAGS filled ifru_flags.
+        let flags = unsafe { req.ifr_ifru.ifru_flags };
+        let want =
+            flags | (libc::IFF_UP | libc::IFF_RUNNING | libc::IFF_MULTICAST) as libc::c_short;
+        if want != flags {
+            req.ifr_ifru.ifru_flags = want;
+            ctl.ioctl(libc::SIOCSIFFLAGS, &mut req)
+                .map_err(|e| ctx(&format!("bringing {name} up"), e))?;
+        }
+
+        if have_ipv6 {
+            self.configure_v6(spec)?;
+        }
+        Ok(())
+    }
+
+    fn configure_v6(&self, spec: &TunSpec) -> io::Result<()> {
+        let name = &spec.name;
+        let index = if_index(name)?;
+        let ll = link_local(spec.address);
+        let existing = ipv6_addresses(index);
+        // Remove link-locals the kernel generated before addr_gen_mode was
+        // set (an interface from an older run, or created by someone else).
+        for (addr, len) in &existing {
+            if addr.is_unicast_link_local() && *addr != ll {
+                let _ = v6_addr(libc::SIOCDIFADDR, index, *addr, *len);
+            }
+        }
+        let Some((a6, len6)) = spec.address6 else {
+            return Ok(());
+        };
+        for (addr, len) in [(ll, 64u8), (a6, len6)] {
+            if existing.iter().any(|(a, l)| *a == addr && *l == len) {
+                continue;
+            }
+            match v6_addr(libc::SIOCSIFADDR, index, addr, len) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                Err(e) => return Err(ctx(&format!("adding {addr}/{len} to {name}"), e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one packet; `WouldBlock` when none is queued.
+    pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: buf is valid for writes of buf.len() bytes.
+        let n = unsafe { libc::read(self.file.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    /// Writes one packet, unchanged.
+    pub fn write(&self, packet: &[u8]) -> io::Result<usize> {
+        // SAFETY: packet is valid for reads of packet.len() bytes.
+        let n = unsafe { libc::write(self.file.as_raw_fd(), packet.as_ptr().cast(), packet.len()) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+}
+
+fn write_sysctl(path: &str, value: &str) -> io::Result<()> {
+    std::fs::write(path, value).map_err(|e| ctx(&format!("writing {value} to {path}"), e))
+}
+
+fn if_index(name: &str) -> io::Result<libc::c_int> {
+    let ctl = Ctl::new(libc::AF_INET)?;
+    let mut req = ifreq(name)?;
+    ctl.ioctl(libc::SIOCGIFINDEX, &mut req)
+        .map_err(|e| ctx(&format!("looking up {name}"), e))?;
+    // SAFETY: SIOCGIFINDEX filled ifru_ifindex.
+    Ok(unsafe { req.ifr_ifru.ifru_ifindex })
+}
+
+fn v6_addr(req: libc::Ioctl, index: libc::c_int, addr: Ipv6Addr, len: u8) -> io::Result<()> {
+    let ctl = Ctl::new(libc::AF_INET6)?;
+    let mut r = libc::in6_ifreq {
+        ifr6_addr: libc::in6_addr {
+            s6_addr: addr.octets(),
+        },
+        ifr6_prefixlen: u32::from(len),
+        ifr6_ifindex: index,
+    };
+    ctl.ioctl(req, &mut r)
+}
+
+/// The IPv6 addresses on interface `index`. `thread-self`, because
+/// `/proc/net` follows the main thread's network namespace.
+fn ipv6_addresses(index: libc::c_int) -> Vec<(Ipv6Addr, u8)> {
+    let Ok(text) = std::fs::read_to_string("/proc/thread-self/net/if_inet6") else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace();
+            let addr = u128::from_str_radix(f.next()?, 16).ok()?;
+            let idx = i64::from_str_radix(f.next()?, 16).ok()?;
+            let len = u8::from_str_radix(f.next()?, 16).ok()?;
+            (idx == i64::from(index)).then_some((Ipv6Addr::from(addr), len))
+        })
+        .collect()
+}
+
+/// Does an interface with this name exist in this thread's network namespace?
+pub fn exists(name: &str) -> bool {
+    if_index(name).is_ok()
+}
+
+/// The interface's current MTU.
+pub fn mtu(name: &str) -> io::Result<u32> {
+    let ctl = Ctl::new(libc::AF_INET)?;
+    let mut req = ifreq(name)?;
+    ctl.ioctl(libc::SIOCGIFMTU, &mut req)
+        .map_err(|e| ctx(&format!("reading MTU of {name}"), e))?;
+    // SAFETY: SIOCGIFMTU filled ifru_mtu.
+    Ok(unsafe { req.ifr_ifru.ifru_mtu } as u32)
+}
+
+/// The MTU of the route the kernel would use to reach `peer` (no packet is
+/// sent: connecting a UDP socket only looks the route up).
+pub fn route_mtu(peer: SocketAddr) -> io::Result<u32> {
+    let domain = if peer.is_ipv4() {
+        socket2::Domain::IPV4
+    } else {
+        socket2::Domain::IPV6
+    };
+    let sock = socket2::Socket::new(domain, socket2::Type::DGRAM, None)?;
+    sock.connect(&peer.into())?;
+    let (level, opt) = if peer.is_ipv4() {
+        (libc::IPPROTO_IP, libc::IP_MTU)
+    } else {
+        (libc::IPPROTO_IPV6, libc::IPV6_MTU)
+    };
+    let mut mtu: libc::c_int = 0;
+    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: mtu and len are valid for the sizes given.
+    let r = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            level,
+            opt,
+            (&mut mtu as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(mtu as u32)
+}
+
+/// The effective user is root (or the tests should skip).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The name of an interface index, for messages.
+pub fn if_name(index: u32) -> Option<String> {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: buf has IF_NAMESIZE bytes as if_indextoname requires.
+    let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: if_indextoname wrote a NUL-terminated string into buf.
+    Some(
+        unsafe { CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ifreq_rejects_bad_names() {
+        assert!(ifreq("").is_err());
+        assert!(ifreq("0123456789abcdef").is_err());
+        assert!(ifreq("mcast0").is_ok());
+    }
+
+    #[test]
+    fn sockaddr_round_trip() {
+        let a = Ipv4Addr::new(10, 250, 0, 7);
+        assert_eq!(v4_of(&sockaddr_v4(a)), a);
+    }
+
+    #[test]
+    fn loopback_route_mtu() {
+        let mtu = route_mtu("127.0.0.1:7112".parse().expect("addr")).expect("route to loopback");
+        assert!(mtu >= 1500, "loopback MTU {mtu}");
+    }
+
+    /// Creates a real tun in a throwaway network namespace; needs root.
+    #[test]
+    fn tun_set_up_is_idempotent() {
+        if !is_root() {
+            eprintln!("SKIPPED tun::tun_set_up_is_idempotent: needs root (creates a tun device)");
+            return;
+        }
+        let out = std::process::Command::new("unshare")
+            .args(["-n", "--", "true"])
+            .status();
+        if !matches!(out, Ok(s) if s.success()) {
+            eprintln!(
+                "SKIPPED tun::tun_set_up_is_idempotent: cannot create a network namespace here"
+            );
+            return;
+        }
+        // Run the body in a child thread that moves into a fresh network
+        // namespace, so no device appears on the host.
+        let h = std::thread::spawn(|| -> Result<(), String> {
+            // SAFETY: unshare affects only this thread's network namespace.
+            if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                return Err(format!("unshare: {}", io::Error::last_os_error()));
+            }
+            let spec = TunSpec {
+                name: "mrtest0".into(),
+                mtu: 1400,
+                address: Ipv4Addr::new(10, 250, 0, 1),
+                prefix_len: 24,
+                broadcast: Ipv4Addr::new(10, 250, 0, 255),
+                address6: Some(("fd00:250::1".parse().map_err(|_| "ip")?, 64)),
+            };
+            let t = Tun::open(&spec).map_err(|e| e.to_string())?;
+            drop(t);
+            // Persistent: still there after the fd closed; reopening works.
+            if !exists("mrtest0") {
+                return Err("device vanished after close".into());
+            }
+            let t = Tun::open(&spec).map_err(|e| format!("reattach: {e}"))?;
+            let idx = if_index("mrtest0").map_err(|e| e.to_string())?;
+            let v6 = ipv6_addresses(idx);
+            let ll = link_local(spec.address);
+            if !v6.contains(&(ll, 64)) || !v6.iter().any(|(a, _)| a.to_string() == "fd00:250::1") {
+                return Err(format!("IPv6 addresses: {v6:?}"));
+            }
+            if v6.iter().filter(|(a, _)| a.is_unicast_link_local()).count() != 1 {
+                return Err(format!("expected only the derived link-local: {v6:?}"));
+            }
+            let mtu = mtu("mrtest0").map_err(|e| e.to_string())?;
+            if mtu != 1400 {
+                return Err(format!("mtu {mtu}"));
+            }
+            // A packet written into the device is accepted (interface up).
+            let pkt = crate::packet::testpkt::v4(
+                Ipv4Addr::new(10, 250, 0, 2),
+                Ipv4Addr::new(224, 0, 0, 18),
+                crate::packet::PROTO_VRRP,
+                &[0x21, 1, 100, 1, 0, 1, 0, 0],
+            );
+            t.write(&pkt).map_err(|e| format!("write: {e}"))?;
+            Ok(())
+        });
+        match h.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("{e}"),
+            Err(_) => panic!("tun test thread panicked"),
+        }
+    }
+}
