@@ -73,7 +73,10 @@ impl InterfaceConfig {
 pub enum Endpoint {
     Addr(SocketAddr),
     /// A DNS name, resolved by the daemon (and again while it fails).
-    Name { host: String, port: u16 },
+    Name {
+        host: String,
+        port: u16,
+    },
 }
 
 impl fmt::Display for Endpoint {
@@ -289,7 +292,11 @@ fn validate(ctx: &Ctx, raw: RawConfig, default_name: &str) -> Result<Config, Con
         }
         (Some(k), false) => {
             if k.get_ref().as_os_str().is_empty() {
-                return Err(ctx.err(k.span(), "node.key_file", "empty path; give the file written by `mcast-relay keygen -o FILE`"));
+                return Err(ctx.err(
+                    k.span(),
+                    "node.key_file",
+                    "empty path; give the file written by `mcast-relay keygen -o FILE`",
+                ));
             }
             Some(k.get_ref().clone())
         }
@@ -313,22 +320,36 @@ fn validate(ctx: &Ctx, raw: RawConfig, default_name: &str) -> Result<Config, Con
         Some(s) => {
             let v = s.get_ref().trim();
             if v.is_empty() {
-                return Err(ctx.err(s.span(), "node.name", "must not be empty (leave it out to use the hostname)"));
+                return Err(ctx.err(
+                    s.span(),
+                    "node.name",
+                    "must not be empty (leave it out to use the hostname)",
+                ));
             }
             v.to_string()
         }
     };
 
     let seconds = |v: &Option<Spanned<f64>>, key: &str, default: f64, max: f64| {
-        let Some(s) = v else { return Ok(Duration::from_secs_f64(default)) };
+        let Some(s) = v else {
+            return Ok(Duration::from_secs_f64(default));
+        };
         let x = *s.get_ref();
         if !(x > 0.0 && x <= max) {
-            return Err(ctx.err(s.span(), key, format!("must be a number of seconds above 0 and at most {max}")));
+            return Err(ctx.err(
+                s.span(),
+                key,
+                format!("must be a number of seconds above 0 and at most {max}"),
+            ));
         }
         Ok(Duration::from_secs_f64(x))
     };
-    let max_clock_skew =
-        seconds(&raw_node.max_clock_skew, "node.max_clock_skew", DEFAULT_CLOCK_SKEW_SECS, 3600.0)?;
+    let max_clock_skew = seconds(
+        &raw_node.max_clock_skew,
+        "node.max_clock_skew",
+        DEFAULT_CLOCK_SKEW_SECS,
+        3600.0,
+    )?;
     let resolve_interval = seconds(
         &raw_node.resolve_interval,
         "node.resolve_interval",
@@ -341,7 +362,14 @@ fn validate(ctx: &Ctx, raw: RawConfig, default_name: &str) -> Result<Config, Con
 
     Ok(Config {
         path: ctx.path.to_path_buf(),
-        node: NodeConfig { name, listen, key_file, insecure, max_clock_skew, resolve_interval },
+        node: NodeConfig {
+            name,
+            listen,
+            key_file,
+            insecure,
+            max_clock_skew,
+            resolve_interval,
+        },
         interface,
         allow,
         peers,
@@ -358,7 +386,10 @@ fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     })
 }
 
-fn validate_interface(ctx: &Ctx, raw: Spanned<RawInterface>) -> Result<InterfaceConfig, ConfigError> {
+fn validate_interface(
+    ctx: &Ctx,
+    raw: Spanned<RawInterface>,
+) -> Result<InterfaceConfig, ConfigError> {
     let raw = raw.into_inner();
     let name = match &raw.name {
         None => DEFAULT_INTERFACE.to_string(),
@@ -368,7 +399,8 @@ fn validate_interface(ctx: &Ctx, raw: Spanned<RawInterface>) -> Result<Interface
                 && n.len() <= 15
                 && n != "."
                 && n != ".."
-                && n.chars().all(|c| c.is_ascii_graphic() && c != '/' && c != ':');
+                && n.chars()
+                    .all(|c| c.is_ascii_graphic() && c != '/' && c != ':');
             if !ok {
                 return Err(ctx.err(s.span(), "interface.name", format!("`{n}` is not a valid interface name: 1 to 15 characters, no spaces, `/` or `:`")));
             }
@@ -383,38 +415,74 @@ fn validate_interface(ctx: &Ctx, raw: Spanned<RawInterface>) -> Result<Interface
                 return Err(ctx.err(s.span(), "interface.mode", "\"tap\" is not available in this version yet; use \"tun\" (keepalived, heartbeat, corosync and spread all work in tun mode)"));
             }
             other => {
-                return Err(ctx.err(s.span(), "interface.mode", format!("unknown mode `{other}`; expected \"tun\" or \"tap\"")));
+                return Err(ctx.err(
+                    s.span(),
+                    "interface.mode",
+                    format!("unknown mode `{other}`; expected \"tun\" or \"tap\""),
+                ));
             }
         },
     };
 
     let a = &raw.address;
-    let p: Prefix = a.get_ref().parse().map_err(|m| ctx.err(a.span(), "interface.address", format!("{m}; expected this node's overlay address with its prefix, e.g. \"10.250.0.1/24\"")))?;
+    let p: Prefix = a.get_ref().parse().map_err(|m| {
+        ctx.err(
+            a.span(),
+            "interface.address",
+            format!(
+                "{m}; expected this node's overlay address with its prefix, e.g. \"10.250.0.1/24\""
+            ),
+        )
+    })?;
     let IpAddr::V4(address) = p.addr else {
         return Err(ctx.err(a.span(), "interface.address", "must be an IPv4 address with prefix, e.g. \"10.250.0.1/24\"; put an IPv6 overlay address in `address6`"));
     };
     if !a.get_ref().contains('/') {
-        return Err(ctx.err(a.span(), "interface.address", format!("needs a prefix length shared by all nodes, e.g. \"{address}/24\"")));
+        return Err(ctx.err(
+            a.span(),
+            "interface.address",
+            format!("needs a prefix length shared by all nodes, e.g. \"{address}/24\""),
+        ));
     }
     if !(8..=30).contains(&p.len) {
         return Err(ctx.err(a.span(), "interface.address", "prefix length must be between 8 and 30 so the subnet has a broadcast address and room for the nodes"));
     }
     let host = u32::from(address) & !mask_v4(p.len);
     if host == 0 || host == !mask_v4(p.len) {
-        return Err(ctx.err(a.span(), "interface.address", format!("{address} is the network or broadcast address of its subnet; pick a host address")));
+        return Err(ctx.err(
+            a.span(),
+            "interface.address",
+            format!(
+                "{address} is the network or broadcast address of its subnet; pick a host address"
+            ),
+        ));
     }
 
     let address6 = match &raw.address6 {
         None => None,
         Some(s) => {
-            let p: Prefix = s.get_ref().parse().map_err(|m| ctx.err(s.span(), "interface.address6", format!("{m}; expected e.g. \"fd00:250::1/64\"")))?;
+            let p: Prefix = s.get_ref().parse().map_err(|m| {
+                ctx.err(
+                    s.span(),
+                    "interface.address6",
+                    format!("{m}; expected e.g. \"fd00:250::1/64\""),
+                )
+            })?;
             let IpAddr::V6(a6) = p.addr else {
-                return Err(ctx.err(s.span(), "interface.address6", "must be an IPv6 address with prefix, e.g. \"fd00:250::1/64\""));
+                return Err(ctx.err(
+                    s.span(),
+                    "interface.address6",
+                    "must be an IPv6 address with prefix, e.g. \"fd00:250::1/64\"",
+                ));
             };
             if !s.get_ref().contains('/') || p.len == 0 || p.len > 127 {
                 return Err(ctx.err(s.span(), "interface.address6", "needs a prefix length from 1 to 127 shared by all nodes, e.g. \"fd00:250::1/64\""));
             }
-            if a6.is_multicast() || a6.is_unicast_link_local() || a6.is_loopback() || a6.is_unspecified() {
+            if a6.is_multicast()
+                || a6.is_unicast_link_local()
+                || a6.is_loopback()
+                || a6.is_unspecified()
+            {
                 return Err(ctx.err(s.span(), "interface.address6", "must be a unicast address outside fe80::/10 (the relay derives the link-local address itself), e.g. \"fd00:250::1/64\""));
             }
             Some((a6, p.len))
@@ -432,7 +500,14 @@ fn validate_interface(ctx: &Ctx, raw: Spanned<RawInterface>) -> Result<Interface
             Some(v as u32)
         }
     };
-    Ok(InterfaceConfig { name, mode, address, prefix_len: p.len, address6, mtu })
+    Ok(InterfaceConfig {
+        name,
+        mode,
+        address,
+        prefix_len: p.len,
+        address6,
+        mtu,
+    })
 }
 
 fn validate_allow(ctx: &Ctx, raw: Option<Spanned<RawAllow>>) -> Result<AllowList, ConfigError> {
@@ -446,7 +521,15 @@ fn validate_allow(ctx: &Ctx, raw: Option<Spanned<RawAllow>>) -> Result<AllowList
     for p in &raw.presets {
         let preset = Preset::from_name(p.get_ref()).ok_or_else(|| {
             let names: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
-            ctx.err(p.span(), "allow.presets", format!("unknown preset `{}`; expected one of {}", p.get_ref(), names.join(", ")))
+            ctx.err(
+                p.span(),
+                "allow.presets",
+                format!(
+                    "unknown preset `{}`; expected one of {}",
+                    p.get_ref(),
+                    names.join(", ")
+                ),
+            )
         })?;
         if !rules.iter().any(|r: &Rule| r.label == preset.name()) {
             rules.push(preset.rule());
@@ -465,19 +548,34 @@ fn validate_rule(ctx: &Ctx, raw: RawRule, n: usize) -> Result<Rule, ConfigError>
     let ps = raw.protocol.span();
     let proto = match raw.protocol.into_inner() {
         RawScalar::Text(s) => parse_protocol(&s),
-        RawScalar::Int(i) => u8::try_from(i).map_err(|_| format!("protocol number {i} is out of range 0-255")),
+        RawScalar::Int(i) => {
+            u8::try_from(i).map_err(|_| format!("protocol number {i} is out of range 0-255"))
+        }
     }
     .map_err(|m| ctx.err(ps.clone(), "allow.rule.protocol", m))?;
     let mut ports = Vec::new();
     for p in &raw.ports {
         if proto != PROTO_UDP && proto != PROTO_TCP {
-            return Err(ctx.err(p.span(), "allow.rule.ports", "ports only apply to protocol \"udp\" or \"tcp\""));
+            return Err(ctx.err(
+                p.span(),
+                "allow.rule.ports",
+                "ports only apply to protocol \"udp\" or \"tcp\"",
+            ));
         }
-        let bad = |v: &str| ctx.err(p.span(), "allow.rule.ports", format!("`{v}` is not a port; expected a number 1-65535 or a range \"5404-5405\""));
+        let bad = |v: &str| {
+            ctx.err(
+                p.span(),
+                "allow.rule.ports",
+                format!("`{v}` is not a port; expected a number 1-65535 or a range \"5404-5405\""),
+            )
+        };
         let port = |s: &str| s.trim().parse::<u16>().ok().filter(|p| *p > 0);
         let range = match p.get_ref() {
             RawScalar::Int(i) => {
-                let v = u16::try_from(*i).ok().filter(|p| *p > 0).ok_or_else(|| bad(&i.to_string()))?;
+                let v = u16::try_from(*i)
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| bad(&i.to_string()))?;
                 (v, v)
             }
             RawScalar::Text(s) => match s.split_once('-') {
@@ -498,15 +596,25 @@ fn validate_rule(ctx: &Ctx, raw: RawRule, n: usize) -> Result<Rule, ConfigError>
         Some(list) => {
             let mut d = Destinations::default();
             for e in list {
-                d.add(e.get_ref()).map_err(|m| ctx.err(e.span(), "allow.rule.destinations", m))?;
+                d.add(e.get_ref())
+                    .map_err(|m| ctx.err(e.span(), "allow.rule.destinations", m))?;
             }
             if list.is_empty() {
-                return Err(ctx.err(ps, "allow.rule.destinations", "is empty, so the rule allows nothing; leave it out to allow every destination"));
+                return Err(ctx.err(
+                    ps,
+                    "allow.rule.destinations",
+                    "is empty, so the rule allows nothing; leave it out to allow every destination",
+                ));
             }
             d
         }
     };
-    Ok(Rule { label: format!("rule {n}"), proto, ports, dests })
+    Ok(Rule {
+        label: format!("rule {n}"),
+        proto,
+        ports,
+        dests,
+    })
 }
 
 fn validate_peers(
@@ -520,7 +628,10 @@ fn validate_peers(
         return Err(ctx.err(ctx.text.len()..ctx.text.len(), "peer", "no [[peer]] configured; add one [[peer]] table (name, endpoint, address) for every other node of the cluster"));
     }
     let mut peers: Vec<PeerConfig> = Vec::new();
-    let subnet = Prefix { addr: IpAddr::V4(iface.address), len: iface.prefix_len };
+    let subnet = Prefix {
+        addr: IpAddr::V4(iface.address),
+        len: iface.prefix_len,
+    };
     for rp in raw {
         let rp = rp.into_inner();
         let name = rp.name.get_ref().trim().to_string();
@@ -528,9 +639,14 @@ fn validate_peers(
             return Err(ctx.err(rp.name.span(), "peer.name", "must not be empty"));
         }
         if name == node_name || peers.iter().any(|p| p.name == name) {
-            return Err(ctx.err(rp.name.span(), "peer.name", format!("`{name}` is used twice (node and peer names must be unique)")));
+            return Err(ctx.err(
+                rp.name.span(),
+                "peer.name",
+                format!("`{name}` is used twice (node and peer names must be unique)"),
+            ));
         }
-        let endpoint = parse_endpoint(rp.endpoint.get_ref()).map_err(|m| ctx.err(rp.endpoint.span(), "peer.endpoint", m))?;
+        let endpoint = parse_endpoint(rp.endpoint.get_ref())
+            .map_err(|m| ctx.err(rp.endpoint.span(), "peer.endpoint", m))?;
         if let Endpoint::Addr(a) = &endpoint {
             if a.is_ipv6() && listen.is_ipv4() {
                 return Err(ctx.err(rp.endpoint.span(), "peer.endpoint", format!("peer `{name}` has an IPv6 endpoint but node.listen is IPv4; set `listen = \"[::]:{}\"`", listen.port())));
@@ -559,19 +675,36 @@ fn validate_peers(
                     ctx.err(s.span(), "peer.address6", format!("`{}` is not an IPv6 address; expected the peer's overlay IPv6 address without prefix, e.g. \"fd00:250::2\"", s.get_ref()))
                 })?;
                 let Some((own, len)) = iface.address6 else {
-                    return Err(ctx.err(s.span(), "peer.address6", "set [interface] address6 on this node too, or remove the peer's address6"));
+                    return Err(ctx.err(
+                        s.span(),
+                        "peer.address6",
+                        "set [interface] address6 on this node too, or remove the peer's address6",
+                    ));
                 };
                 let mask = mask_v6(len);
                 if u128::from(a) & mask != u128::from(own) & mask {
-                    return Err(ctx.err(s.span(), "peer.address6", format!("{a} is not in this node's overlay prefix {own}/{len}")));
+                    return Err(ctx.err(
+                        s.span(),
+                        "peer.address6",
+                        format!("{a} is not in this node's overlay prefix {own}/{len}"),
+                    ));
                 }
                 if a == own || peers.iter().any(|p| p.address6 == Some(a)) {
-                    return Err(ctx.err(s.span(), "peer.address6", format!("{a} is already used by this node or another peer")));
+                    return Err(ctx.err(
+                        s.span(),
+                        "peer.address6",
+                        format!("{a} is already used by this node or another peer"),
+                    ));
                 }
                 Some(a)
             }
         };
-        peers.push(PeerConfig { name, endpoint, address, address6 });
+        peers.push(PeerConfig {
+            name,
+            endpoint,
+            address,
+            address6,
+        });
     }
     Ok(peers)
 }
@@ -582,13 +715,24 @@ pub fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(Endpoint::Addr(a));
     }
-    let bare = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(s);
+    let bare = s
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .unwrap_or(s);
     if let Ok(ip) = bare.parse::<IpAddr>() {
         return Ok(Endpoint::Addr(SocketAddr::new(ip, DEFAULT_PORT)));
     }
-    let hint = format!("`{s}` is not host:port; expected e.g. \"203.0.113.12:{DEFAULT_PORT}\", \"[2001:db8::2]:{DEFAULT_PORT}\" or \"node2.example.net:{DEFAULT_PORT}\"");
+    let hint = format!(
+        "`{s}` is not host:port; expected e.g. \"203.0.113.12:{DEFAULT_PORT}\", \"[2001:db8::2]:{DEFAULT_PORT}\" or \"node2.example.net:{DEFAULT_PORT}\""
+    );
     let (host, port) = match s.rsplit_once(':') {
-        Some((h, p)) => (h, p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| hint.clone())?),
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| hint.clone())?,
+        ),
         None => (s, DEFAULT_PORT),
     };
     let valid_host = !host.is_empty()
@@ -598,12 +742,17 @@ pub fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         });
     if !valid_host {
         return Err(hint);
     }
-    Ok(Endpoint::Name { host: host.to_string(), port })
+    Ok(Endpoint::Name {
+        host: host.to_string(),
+        port,
+    })
 }
 
 #[cfg(test)]
@@ -654,7 +803,10 @@ address = "10.250.0.3"
     }
 
     fn with(from: &str, to: &str) -> String {
-        assert!(GOOD.contains(from), "test edits text that is not there: {from}");
+        assert!(
+            GOOD.contains(from),
+            "test edits text that is not there: {from}"
+        );
         GOOD.replacen(from, to, 1)
     }
 
@@ -663,16 +815,28 @@ address = "10.250.0.3"
         let c = parse(GOOD).expect("valid");
         assert_eq!(c.node.name, "h1");
         assert_eq!(c.node.listen, "0.0.0.0:7112".parse().expect("addr"));
-        assert_eq!(c.node.key_file.as_deref(), Some(Path::new("/etc/mcast-relay/key")));
+        assert_eq!(
+            c.node.key_file.as_deref(),
+            Some(Path::new("/etc/mcast-relay/key"))
+        );
         assert!(!c.node.insecure);
         assert_eq!(c.node.max_clock_skew, Duration::from_secs(10));
         assert_eq!(c.interface.prefix_len, 24);
         assert_eq!(c.interface.broadcast(), Ipv4Addr::new(10, 250, 0, 255));
-        assert_eq!(c.interface.address6, Some(("fd00:250::1".parse().expect("ip"), 64)));
+        assert_eq!(
+            c.interface.address6,
+            Some(("fd00:250::1".parse().expect("ip"), 64))
+        );
         assert_eq!(c.allow.rules().len(), 3);
         assert_eq!(c.allow.rules()[2].ports, vec![(9000, 9000), (9100, 9101)]);
         assert_eq!(c.peers.len(), 2);
-        assert_eq!(c.peers[1].endpoint, Endpoint::Name { host: "node3.example.net".into(), port: 7112 });
+        assert_eq!(
+            c.peers[1].endpoint,
+            Endpoint::Name {
+                host: "node3.example.net".into(),
+                port: 7112
+            }
+        );
     }
 
     #[test]
@@ -681,9 +845,16 @@ address = "10.250.0.3"
         assert_eq!((e.line, e.column), (4, 1));
         assert_eq!(e.key, "node.lisen");
         assert!(e.message.contains("unknown field `lisen`"), "{}", e.message);
-        assert!(e.message.contains("`listen`"), "suggests the right key: {}", e.message);
+        assert!(
+            e.message.contains("`listen`"),
+            "suggests the right key: {}",
+            e.message
+        );
         let shown = e.to_string();
-        assert!(shown.starts_with("/etc/mcast-relay/test.toml:4:1: node.lisen: "), "{shown}");
+        assert!(
+            shown.starts_with("/etc/mcast-relay/test.toml:4:1: node.lisen: "),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -695,10 +866,17 @@ address = "10.250.0.3"
 
     #[test]
     fn semantic_errors_point_at_the_value() {
-        let e = err(&with("address = \"10.250.0.3\"", "address = \"10.251.0.3\""));
+        let e = err(&with(
+            "address = \"10.250.0.3\"",
+            "address = \"10.251.0.3\"",
+        ));
         assert_eq!(e.key, "peer.address");
         assert!(e.message.contains("10.250.0.0/24"), "{}", e.message);
-        let line = GOOD.lines().position(|l| l.contains("10.250.0.3")).expect("line") + 1;
+        let line = GOOD
+            .lines()
+            .position(|l| l.contains("10.250.0.3"))
+            .expect("line")
+            + 1;
         assert_eq!(e.line, line);
         assert_eq!(e.column, 11);
     }
@@ -706,30 +884,106 @@ address = "10.250.0.3"
     #[test]
     fn rejects_bad_values() {
         let cases: &[(&str, &str, &str)] = &[
-            ("address = \"10.250.0.1/24\"", "address = \"10.250.0.1\"", "interface.address"),
-            ("address = \"10.250.0.1/24\"", "address = \"10.250.0.0/24\"", "interface.address"),
-            ("address = \"10.250.0.1/24\"", "address = \"fd00::1/64\"", "interface.address"),
-            ("address6 = \"fd00:250::1/64\"", "address6 = \"fe80::1/64\"", "interface.address6"),
+            (
+                "address = \"10.250.0.1/24\"",
+                "address = \"10.250.0.1\"",
+                "interface.address",
+            ),
+            (
+                "address = \"10.250.0.1/24\"",
+                "address = \"10.250.0.0/24\"",
+                "interface.address",
+            ),
+            (
+                "address = \"10.250.0.1/24\"",
+                "address = \"fd00::1/64\"",
+                "interface.address",
+            ),
+            (
+                "address6 = \"fd00:250::1/64\"",
+                "address6 = \"fe80::1/64\"",
+                "interface.address6",
+            ),
             ("mode = \"tun\"", "mode = \"tunnel\"", "interface.mode"),
             ("mode = \"tun\"", "mode = \"tap\"", "interface.mode"),
-            ("name = \"mcast0\"", "name = \"a-very-long-interface\"", "interface.name"),
-            ("presets = [\"vrrp\", \"heartbeat\"]", "presets = [\"vrrp\", \"hearbeat\"]", "allow.presets"),
-            ("protocol = \"udp\"", "protocol = \"gre\"", "allow.rule.protocol"),
-            ("ports = [9000, \"9100-9101\"]", "ports = [0]", "allow.rule.ports"),
-            ("ports = [9000, \"9100-9101\"]", "ports = [\"9-2\"]", "allow.rule.ports"),
-            ("destinations = [\"225.0.0.1\", \"broadcast\"]", "destinations = [\"10.0.0.1\"]", "allow.rule.destinations"),
+            (
+                "name = \"mcast0\"",
+                "name = \"a-very-long-interface\"",
+                "interface.name",
+            ),
+            (
+                "presets = [\"vrrp\", \"heartbeat\"]",
+                "presets = [\"vrrp\", \"hearbeat\"]",
+                "allow.presets",
+            ),
+            (
+                "protocol = \"udp\"",
+                "protocol = \"gre\"",
+                "allow.rule.protocol",
+            ),
+            (
+                "ports = [9000, \"9100-9101\"]",
+                "ports = [0]",
+                "allow.rule.ports",
+            ),
+            (
+                "ports = [9000, \"9100-9101\"]",
+                "ports = [\"9-2\"]",
+                "allow.rule.ports",
+            ),
+            (
+                "destinations = [\"225.0.0.1\", \"broadcast\"]",
+                "destinations = [\"10.0.0.1\"]",
+                "allow.rule.destinations",
+            ),
             ("name = \"h2\"", "name = \"h1\"", "peer.name"),
             ("name = \"h3\"", "name = \"h2\"", "peer.name"),
-            ("endpoint = \"192.0.2.2:7112\"", "endpoint = \"2001:db8::2:7112\"", "peer.endpoint"),
-            ("endpoint = \"192.0.2.2:7112\"", "endpoint = \"[2001:db8::2]:7112\"", "peer.endpoint"),
-            ("endpoint = \"192.0.2.2:7112\"", "endpoint = \"bad host:1\"", "peer.endpoint"),
-            ("address = \"10.250.0.3\"", "address = \"10.250.0.2\"", "peer.address"),
-            ("address = \"10.250.0.3\"", "address = \"10.250.0.255\"", "peer.address"),
-            ("address6 = \"fd00:250::2\"", "address6 = \"fd00:251::2\"", "peer.address6"),
-            ("listen = \"0.0.0.0:7112\"", "listen = \"everywhere\"", "node.listen"),
-            ("key_file = \"/etc/mcast-relay/key\"", "key_file = \"/k\"\ninsecure = true", "node.key_file"),
+            (
+                "endpoint = \"192.0.2.2:7112\"",
+                "endpoint = \"2001:db8::2:7112\"",
+                "peer.endpoint",
+            ),
+            (
+                "endpoint = \"192.0.2.2:7112\"",
+                "endpoint = \"[2001:db8::2]:7112\"",
+                "peer.endpoint",
+            ),
+            (
+                "endpoint = \"192.0.2.2:7112\"",
+                "endpoint = \"bad host:1\"",
+                "peer.endpoint",
+            ),
+            (
+                "address = \"10.250.0.3\"",
+                "address = \"10.250.0.2\"",
+                "peer.address",
+            ),
+            (
+                "address = \"10.250.0.3\"",
+                "address = \"10.250.0.255\"",
+                "peer.address",
+            ),
+            (
+                "address6 = \"fd00:250::2\"",
+                "address6 = \"fd00:251::2\"",
+                "peer.address6",
+            ),
+            (
+                "listen = \"0.0.0.0:7112\"",
+                "listen = \"everywhere\"",
+                "node.listen",
+            ),
+            (
+                "key_file = \"/etc/mcast-relay/key\"",
+                "key_file = \"/k\"\ninsecure = true",
+                "node.key_file",
+            ),
             ("key_file = \"/etc/mcast-relay/key\"", "", "node.key_file"),
-            ("listen = \"0.0.0.0:7112\"", "max_clock_skew = -1", "node.max_clock_skew"),
+            (
+                "listen = \"0.0.0.0:7112\"",
+                "max_clock_skew = -1",
+                "node.max_clock_skew",
+            ),
         ];
         for (from, to, key) in cases {
             let e = err(&with(from, to));
@@ -742,12 +996,24 @@ address = "10.250.0.3"
     #[test]
     fn missing_sections_and_empty_allow() {
         // The custom rule alone still permits something.
-        let c = parse(&with("[allow]\npresets = [\"vrrp\", \"heartbeat\"]", "[allow]\npresets = []"))
-            .expect("a custom rule is enough");
+        let c = parse(&with(
+            "[allow]\npresets = [\"vrrp\", \"heartbeat\"]",
+            "[allow]\npresets = []",
+        ))
+        .expect("a custom rule is enough");
         assert_eq!(c.allow.rules().len(), 1);
-        let no_rules = GOOD.split("[[allow.rule]]").next().expect("head").to_string();
-        let peers = GOOD.split("[[peer]]").skip(1).map(|p| format!("[[peer]]{p}")).collect::<String>();
-        let empty_allow = no_rules.replace("presets = [\"vrrp\", \"heartbeat\"]", "presets = []") + &peers;
+        let no_rules = GOOD
+            .split("[[allow.rule]]")
+            .next()
+            .expect("head")
+            .to_string();
+        let peers = GOOD
+            .split("[[peer]]")
+            .skip(1)
+            .map(|p| format!("[[peer]]{p}"))
+            .collect::<String>();
+        let empty_allow =
+            no_rules.replace("presets = [\"vrrp\", \"heartbeat\"]", "presets = []") + &peers;
         let e = err(&empty_allow);
         assert_eq!(e.key, "allow");
         assert!(e.message.contains("presets"), "{e}");
@@ -773,20 +1039,36 @@ address = "10.250.0.2"
 "#;
         // An IPv6 endpoint needs an IPv6 listen socket...
         assert_eq!(err(text).key, "peer.endpoint");
-        let c = parse(&text.replace("insecure = true", "insecure = true\nlisten = \"[::]:7112\"")).expect("valid");
+        let c = parse(&text.replace("insecure = true", "insecure = true\nlisten = \"[::]:7112\""))
+            .expect("valid");
         assert!(c.node.insecure);
         assert_eq!(c.node.key_file, None);
         assert_eq!(c.interface.name, "mcast0");
         assert_eq!(c.interface.mode, Mode::Tun);
-        assert_eq!(c.peers[0].endpoint, Endpoint::Addr("[2001:db8::2]:7112".parse().expect("addr")));
+        assert_eq!(
+            c.peers[0].endpoint,
+            Endpoint::Addr("[2001:db8::2]:7112".parse().expect("addr"))
+        );
         assert!(!c.node.name.is_empty(), "defaults to the hostname");
     }
 
     #[test]
     fn endpoints() {
-        assert_eq!(parse_endpoint("1.2.3.4"), Ok(Endpoint::Addr("1.2.3.4:7112".parse().expect("a"))));
-        assert_eq!(parse_endpoint("[::1]:9"), Ok(Endpoint::Addr("[::1]:9".parse().expect("a"))));
-        assert_eq!(parse_endpoint("h-2.lan:99"), Ok(Endpoint::Name { host: "h-2.lan".into(), port: 99 }));
+        assert_eq!(
+            parse_endpoint("1.2.3.4"),
+            Ok(Endpoint::Addr("1.2.3.4:7112".parse().expect("a")))
+        );
+        assert_eq!(
+            parse_endpoint("[::1]:9"),
+            Ok(Endpoint::Addr("[::1]:9".parse().expect("a")))
+        );
+        assert_eq!(
+            parse_endpoint("h-2.lan:99"),
+            Ok(Endpoint::Name {
+                host: "h-2.lan".into(),
+                port: 99
+            })
+        );
         assert!(parse_endpoint("host:0").is_err());
         assert!(parse_endpoint("-bad").is_err());
         assert!(parse_endpoint("").is_err());
