@@ -109,6 +109,67 @@ impl DropReason {
         self as usize
     }
 
+    /// What the drop usually means and what to check, for the operator.
+    pub fn explain(self) -> &'static str {
+        match self {
+            DropReason::Malformed => {
+                "a datagram that is not mcast-relay wire format reached the relay port"
+            }
+            DropReason::UnknownVersion => {
+                "a relay speaking another wire version; run the same mcast-relay version on every node"
+            }
+            DropReason::UnknownSender => {
+                "the sender is not a configured [[peer]] (its overlay address is unknown here)"
+            }
+            DropReason::ModeMismatch => {
+                "one node has `insecure = true` and another has a key_file; configure every node the same way"
+            }
+            DropReason::ClockSkew => {
+                "the sender's clock differs from ours by more than node.max_clock_skew (or an old datagram was replayed); check NTP on both hosts"
+            }
+            DropReason::StaleEpoch => {
+                "a datagram from a previous run of the sender (replayed), or a sender whose clock runs ahead"
+            }
+            DropReason::Replay => "a datagram seen before (replayed or duplicated by the network)",
+            DropReason::BadAuth => {
+                "authentication failed: forged or corrupted, or the sender uses a different key file"
+            }
+            DropReason::BadInner => "an authenticated datagram whose inner packet is not valid IP",
+            DropReason::WrongSource => {
+                "a peer sent a packet with a source that is not its own overlay address"
+            }
+            DropReason::Disallowed => {
+                "a peer sent a packet that [allow] does not permit here, or unicast for another node"
+            }
+            DropReason::WrongEndpoint => {
+                "insecure mode: a datagram naming a peer came from another address than that peer's endpoint"
+            }
+            DropReason::KernelNoise => {
+                "the kernel's own IGMP/MLD/ICMPv6 traffic on the interface (normal)"
+            }
+            DropReason::LocalMalformed => "the interface delivered a packet that is not valid IP",
+            DropReason::LocalForeignSource => {
+                "a local packet whose source is not this node's overlay address"
+            }
+            DropReason::NoRoute => {
+                "a local unicast packet to an address that is no peer's overlay address"
+            }
+            DropReason::LocalDisallowed => {
+                "a local packet that [allow] does not permit (add a preset or rule if it is wanted)"
+            }
+            DropReason::TooBig => {
+                "a local packet too large for one datagram; lower the tool's packet size"
+            }
+            DropReason::PeerUnresolved => "a peer's endpoint name has not resolved yet",
+            DropReason::SendFailed => {
+                "the kernel refused to send to a peer (no route, firewall, buffer full)"
+            }
+            DropReason::InjectFailed => {
+                "the kernel refused the write into the interface (is it down?)"
+            }
+        }
+    }
+
     /// Expected in normal operation; not worth a warning.
     pub fn is_benign(self) -> bool {
         matches!(self, DropReason::KernelNoise)

@@ -7,9 +7,13 @@
 //! parts; the daemon wraps it with a tun device and a UDP socket.
 
 pub mod allow;
+pub mod check;
 pub mod config;
 pub mod counters;
 pub mod crypto;
+pub mod daemon;
+pub mod keyfile;
+pub mod net;
 pub mod overlay;
 pub mod packet;
 pub mod relay;

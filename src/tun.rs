@@ -171,6 +171,16 @@ impl Tun {
         &self.name
     }
 
+    /// Registers the device with the tokio reactor for read readiness.
+    pub fn into_async(self) -> io::Result<tokio::io::unix::AsyncFd<Tun>> {
+        // SAFETY: Tun owns its File, so the descriptor stays open and the
+        // same for as long as the AsyncFd (which owns the Tun) lives.
+        unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(self, tokio::io::Interest::READABLE)
+        }
+        .map_err(io::Error::from)
+    }
+
     fn configure(&self, spec: &TunSpec) -> io::Result<()> {
         let ctl = Ctl::new(libc::AF_INET).map_err(|e| ctx("opening a control socket", e))?;
         let name = &spec.name;

@@ -1,0 +1,432 @@
+//! The running relay: sets up the interface and socket, then one event loop
+//! moves packets between them through the sans-IO core, handles signals,
+//! endpoint updates and periodic drop summaries.
+//!
+//! One thread is plenty for heartbeat traffic and keeps the packet path
+//! free of locks and channel hops: the loop owns the core, the buffers
+//! (allocated once) and both file descriptors.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::io::unix::AsyncFd;
+use tokio::net::UdpSocket;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use crate::config::{Config, Endpoint};
+use crate::counters::{DropCounters, DropReason};
+use crate::keyfile;
+use crate::net::{self, EndpointUpdate};
+use crate::relay::{
+    Inbound, NodeAddrs, OVERHEAD, Outbound, PeerSpec, Relay, RelayParams, Security, Target,
+};
+use crate::tun::{self, Tun, TunSpec};
+
+/// Packets handled per readiness event before the loop looks at the other
+/// source, so neither direction can starve the other.
+const BATCH: usize = 64;
+/// Largest IP packet.
+const MAX_PACKET: usize = 65_535;
+/// How often drop counts are summarised in the log.
+const REPORT_EVERY: Duration = Duration::from_secs(60);
+/// IPv4/IPv6 + UDP header bytes in front of every datagram on the underlay.
+const UNDERLAY_V4: u32 = 20 + 8;
+const UNDERLAY_V6: u32 = 40 + 8;
+const FALLBACK_UNDERLAY_MTU: u32 = 1500;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Runs the relay until SIGTERM or SIGINT.
+pub fn run(cfg: Config) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the event loop: {e}"))?;
+    rt.block_on(run_async(cfg))
+}
+
+/// The interface MTU: configured, or the smallest route MTU towards the
+/// peers minus what the relay adds, so no datagram is fragmented.
+fn choose_mtu(cfg: &Config, endpoints: &[Option<SocketAddr>]) -> u32 {
+    let overhead = |a: &SocketAddr| if a.is_ipv4() { UNDERLAY_V4 } else { UNDERLAY_V6 } + OVERHEAD as u32;
+    let fitting = endpoints
+        .iter()
+        .flatten()
+        .filter_map(|ep| match tun::route_mtu(*ep) {
+            Ok(m) => Some(m.saturating_sub(overhead(ep))),
+            Err(e) => {
+                tracing::debug!(endpoint = %ep, error = %e, "no route MTU");
+                None
+            }
+        })
+        .min();
+    let fallback = FALLBACK_UNDERLAY_MTU - UNDERLAY_V4 - OVERHEAD as u32;
+    let computed = fitting.unwrap_or(fallback);
+    let min = if cfg.interface.address6.is_some() {
+        1280
+    } else {
+        576
+    };
+    match cfg.interface.mtu {
+        Some(m) => {
+            if fitting.is_some_and(|f| m > f) {
+                tracing::warn!(
+                    mtu = m,
+                    fits = computed,
+                    "interface.mtu is larger than what fits in one underlay packet: large packets will be fragmented on the way, and cloud networks often drop fragments"
+                );
+            }
+            m
+        }
+        None if computed < min => {
+            tracing::warn!(
+                computed,
+                min,
+                "the underlay MTU leaves less than {min} bytes; using {min}, packets may be fragmented"
+            );
+            min
+        }
+        None => computed,
+    }
+}
+
+/// Rate-limited reporting: the first drop of each reason in a window is
+/// logged with what it means; the rest are summed up when the window ends.
+struct DropLog {
+    warned: [bool; DropReason::ALL.len()],
+    at_last_report: DropCounters,
+}
+
+impl DropLog {
+    fn new() -> Self {
+        DropLog {
+            warned: [false; DropReason::ALL.len()],
+            at_last_report: DropCounters::default(),
+        }
+    }
+
+    fn note(&mut self, r: DropReason, from: Option<SocketAddr>) {
+        let i = DropReason::ALL.iter().position(|x| *x == r).unwrap_or(0);
+        if r.is_benign() || self.warned[i] {
+            return;
+        }
+        self.warned[i] = true;
+        match from {
+            Some(from) => {
+                tracing::warn!(reason = %r, %from, "dropped a datagram: {}; further drops of this kind are summarised every {}s", r.explain(), REPORT_EVERY.as_secs())
+            }
+            None => {
+                tracing::warn!(reason = %r, "dropped a packet: {}; further drops of this kind are summarised every {}s", r.explain(), REPORT_EVERY.as_secs())
+            }
+        }
+    }
+
+    fn report(&mut self, now: &DropCounters) {
+        let grown: Vec<String> = now
+            .grown_since(&self.at_last_report)
+            .filter(|(r, _)| !r.is_benign())
+            .map(|(r, n)| format!("{r}={n}"))
+            .collect();
+        if !grown.is_empty() {
+            tracing::warn!(
+                "dropped in the last {}s: {}",
+                REPORT_EVERY.as_secs(),
+                grown.join(" ")
+            );
+        }
+        self.at_last_report = now.clone();
+        self.warned = [false; DropReason::ALL.len()];
+    }
+}
+
+/// Per-peer send failures, warned about at most once a window each.
+struct SendLog {
+    last_warn: Vec<Option<Instant>>,
+}
+
+impl SendLog {
+    fn failed(&mut self, relay: &Relay, peer: usize, to: SocketAddr, e: &io::Error) {
+        let now = Instant::now();
+        let slot = &mut self.last_warn[peer];
+        if slot.is_some_and(|t| now.duration_since(t) < REPORT_EVERY) {
+            return;
+        }
+        *slot = Some(now);
+        tracing::warn!(peer = %relay.peer_name(peer), endpoint = %to, error = %e, "cannot send to peer; other peers are unaffected");
+    }
+}
+
+/// The two file descriptors; borrowed immutably while waiting on both.
+struct Io {
+    tun: AsyncFd<Tun>,
+    sock: UdpSocket,
+}
+
+/// Everything the packet path mutates, owned by the loop.
+struct State {
+    relay: Relay,
+    tun_buf: Vec<u8>,
+    out_buf: Vec<u8>,
+    net_buf: Vec<u8>,
+    drops: DropLog,
+    sends: SendLog,
+    inject_warned: Option<Instant>,
+}
+
+impl State {
+    fn on_tun_packet(&mut self, n: usize, sock: &UdpSocket) {
+        match self
+            .relay
+            .from_tun(&self.tun_buf[..n], now_ms(), &mut self.out_buf)
+        {
+            Outbound::Send { len, target } => self.send(len, target, sock),
+            Outbound::Drop(r) => self.drops.note(r, None),
+        }
+    }
+
+    /// One sealed datagram, the same bytes to each target peer.
+    fn send(&mut self, len: usize, target: Target, sock: &UdpSocket) {
+        let (first, end) = match target {
+            Target::All => (0, self.relay.peer_count()),
+            Target::Peer(i) => (i, i + 1),
+        };
+        for i in first..end {
+            let Some(ep) = self.relay.endpoint(i) else {
+                self.relay.count_drop(DropReason::PeerUnresolved);
+                continue;
+            };
+            match sock.try_send_to(&self.out_buf[..len], ep) {
+                Ok(_) => self.relay.count_sent(),
+                Err(e) => {
+                    self.relay.count_drop(DropReason::SendFailed);
+                    self.sends.failed(&self.relay, i, ep, &e);
+                }
+            }
+        }
+    }
+
+    fn on_datagram(&mut self, n: usize, from: SocketAddr, tun: &Tun) {
+        let from = net::canonical(from);
+        match self.relay.from_net(&mut self.net_buf[..n], from, now_ms()) {
+            Inbound::Inject { start, len, .. } => {
+                if let Err(e) = tun.write(&self.net_buf[start..start + len]) {
+                    self.relay.count_drop(DropReason::InjectFailed);
+                    let now = Instant::now();
+                    if self
+                        .inject_warned
+                        .is_none_or(|t| now.duration_since(t) >= REPORT_EVERY)
+                    {
+                        self.inject_warned = Some(now);
+                        tracing::warn!(interface = %tun.name(), error = %e, "cannot write into the interface (is it down? `ip link set {} up`)", tun.name());
+                    }
+                }
+            }
+            Inbound::Drop(r) => self.drops.note(r, Some(from)),
+        }
+    }
+
+    /// Drains the tun; an error other than "nothing queued" is fatal: the
+    /// device is gone and a restart (by systemd) will recreate it.
+    fn tun_ready(
+        &mut self,
+        io: &Io,
+        mut guard: tokio::io::unix::AsyncFdReadyGuard<'_, Tun>,
+    ) -> Result<(), String> {
+        for _ in 0..BATCH {
+            let buf = &mut self.tun_buf;
+            match guard.try_io(|t| t.get_ref().read(buf)) {
+                Ok(Ok(n)) => self.on_tun_packet(n, &io.sock),
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(Err(e)) => return Err(format!("reading from the interface failed: {e}")),
+                Err(_would_block) => break,
+            }
+        }
+        Ok(())
+    }
+
+    fn sock_ready(&mut self, io: &Io) {
+        for _ in 0..BATCH {
+            match io.sock.try_recv_from(&mut self.net_buf) {
+                Ok((n, from)) => self.on_datagram(n, from, io.tun.get_ref()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // ICMP errors from earlier sends surface here; they concern
+                // one peer and must not stop the loop.
+                Err(e) => {
+                    tracing::debug!(error = %e, "receive error");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn run_async(cfg: Config) -> Result<(), String> {
+    let security = if cfg.node.insecure {
+        tracing::warn!(
+            "INSECURE MODE: insecure = true, datagrams are neither authenticated nor encrypted; anyone who can reach the relay port can inject heartbeats and steal the virtual IP. Use this in labs only."
+        );
+        Security::Insecure
+    } else {
+        let path = cfg.node.key_file.as_ref().ok_or("no key_file configured")?;
+        Security::Authenticated(keyfile::load(path)?)
+    };
+
+    let mut endpoints: Vec<Option<SocketAddr>> = cfg
+        .peers
+        .iter()
+        .map(|p| net::static_endpoint(&p.endpoint))
+        .collect();
+    // One quick attempt at names before sizing the MTU; later attempts run
+    // in the background and never hold up the others.
+    for (i, p) in cfg.peers.iter().enumerate() {
+        if let Endpoint::Name { host, port } = &p.endpoint {
+            let quick = tokio::time::timeout(
+                Duration::from_secs(2),
+                net::resolve(host, *port, cfg.node.listen),
+            );
+            if let Ok(Ok(a)) = quick.await {
+                endpoints[i] = Some(a);
+            }
+        }
+    }
+
+    let mtu = choose_mtu(&cfg, &endpoints);
+    let spec = TunSpec {
+        name: cfg.interface.name.clone(),
+        mtu,
+        address: cfg.interface.address,
+        prefix_len: cfg.interface.prefix_len,
+        broadcast: cfg.interface.broadcast(),
+        address6: cfg.interface.address6,
+    };
+    let tun = Tun::open(&spec).map_err(|e| e.to_string())?;
+    let tun = tun
+        .into_async()
+        .map_err(|e| format!("registering the interface: {e}"))?;
+    let sock = net::bind(cfg.node.listen).map_err(|e| e.to_string())?;
+    let sock = UdpSocket::from_std(sock).map_err(|e| format!("registering the UDP socket: {e}"))?;
+
+    let peers: Vec<PeerSpec> = cfg
+        .peers
+        .iter()
+        .map(|p| PeerSpec {
+            name: p.name.clone(),
+            addrs: NodeAddrs {
+                v4: p.address,
+                v6: p.address6,
+            },
+        })
+        .collect();
+    let mut relay = Relay::new(RelayParams {
+        local: NodeAddrs {
+            v4: cfg.interface.address,
+            v6: cfg.interface.address6.map(|(a, _)| a),
+        },
+        prefix_len: cfg.interface.prefix_len,
+        peers,
+        allow: cfg.allow.clone(),
+        security,
+        epoch: now_ns(),
+        max_clock_skew_ms: cfg.node.max_clock_skew.as_millis() as u64,
+    });
+    for (i, ep) in endpoints.iter().enumerate() {
+        relay.set_endpoint(i, *ep);
+    }
+
+    let (tx, mut updates) = mpsc::channel::<EndpointUpdate>(64);
+    for (i, p) in cfg.peers.iter().enumerate() {
+        if let Endpoint::Name { host, port } = &p.endpoint {
+            tokio::spawn(net::follow_name(
+                i,
+                p.name.clone(),
+                host.clone(),
+                *port,
+                cfg.node.listen,
+                cfg.node.resolve_interval,
+                tx.clone(),
+            ));
+        }
+    }
+    drop(tx);
+
+    let sig = |k: SignalKind| signal(k).map_err(|e| format!("installing signal handlers: {e}"));
+    let (mut term, mut int, mut hup) = (
+        sig(SignalKind::terminate())?,
+        sig(SignalKind::interrupt())?,
+        sig(SignalKind::hangup())?,
+    );
+    let mut report =
+        tokio::time::interval_at(tokio::time::Instant::now() + REPORT_EVERY, REPORT_EVERY);
+
+    let unresolved: Vec<&str> = (0..relay.peer_count())
+        .filter(|i| relay.endpoint(*i).is_none())
+        .map(|i| relay.peer_name(i))
+        .collect();
+    tracing::info!(
+        node = %cfg.node.name,
+        interface = %cfg.interface.name,
+        address = %format!("{}/{}", cfg.interface.address, cfg.interface.prefix_len),
+        mtu,
+        listen = %cfg.node.listen,
+        peers = relay.peer_count(),
+        allow = %cfg.allow,
+        "relay ready{}",
+        if unresolved.is_empty() { String::new() } else { format!(" (not yet resolved: {})", unresolved.join(", ")) }
+    );
+
+    let peer_count = relay.peer_count();
+    let io = Io { tun, sock };
+    let mut st = State {
+        relay,
+        tun_buf: vec![0u8; MAX_PACKET],
+        out_buf: vec![0u8; MAX_PACKET + OVERHEAD],
+        net_buf: vec![0u8; MAX_PACKET + OVERHEAD],
+        drops: DropLog::new(),
+        sends: SendLog {
+            last_warn: vec![None; peer_count],
+        },
+        inject_warned: None,
+    };
+
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!("SIGTERM received"); break; }
+            _ = int.recv() => { tracing::info!("SIGINT received"); break; }
+            _ = hup.recv() => {
+                tracing::warn!("SIGHUP received: live reload is not supported by this version; restart mcast-relay to apply configuration changes");
+            }
+            Some((i, addr)) = updates.recv() => st.relay.set_endpoint(i, Some(addr)),
+            _ = report.tick() => st.drops.report(&st.relay.counters().drops),
+            r = io.tun.readable() => {
+                let guard = r.map_err(|e| format!("waiting on the interface: {e}"))?;
+                st.tun_ready(&io, guard)?;
+            }
+            r = io.sock.readable() => {
+                r.map_err(|e| format!("waiting on the UDP socket: {e}"))?;
+                st.sock_ready(&io);
+            }
+        }
+    }
+    let c = st.relay.counters();
+    tracing::info!(
+        sealed = c.sealed,
+        sent = c.sent,
+        injected = c.injected,
+        dropped = c.drops.total(),
+        "stopped; interface {} stays in place (persistent), so the failover tool keeps running until the relay is back",
+        cfg.interface.name
+    );
+    Ok(())
+}
