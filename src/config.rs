@@ -1074,6 +1074,33 @@ address = "10.250.0.2"
         assert!(parse_endpoint("").is_err());
     }
 
+    /// Every relay configuration shipped in examples/ must stay valid.
+    #[test]
+    fn every_example_parses() {
+        fn tomls(dir: &Path, out: &mut Vec<PathBuf>) {
+            let entries = std::fs::read_dir(dir).expect("examples/ is readable");
+            for e in entries {
+                let p = e.expect("dir entry").path();
+                if p.is_dir() {
+                    tomls(&p, out);
+                } else if p.extension().is_some_and(|x| x == "toml") {
+                    out.push(p);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        tomls(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"), &mut files);
+        files.sort();
+        for f in &files {
+            if let Err(e) = Config::load(f) {
+                panic!("example does not parse: {e}");
+            }
+        }
+        let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        // mcast-relay.toml and one per tool: keepalived, heartbeat, corosync, spread.
+        assert_eq!(files.len(), 5, "examples found: {names:?}");
+    }
+
     #[test]
     fn syntax_error_has_a_place() {
         let e = err("[node\n");
