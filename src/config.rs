@@ -1089,7 +1089,10 @@ address = "10.250.0.2"
             }
         }
         let mut files = Vec::new();
-        tomls(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"), &mut files);
+        tomls(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples"),
+            &mut files,
+        );
         files.sort();
         for f in &files {
             if let Err(e) = Config::load(f) {
