@@ -1,0 +1,116 @@
+//! Stock heartbeat 3 in a lab host. heartbeat keeps its state in fixed
+//! paths (/etc/ha.d, /var/lib/heartbeat with a per-node uuid, /run) and
+//! names itself after `uname -n`, so each node runs in a private mount and
+//! UTS namespace with per-node copies bound over those paths.
+
+use std::fs;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{Lab, sh, wait_for};
+
+pub const PROGRAMS: &[(&str, &str)] = &[
+    ("/usr/libexec/heartbeat/heartbeat", "heartbeat"),
+    ("cl_status", "heartbeat"),
+];
+
+/// A heartbeat node: where its private /run is, to find its pid.
+pub struct Heartbeat {
+    pub host: usize,
+    run: PathBuf,
+}
+
+impl Lab {
+    /// Starts heartbeat on `host` with one communication `medium` line
+    /// (`mcast mcast0 225.0.0.1 694 1 0` or `bcast mcast0`).
+    pub fn start_heartbeat(&mut self, host: usize, medium: &str) -> Heartbeat {
+        super::require_programs(PROGRAMS);
+        let base = self.path(&format!("heartbeat{host}"));
+        let (etc, lib, run) = (base.join("etc"), base.join("lib"), base.join("run"));
+        for d in [&etc, &lib, &run] {
+            fs::create_dir_all(d).expect("cannot create heartbeat dirs");
+        }
+        // Copies keep the package's ownership (hacluster) and layout.
+        sh(&[
+            "cp",
+            "-a",
+            "/var/lib/heartbeat/.",
+            &lib.display().to_string(),
+        ]);
+        sh(&["cp", "-a", "/etc/ha.d/.", &etc.display().to_string()]);
+        let rundir = run.join("heartbeat");
+        for sub in ["ccm", "crm", "dopd"] {
+            fs::create_dir_all(rundir.join(sub)).expect("cannot create heartbeat run dirs");
+        }
+        sh(&[
+            "chown",
+            "-R",
+            "hacluster:haclient",
+            &rundir.display().to_string(),
+        ]);
+        sh(&["chmod", "-R", "750", &rundir.display().to_string()]);
+        let nodes: String = self.host_ids().map(|h| format!("node h{h}\n")).collect();
+        let ha_cf = format!(
+            "logfile /var/lib/heartbeat/ha-log\nkeepalive 1\ndeadtime 10\nwarntime 5\n\
+             initdead 12\nudpport 694\n{medium}\nauto_failback on\n{nodes}"
+        );
+        fs::write(etc.join("ha.cf"), ha_cf).expect("cannot write ha.cf");
+        fs::write(etc.join("haresources"), "").expect("cannot write haresources");
+        let authkeys = etc.join("authkeys");
+        fs::write(&authkeys, "auth 1\n1 sha1 lab-secret\n").expect("cannot write authkeys");
+        sh(&["chmod", "600", &authkeys.display().to_string()]);
+        let script = format!(
+            "mount --bind {run} /run && mount --bind {lib} /var/lib/heartbeat && \
+             mount --bind {etc} /etc/ha.d && hostname h{host} && \
+             exec /usr/libexec/heartbeat/heartbeat",
+            run = run.display(),
+            lib = lib.display(),
+            etc = etc.display(),
+        );
+        let log = self.path(&format!("heartbeat{host}.log"));
+        self.spawn(
+            host,
+            "heartbeat",
+            &[
+                "unshare",
+                "-m",
+                "-u",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                &script,
+            ],
+            &log,
+        );
+        Heartbeat { host, run }
+    }
+
+    /// What heartbeat on `hb`'s node says about node `other`
+    /// (`active`, `dead`, ...), asked with cl_status inside its namespaces.
+    pub fn heartbeat_status(&self, hb: &Heartbeat, other: usize) -> Option<String> {
+        let pid = fs::read_to_string(hb.run.join("heartbeat.pid")).ok()?;
+        let pid = pid.trim();
+        let out = self.try_exec(
+            hb.host,
+            &[
+                "nsenter",
+                "-t",
+                pid,
+                "-m",
+                "-u",
+                "cl_status",
+                "nodestatus",
+                &format!("h{other}"),
+            ],
+        );
+        Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// Waits until heartbeat's pid file exists (it daemonises).
+    pub fn heartbeat_started(&self, hb: &Heartbeat) {
+        wait_for("heartbeat pid file", Duration::from_secs(10), || {
+            hb.run.join("heartbeat.pid").exists().then_some(())
+        });
+    }
+}

@@ -1,0 +1,693 @@
+//! The lab every end-to-end test, the demo and the benchmark run in: N hosts
+//! (network namespaces `h1..hN`) whose `eth0` hangs off a bridge in a
+//! namespace `cloud` that, like a cloud network, drops every frame with a
+//! multicast or broadcast destination MAC except ARP and IPv6 neighbour
+//! discovery. Unicast between hosts works; nothing leaves the namespaces.
+//!
+//! Underlay: 10.77.0.i/24 and fd77::i/64 on eth0; the VIPs keepalived moves
+//! are 10.77.0.100 and fd77::100. Overlay (mcast0): 10.250.0.i/24 and
+//! fd00:250::i/64.
+//!
+//! Labs are serialised (a process-wide mutex and a flock), named uniquely
+//! and torn down on drop, including every process left in their
+//! namespaces, so a failing test cleans up after itself too.
+
+#![allow(dead_code)] // each target (test, demo, bench) uses a different part
+
+pub mod corosync;
+pub mod heartbeat;
+pub mod keepalived;
+pub mod vip;
+
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// The bridge's drop rule, in its own table so opening the bridge (for the
+/// native-multicast baseline) is one `delete table`.
+const CLOUD_RULES: &str = "table bridge mcast_relay_lab {
+  chain forward {
+    type filter hook forward priority 0; policy accept;
+    ether type arp accept
+    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept
+    ether daddr & 01:00:00:00:00:00 == 01:00:00:00:00:00 counter drop
+  }
+}
+";
+
+/// Every namespace a lab creates starts with this, followed by the pid of
+/// the process that owns it, so stale labs of dead processes can be swept.
+const NS_PREFIX: &str = "mrlab";
+const LOCK_FILE: &str = "/run/lock/mcast-relay-lab.lock";
+
+static IN_PROCESS: Mutex<()> = Mutex::new(());
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// The programs the lab needs, with the Debian package each comes from.
+pub const BASE_PROGRAMS: &[(&str, &str)] = &[
+    ("ip", "iproute2"),
+    ("nft", "nftables"),
+    ("unshare", "util-linux"),
+    ("nsenter", "util-linux"),
+];
+
+/// True when the caller may build a lab; otherwise prints a visible skip
+/// line (past the test harness's output capture) and returns false.
+pub fn root_or_skip(what: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {what}: needs root (network namespaces); run `sudo ./integration/run-tests`"
+    );
+    false
+}
+
+pub fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Panics naming the Debian package of any program that is missing: as
+/// root a missing program is a broken set-up, not a reason to skip.
+pub fn require_programs(programs: &[(&str, &str)]) {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let dirs: Vec<&str> = path
+        .split(':')
+        .chain(["/usr/sbin", "/sbin", "/usr/libexec/heartbeat"])
+        .collect();
+    let missing: Vec<String> = programs
+        .iter()
+        .filter(|(prog, _)| {
+            let found = if Path::new(prog).is_absolute() {
+                Path::new(prog).exists()
+            } else {
+                dirs.iter().any(|d| Path::new(d).join(prog).exists())
+            };
+            !found
+        })
+        .map(|(prog, pkg)| format!("{prog} (apt-get install {pkg})"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "missing programs: {}; ./integration/install-deps installs them all",
+        missing.join(", ")
+    );
+}
+
+/// The relay binary under test: the one cargo built for this target, or
+/// `MCAST_RELAY_BIN`, or the sibling of the running executable's directory.
+pub fn relay_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("MCAST_RELAY_BIN") {
+        return PathBuf::from(p);
+    }
+    if let Some(p) = option_env!("CARGO_BIN_EXE_mcast-relay") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("cannot find the running executable");
+    // target/<profile>/examples/x or target/<profile>/deps/x
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("executable has no grandparent directory");
+    profile_dir.join("mcast-relay")
+}
+
+/// How the relays of a lab are configured.
+#[derive(Clone, Debug)]
+pub struct RelayOptions {
+    pub presets: Vec<&'static str>,
+    /// Peers' endpoints by their IPv6 underlay address, listening on `[::]`.
+    pub underlay_v6: bool,
+    pub mtu: Option<u32>,
+}
+
+impl Default for RelayOptions {
+    fn default() -> Self {
+        RelayOptions {
+            presets: vec!["vrrp"],
+            underlay_v6: false,
+            mtu: None,
+        }
+    }
+}
+
+/// A process the lab started and must stop.
+struct Proc {
+    what: String,
+    child: Child,
+}
+
+pub struct Lab {
+    pub id: String,
+    pub dir: PathBuf,
+    pub hosts: usize,
+    relays: Vec<Option<Child>>,
+    relay_opts: RelayOptions,
+    procs: Vec<Proc>,
+    _lock_file: File,
+    _guard: MutexGuard<'static, ()>,
+}
+
+impl Lab {
+    /// Builds the namespaces and the blocking cloud bridge.
+    pub fn new(hosts: usize) -> Lab {
+        assert!((2..=9).contains(&hosts), "a lab has 2 to 9 hosts");
+        require_programs(BASE_PROGRAMS);
+        let guard = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
+        let lock_file = File::create(LOCK_FILE)
+            .or_else(|_| File::create("/tmp/mcast-relay-lab.lock"))
+            .expect("cannot create the lab lock file");
+        // SAFETY: flock on a file descriptor we own; blocks until other
+        // processes' labs are gone.
+        let rc = unsafe { libc::flock(lock_file.as_raw_fd(), libc::LOCK_EX) };
+        assert_eq!(rc, 0, "flock {LOCK_FILE} failed");
+        sweep_stale();
+
+        let id = format!(
+            "{NS_PREFIX}{}x{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let dir = std::env::temp_dir().join(&id);
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("cannot create the lab directory");
+        let mut lab = Lab {
+            id,
+            dir,
+            hosts,
+            relays: (0..hosts).map(|_| None).collect(),
+            relay_opts: RelayOptions::default(),
+            procs: Vec::new(),
+            _lock_file: lock_file,
+            _guard: guard,
+        };
+        lab.build();
+        lab
+    }
+
+    pub fn ns(&self, host: usize) -> String {
+        format!("{}-h{host}", self.id)
+    }
+
+    fn cloud(&self) -> String {
+        format!("{}-cloud", self.id)
+    }
+
+    pub fn host_ids(&self) -> impl Iterator<Item = usize> + use<> {
+        1..=self.hosts
+    }
+
+    fn build(&mut self) {
+        let cloud = self.cloud();
+        sh(&["ip", "netns", "add", &cloud]);
+        // IPv6 off in the cloud itself so the bridge never speaks on its own.
+        in_ns(
+            &cloud,
+            &[
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.all.disable_ipv6=1",
+                "net.ipv6.conf.default.disable_ipv6=1",
+            ],
+        );
+        sh(&["ip", "-n", &cloud, "link", "set", "lo", "up"]);
+        sh(&[
+            "ip",
+            "-n",
+            &cloud,
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ]);
+        sh(&["ip", "-n", &cloud, "link", "set", "br0", "up"]);
+        self.close_bridge();
+        for h in self.host_ids() {
+            let ns = self.ns(h);
+            sh(&["ip", "netns", "add", &ns]);
+            sh(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+            in_ns(
+                &ns,
+                &[
+                    "sysctl",
+                    "-qw",
+                    "net.ipv4.conf.all.rp_filter=1",
+                    "net.ipv4.conf.default.rp_filter=1",
+                ],
+            );
+            let port = format!("v{h}");
+            sh(&[
+                "ip", "-n", &cloud, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
+                "netns", &ns,
+            ]);
+            sh(&[
+                "ip", "-n", &cloud, "link", "set", &port, "master", "br0", "up",
+            ]);
+            sh(&[
+                "ip",
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("10.77.0.{h}/24"),
+                "dev",
+                "eth0",
+            ]);
+            sh(&[
+                "ip",
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("fd77::{h}/64"),
+                "dev",
+                "eth0",
+                "nodad",
+            ]);
+            sh(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
+        }
+    }
+
+    /// Makes the cloud drop multicast and broadcast (the default).
+    pub fn close_bridge(&self) {
+        let cloud = self.cloud();
+        let out = Command::new("ip")
+            .args(["netns", "exec", &cloud, "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                c.stdin
+                    .take()
+                    .expect("piped stdin")
+                    .write_all(CLOUD_RULES.as_bytes())?;
+                c.wait_with_output()
+            })
+            .expect("cannot run nft");
+        assert!(
+            out.status.success(),
+            "nft failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Lets multicast and broadcast through, as on a LAN: the baseline.
+    pub fn open_bridge(&self) {
+        in_ns(
+            &self.cloud(),
+            &["nft", "delete", "table", "bridge", "mcast_relay_lab"],
+        );
+    }
+
+    /// Frames the bridge has dropped so far.
+    pub fn bridge_drops(&self) -> u64 {
+        let out = in_ns(
+            &self.cloud(),
+            &["nft", "list", "table", "bridge", "mcast_relay_lab"],
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split_whitespace()
+            .skip_while(|w| *w != "packets")
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Reads a sysctl inside a host.
+    pub fn sysctl(&self, host: usize, key: &str) -> String {
+        let out = in_ns(&self.ns(host), &["sysctl", "-n", key]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Runs a command in a host; panics if it fails.
+    pub fn exec(&self, host: usize, args: &[&str]) -> Output {
+        in_ns(&self.ns(host), args)
+    }
+
+    /// Runs a command in a host and returns its output, failing or not.
+    pub fn try_exec(&self, host: usize, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns(host)])
+            .args(args)
+            .output()
+            .expect("cannot run ip netns exec")
+    }
+
+    /// Starts a long-running process in a host, its output in `log`.
+    pub fn spawn(&mut self, host: usize, what: &str, args: &[&str], log: &Path) -> u32 {
+        let child = self.spawn_child(host, args, log);
+        let pid = child.id();
+        self.procs.push(Proc {
+            what: format!("h{host} {what}"),
+            child,
+        });
+        pid
+    }
+
+    /// Waits for a process started with [`Lab::spawn`] that was killed.
+    pub fn reap(&mut self, pid: u32) {
+        if let Some(i) = self.procs.iter().position(|p| p.child.id() == pid) {
+            let mut p = self.procs.swap_remove(i);
+            let _ = p.child.wait();
+        }
+    }
+
+    fn spawn_child(&self, host: usize, args: &[&str], log: &Path) -> Child {
+        let out = File::create(log).expect("cannot create a log file");
+        let err = out.try_clone().expect("cannot clone a log file handle");
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns(host)])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {args:?}: {e}"))
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Writes the cluster key and one relay config per host.
+    pub fn configure_relays(&mut self, opts: RelayOptions) {
+        self.relay_opts = opts;
+        let key = self.path("key");
+        if !key.exists() {
+            let out = Command::new(relay_bin())
+                .args(["keygen", "-o"])
+                .arg(&key)
+                .output()
+                .expect("cannot run mcast-relay keygen");
+            assert!(out.status.success(), "keygen failed: {out:?}");
+        }
+        for h in self.host_ids() {
+            let cfg = self.relay_config(h);
+            fs::write(self.path(&format!("relay{h}.toml")), cfg).expect("cannot write config");
+        }
+    }
+
+    fn relay_config(&self, h: usize) -> String {
+        let o = &self.relay_opts;
+        let listen = if o.underlay_v6 {
+            "[::]:7112"
+        } else {
+            "0.0.0.0:7112"
+        };
+        let presets: Vec<String> = o.presets.iter().map(|p| format!("\"{p}\"")).collect();
+        let mut s = format!(
+            "[node]\nname = \"h{h}\"\nlisten = \"{listen}\"\nkey_file = \"{}\"\n\n\
+             [interface]\nname = \"mcast0\"\naddress = \"10.250.0.{h}/24\"\naddress6 = \"fd00:250::{h}/64\"\n",
+            self.path("key").display()
+        );
+        if let Some(mtu) = o.mtu {
+            s += &format!("mtu = {mtu}\n");
+        }
+        s += &format!("\n[allow]\npresets = [{}]\n", presets.join(", "));
+        for p in self.host_ids().filter(|p| *p != h) {
+            let endpoint = if o.underlay_v6 {
+                format!("[fd77::{p}]:7112")
+            } else {
+                format!("10.77.0.{p}:7112")
+            };
+            s += &format!(
+                "\n[[peer]]\nname = \"h{p}\"\nendpoint = \"{endpoint}\"\naddress = \"10.250.0.{p}\"\naddress6 = \"fd00:250::{p}\"\n"
+            );
+        }
+        s
+    }
+
+    /// Starts every relay and waits until each says it is ready.
+    pub fn start_relays(&mut self, opts: RelayOptions) {
+        self.configure_relays(opts);
+        for h in self.host_ids() {
+            self.start_relay(h);
+        }
+    }
+
+    pub fn relay_log(&self, h: usize) -> PathBuf {
+        self.path(&format!("relay{h}.log"))
+    }
+
+    /// Starts the relay of host `h` (again) and waits for its ready line.
+    pub fn start_relay(&mut self, h: usize) {
+        assert!(self.relays[h - 1].is_none(), "relay h{h} already runs");
+        let bin = relay_bin();
+        let cfg = self.path(&format!("relay{h}.toml"));
+        let log = self.relay_log(h);
+        // Append so a restart keeps the first run's log for diagnosis.
+        let out = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("cannot open the relay log");
+        let err = out.try_clone().expect("cannot clone a log file handle");
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.ns(h)])
+            .arg(&bin)
+            .args(["run", "-c"])
+            .arg(&cfg)
+            .env("MCAST_RELAY_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let ready_count = count_lines(&log, "relay ready");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if count_lines(&log, "relay ready") > ready_count {
+                break;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "relay h{h} exited ({status}) before it was ready:\n{}",
+                    tail(&log, 20)
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "relay h{h} not ready after 10 s:\n{}",
+                tail(&log, 20)
+            );
+            sleep(Duration::from_millis(20));
+        }
+        self.relays[h - 1] = Some(child);
+    }
+
+    /// Sends SIGTERM to the relay of host `h` and waits for it to exit;
+    /// returns whether it exited successfully.
+    pub fn stop_relay(&mut self, h: usize) -> bool {
+        let mut child = self.relays[h - 1]
+            .take()
+            .unwrap_or_else(|| panic!("relay h{h} is not running"));
+        signal(child.id(), libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+            sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Whether `dev` exists in host `h`.
+    pub fn has_link(&self, h: usize, dev: &str) -> bool {
+        self.try_exec(h, &["ip", "link", "show", "dev", dev])
+            .status
+            .success()
+    }
+
+    /// Prints the tail of every log in the lab directory (on failure).
+    pub fn dump_logs(&self) {
+        let mut entries: Vec<PathBuf> = fs::read_dir(&self.dir)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        entries.sort();
+        for p in entries
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "log") || p.ends_with("stdout"))
+        {
+            eprintln!("---- {} ----\n{}", p.display(), tail(p, 25));
+        }
+    }
+
+    fn teardown(&mut self) {
+        // Reap our own children first so no zombie lingers in a namespace.
+        for c in self.relays.iter_mut().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for p in &mut self.procs {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+        let mut all: Vec<String> = self.host_ids().map(|h| self.ns(h)).collect();
+        all.push(self.cloud());
+        for ns in &all {
+            kill_namespace_processes(ns);
+        }
+        for ns in &all {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let failed = std::thread::panicking();
+        if failed {
+            self.dump_logs();
+        }
+        self.teardown();
+        if failed || std::env::var_os("LAB_KEEP").is_some() {
+            eprintln!("lab files kept in {}", self.dir.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Kills (SIGKILL) every process inside a namespace: daemons that fork
+/// (heartbeat) or children of killed parents never outlive the lab.
+fn kill_namespace_processes(ns: &str) {
+    for _ in 0..50 {
+        let out = Command::new("ip").args(["netns", "pids", ns]).output();
+        let pids: Vec<u32> = out
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if pids.is_empty() {
+            return;
+        }
+        for p in pids {
+            signal(p, libc::SIGKILL);
+        }
+        sleep(Duration::from_millis(20));
+    }
+}
+
+/// Removes namespaces of labs whose process has died (a killed test run).
+fn sweep_stale() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(name) = line.split_whitespace().next() else {
+            continue;
+        };
+        let Some(rest) = name.strip_prefix(NS_PREFIX) else {
+            continue;
+        };
+        let pid: Option<u32> = rest.split('x').next().and_then(|p| p.parse().ok());
+        let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists())
+            && pid != Some(std::process::id());
+        if !alive {
+            kill_namespace_processes(name);
+            let _ = Command::new("ip").args(["netns", "del", name]).output();
+        }
+    }
+}
+
+/// Sends a signal; the lab only signals processes it started.
+pub fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) has no memory effects; a stale pid only yields ESRCH.
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+/// Runs a command in the root namespace; panics if it fails.
+pub fn sh(args: &[&str]) -> Output {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs a command inside a namespace; panics if it fails.
+pub fn in_ns(ns: &str, args: &[&str]) -> Output {
+    let mut full = vec!["ip", "netns", "exec", ns];
+    full.extend_from_slice(args);
+    sh(&full)
+}
+
+pub fn count_lines(path: &Path, needle: &str) -> usize {
+    fs::File::open(path)
+        .map(|f| {
+            BufReader::new(f)
+                .lines()
+                .map_while(Result::ok)
+                .filter(|l| l.contains(needle))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+pub fn tail(path: &Path, n: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Polls `f` until it returns `Some`, or panics with `what` at the deadline.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?}: {what}"
+        );
+        sleep(Duration::from_millis(100));
+    }
+}
+
+/// Polls `f` until it returns `Some` or `timeout` passes.
+pub fn wait_for_or_none<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        sleep(Duration::from_millis(200));
+    }
+}

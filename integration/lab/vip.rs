@@ -1,0 +1,176 @@
+//! Who holds the virtual IP, and when it moved. `ip monitor address` in
+//! every host reports address changes as the kernel makes them, so a
+//! failover is timed from the kill to the netlink event, not to a poll.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use super::Lab;
+
+pub const VIP4: &str = "10.77.0.100";
+pub const VIP6: &str = "fd77::100";
+
+/// The token `ip` prints before an address of this family.
+fn token(vip: &str) -> String {
+    if vip.contains(':') {
+        format!("inet6 {vip}/")
+    } else {
+        format!("inet {vip}/")
+    }
+}
+
+/// The hosts that hold `vip` on eth0 right now.
+pub fn holders(lab: &Lab, vip: &str) -> Vec<usize> {
+    let t = token(vip);
+    lab.host_ids()
+        .filter(|h| {
+            let out = lab.try_exec(*h, &["ip", "-o", "addr", "show", "dev", "eth0"]);
+            String::from_utf8_lossy(&out.stdout).contains(&t)
+        })
+        .collect()
+}
+
+/// Waits until exactly one host among `candidates` holds `vip` and keeps
+/// holding it, alone, for `stable`; returns that host. VRRP may briefly show
+/// two holders during a preemption, so a single sample is not enough.
+pub fn converge(
+    lab: &Lab,
+    vip: &str,
+    candidates: &[usize],
+    stable: Duration,
+    timeout: Duration,
+) -> usize {
+    let deadline = Instant::now() + timeout;
+    let mut since: Option<(usize, Instant)> = None;
+    loop {
+        let now: Vec<usize> = holders(lab, vip)
+            .into_iter()
+            .filter(|h| candidates.contains(h))
+            .collect();
+        match (now.as_slice(), since) {
+            ([one], Some((h, t))) if *one == h => {
+                if t.elapsed() >= stable {
+                    return h;
+                }
+            }
+            ([one], _) => since = Some((*one, Instant::now())),
+            _ => since = None,
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no single stable holder of {vip} among {candidates:?} within {timeout:?}; last seen holders: {now:?}"
+        );
+        sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until `expected` is the only holder of `vip` among `candidates`
+/// and stays so for `stable`. Unlike [`converge`] it does not settle for a
+/// stable holder that is about to be preempted.
+pub fn converge_on(
+    lab: &Lab,
+    vip: &str,
+    candidates: &[usize],
+    expected: usize,
+    stable: Duration,
+    timeout: Duration,
+) {
+    let deadline = Instant::now() + timeout;
+    let mut since: Option<Instant> = None;
+    loop {
+        let now: Vec<usize> = holders(lab, vip)
+            .into_iter()
+            .filter(|h| candidates.contains(h))
+            .collect();
+        if now == [expected] {
+            let t = *since.get_or_insert_with(Instant::now);
+            if t.elapsed() >= stable {
+                return;
+            }
+        } else {
+            since = None;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "h{expected} did not become the only stable holder of {vip} among {candidates:?} within {timeout:?}; holders: {now:?}"
+        );
+        sleep(Duration::from_millis(100));
+    }
+}
+
+/// One address appearing in one host.
+#[derive(Debug, Clone, Copy)]
+pub struct Added {
+    pub host: usize,
+    pub at: Instant,
+}
+
+/// `ip monitor address` in every host of a lab.
+pub struct Watch {
+    rx: Receiver<Added>,
+    children: Vec<Child>,
+}
+
+impl Watch {
+    pub fn start(lab: &Lab, vip: &str) -> Watch {
+        let (tx, rx) = channel();
+        let mut children = Vec::new();
+        for h in lab.host_ids() {
+            let mut child = Command::new("ip")
+                .args(["-n", &lab.ns(h), "monitor", "address", "dev", "eth0"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("cannot start ip monitor");
+            let out = child.stdout.take().expect("piped stdout");
+            spawn_reader(h, token(vip), out, tx.clone());
+            children.push(child);
+        }
+        // ip monitor subscribes right after it starts; give it that moment.
+        sleep(Duration::from_millis(200));
+        Watch { rx, children }
+    }
+
+    /// Forgets events seen so far.
+    pub fn clear(&self) {
+        while self.rx.try_recv().is_ok() {}
+    }
+
+    /// The first host, not in `exclude`, that gains the VIP before `timeout`.
+    pub fn next_added(&self, exclude: &[usize], timeout: Duration) -> Option<Added> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(a) if !exclude.contains(&a.host) => return Some(a),
+                Ok(_) => continue,
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+}
+
+fn spawn_reader(host: usize, token: String, out: std::process::ChildStdout, tx: Sender<Added>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if line.contains(&token) && !line.starts_with("Deleted") {
+                let at = Instant::now();
+                if tx.send(Added { host, at }).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
