@@ -22,6 +22,9 @@ pub const DEFAULT_PATH: &str = "/etc/mcast-relay/mcast-relay.toml";
 pub const DEFAULT_PORT: u16 = 7112;
 pub const DEFAULT_INTERFACE: &str = "mcast0";
 pub const DEFAULT_CLOCK_SKEW_SECS: f64 = 10.0;
+/// Packets per second a peer may inject: far above any heartbeat load
+/// (1,000 VRRP instances at advert_int 1 s are 1,000/s), far below a flood.
+pub const DEFAULT_INJECT_RATE_LIMIT: u32 = 5_000;
 pub const DEFAULT_RESOLVE_INTERVAL_SECS: f64 = 30.0;
 
 /// A validated configuration.
@@ -44,6 +47,8 @@ pub struct NodeConfig {
     pub max_clock_skew: Duration,
     /// How often endpoints given as DNS names that did not resolve are tried again.
     pub resolve_interval: Duration,
+    /// Packets per second each peer may have written into the interface; 0: no limit.
+    pub inject_rate_limit: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,6 +149,7 @@ struct RawNode {
     insecure: Option<Spanned<bool>>,
     max_clock_skew: Option<Spanned<f64>>,
     resolve_interval: Option<Spanned<f64>>,
+    inject_rate_limit: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -357,6 +363,20 @@ fn validate(ctx: &Ctx, raw: RawConfig, default_name: &str) -> Result<Config, Con
         86400.0,
     )?;
 
+    let inject_rate_limit = match &raw_node.inject_rate_limit {
+        None => DEFAULT_INJECT_RATE_LIMIT,
+        Some(s) => u32::try_from(*s.get_ref())
+            .ok()
+            .filter(|n| *n <= 1_000_000)
+            .ok_or_else(|| {
+                ctx.err(
+                    s.span(),
+                    "node.inject_rate_limit",
+                    format!("must be a number of packets per second from 0 (no limit) to 1000000; the default is {DEFAULT_INJECT_RATE_LIMIT}"),
+                )
+            })?,
+    };
+
     let allow = validate_allow(ctx, raw.allow)?;
     let peers = validate_peers(ctx, raw.peer, &interface, &name, listen)?;
 
@@ -369,6 +389,7 @@ fn validate(ctx: &Ctx, raw: RawConfig, default_name: &str) -> Result<Config, Con
             insecure,
             max_clock_skew,
             resolve_interval,
+            inject_rate_limit,
         },
         interface,
         allow,

@@ -31,6 +31,11 @@ pub enum DropReason {
     Disallowed,
     /// In insecure mode: the datagram did not come from the peer's endpoint.
     WrongEndpoint,
+    /// Authenticated, but from an epoch of the peer that no handshake has
+    /// confirmed as current yet (a moment after either side starts).
+    UnconfirmedEpoch,
+    /// The peer exceeded its injection rate limit.
+    RateLimited,
     // --- packets from the local interface ---
     /// IGMP/MLD/router solicitations the kernel sends on its own.
     KernelNoise,
@@ -54,7 +59,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 21] = [
+    pub const ALL: [DropReason; 23] = [
         DropReason::Malformed,
         DropReason::UnknownVersion,
         DropReason::UnknownSender,
@@ -67,6 +72,8 @@ impl DropReason {
         DropReason::WrongSource,
         DropReason::Disallowed,
         DropReason::WrongEndpoint,
+        DropReason::UnconfirmedEpoch,
+        DropReason::RateLimited,
         DropReason::KernelNoise,
         DropReason::LocalMalformed,
         DropReason::LocalForeignSource,
@@ -93,6 +100,8 @@ impl DropReason {
             DropReason::WrongSource => "wrong_inner_source",
             DropReason::Disallowed => "disallowed",
             DropReason::WrongEndpoint => "wrong_endpoint",
+            DropReason::UnconfirmedEpoch => "unconfirmed_epoch",
+            DropReason::RateLimited => "rate_limited",
             DropReason::KernelNoise => "kernel_noise",
             DropReason::LocalMalformed => "local_malformed",
             DropReason::LocalForeignSource => "local_foreign_source",
@@ -144,6 +153,12 @@ impl DropReason {
             DropReason::WrongEndpoint => {
                 "insecure mode: a datagram naming a peer came from another address than that peer's endpoint"
             }
+            DropReason::UnconfirmedEpoch => {
+                "a peer's new run not yet confirmed by a handshake (normal right after a relay starts; if it persists, the peer cannot reach us back: check its endpoint and firewall)"
+            }
+            DropReason::RateLimited => {
+                "a peer sent more packets than node.inject_rate_limit allows (a flood, or raise the limit)"
+            }
             DropReason::KernelNoise => {
                 "the kernel's own IGMP/MLD/ICMPv6 traffic on the interface (normal)"
             }
@@ -172,7 +187,7 @@ impl DropReason {
 
     /// Expected in normal operation; not worth a warning.
     pub fn is_benign(self) -> bool {
-        matches!(self, DropReason::KernelNoise)
+        matches!(self, DropReason::KernelNoise | DropReason::UnconfirmedEpoch)
     }
 }
 

@@ -29,6 +29,8 @@ use crate::tun::{self, Tun, TunSpec};
 const BATCH: usize = 64;
 /// Largest IP packet.
 const MAX_PACKET: usize = 65_535;
+/// How often the loop checks for hellos due (handshake retries).
+const HELLO_TICK: Duration = Duration::from_millis(100);
 /// How often drop counts are summarised in the log.
 const REPORT_EVERY: Duration = Duration::from_secs(60);
 /// IPv4/IPv6 + UDP header bytes in front of every datagram on the underlay.
@@ -217,9 +219,22 @@ impl State {
         }
     }
 
-    fn on_datagram(&mut self, n: usize, from: SocketAddr, tun: &Tun) {
+    /// Sends every hello the core wants out now.
+    fn send_hellos(&mut self, sock: &UdpSocket) {
+        while let Some((len, peer)) = self.relay.poll_hello(now_ms(), &mut self.out_buf) {
+            self.send(len, Target::Peer(peer), sock);
+        }
+    }
+
+    fn on_datagram(&mut self, n: usize, from: SocketAddr, io: &Io) {
+        let tun = io.tun.get_ref();
         let from = net::canonical(from);
-        match self.relay.from_net(&mut self.net_buf[..n], from, now_ms()) {
+        match self
+            .relay
+            .from_net(&mut self.net_buf[..n], from, now_ms(), &mut self.out_buf)
+        {
+            Inbound::Reply { len, peer } => self.send(len, Target::Peer(peer), &io.sock),
+            Inbound::Handled => {}
             Inbound::Inject { start, len, .. } => {
                 if let Err(e) = tun.write(&self.net_buf[start..start + len]) {
                     self.relay.count_drop(DropReason::InjectFailed);
@@ -259,7 +274,7 @@ impl State {
     fn sock_ready(&mut self, io: &Io) {
         for _ in 0..BATCH {
             match io.sock.try_recv_from(&mut self.net_buf) {
-                Ok((n, from)) => self.on_datagram(n, from, io.tun.get_ref()),
+                Ok((n, from)) => self.on_datagram(n, from, io),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 // ICMP errors from earlier sends surface here; they concern
                 // one peer and must not stop the loop.
@@ -269,6 +284,7 @@ impl State {
                 }
             }
         }
+        self.send_hellos(&io.sock);
     }
 }
 
@@ -340,6 +356,7 @@ async fn run_async(cfg: Config) -> Result<(), String> {
         security,
         epoch: now_ns(),
         max_clock_skew_ms: cfg.node.max_clock_skew.as_millis() as u64,
+        inject_rate_limit: cfg.node.inject_rate_limit,
     });
     for (i, ep) in endpoints.iter().enumerate() {
         relay.set_endpoint(i, *ep);
@@ -369,6 +386,10 @@ async fn run_async(cfg: Config) -> Result<(), String> {
     );
     let mut report =
         tokio::time::interval_at(tokio::time::Instant::now() + REPORT_EVERY, REPORT_EVERY);
+    // Hellos are retried every second until answered; this only decides
+    // how promptly, and costs nothing when no peer is unconfirmed.
+    let mut hello_tick = tokio::time::interval(HELLO_TICK);
+    hello_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let unresolved: Vec<&str> = (0..relay.peer_count())
         .filter(|i| relay.endpoint(*i).is_none())
@@ -407,8 +428,12 @@ async fn run_async(cfg: Config) -> Result<(), String> {
             _ = hup.recv() => {
                 tracing::warn!("SIGHUP received: live reload is not supported by this version; restart mcast-relay to apply configuration changes");
             }
-            Some((i, addr)) = updates.recv() => st.relay.set_endpoint(i, Some(addr)),
+            Some((i, addr)) = updates.recv() => {
+                st.relay.set_endpoint(i, Some(addr));
+                st.send_hellos(&io.sock);
+            }
             _ = report.tick() => st.drops.report(&st.relay.counters().drops),
+            _ = hello_tick.tick() => st.send_hellos(&io.sock),
             r = io.tun.readable() => {
                 let guard = r.map_err(|e| format!("waiting on the interface: {e}"))?;
                 st.tun_ready(&io, guard)?;

@@ -18,10 +18,22 @@ use crate::crypto::{ClusterKey, KeySchedule, StreamKey};
 use crate::overlay::{broadcast_v4, is_broadcast, link_local};
 use crate::packet::{self, Inner};
 use crate::replay::ReplayWindow;
-use crate::wire::{FLAG_PLAINTEXT, HEADER_LEN, Header, Kind, TAG_LEN, WireError};
+use crate::wire::{
+    FLAG_PLAINTEXT, HEADER_LEN, HELLO_LEN, HELLO_WANT_REPLY, Header, Hello, Kind, TAG_LEN,
+    WireError,
+};
 
 /// Bytes the relay adds to an inner packet (header and tag).
 pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
+/// Bytes a hello takes on the wire; `out` buffers must hold at least this.
+pub const HELLO_DATAGRAM: usize = HEADER_LEN + HELLO_LEN + TAG_LEN;
+/// How often an unanswered hello is repeated.
+const HELLO_RETRY_MS: u64 = 1_000;
+/// Closest spacing of hellos to one peer, and of answers to one peer, so a
+/// key holder's flood of new epochs cannot make us flood back.
+const HELLO_SPACING_MS: u64 = 100;
+/// Hellos to one peer that may be awaiting an answer at once (retries).
+const AWAITING: usize = 4;
 
 /// A node's overlay addresses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +90,9 @@ pub struct RelayParams {
     pub epoch: u64,
     /// Largest accepted difference between a sender's timestamp and ours.
     pub max_clock_skew_ms: u64,
+    /// Packets per second each peer may have written into the interface
+    /// (bursts up to one second's worth); 0 means no limit.
+    pub inject_rate_limit: u32,
 }
 
 /// Where a sealed datagram goes.
@@ -110,6 +125,15 @@ pub enum Inbound {
         len: usize,
         peer: usize,
     },
+    /// Send the first `len` bytes of the output buffer (a hello) to peer
+    /// `peer`'s configured endpoint — never to the datagram's source, so a
+    /// spoofed source cannot aim answers at a victim.
+    Reply {
+        len: usize,
+        peer: usize,
+    },
+    /// A handshake message, fully handled.
+    Handled,
     Drop(DropReason),
 }
 
@@ -120,8 +144,37 @@ pub struct PeerStats {
     pub injected_bytes: u64,
     /// Our clock (ms) when its last authenticated datagram arrived.
     pub last_heard_ms: Option<u64>,
-    /// Its current epoch, once heard.
+    /// Its current epoch, once confirmed.
     pub epoch: Option<u64>,
+    pub rate_limited: u64,
+}
+
+/// A token bucket in thousandths of a packet, refilled by our clock.
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    milli: u64,
+    at_ms: u64,
+}
+
+impl Bucket {
+    /// Takes one packet's token if the peer is within `rate` per second.
+    fn take(&mut self, rate: u32, now_ms: u64) -> bool {
+        if rate == 0 {
+            return true;
+        }
+        let cap = u64::from(rate) * 1000;
+        let refill = now_ms
+            .saturating_sub(self.at_ms)
+            .saturating_mul(u64::from(rate));
+        self.milli = self.milli.saturating_add(refill).min(cap);
+        self.at_ms = self.at_ms.max(now_ms);
+        if self.milli >= 1000 {
+            self.milli -= 1000;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 struct RxStream {
@@ -137,7 +190,30 @@ struct Peer {
     /// Key for the last unverified new epoch seen, so a stream of
     /// datagrams claiming one new epoch derives its key once.
     candidate: Option<(u64, StreamKey)>,
+    /// Counters of our hellos to this peer that may still be answered.
+    awaiting: [Option<u64>; AWAITING],
+    /// When the next hello to this peer may go out (our clock, ms).
+    next_hello_ms: u64,
+    /// Whether a hello to this peer is wanted at `next_hello_ms`.
+    hello_wanted: bool,
+    /// The epoch and time of our last answer, for answer spacing.
+    last_answer: Option<(u64, u64)>,
+    bucket: Bucket,
     stats: PeerStats,
+}
+
+impl Peer {
+    fn confirmed_epoch(&self) -> Option<u64> {
+        self.rx.as_ref().map(|rx| rx.epoch)
+    }
+
+    /// Asks for a hello to this peer as soon as spacing allows.
+    fn want_hello(&mut self, now_ms: u64) {
+        if !self.hello_wanted {
+            self.hello_wanted = true;
+            self.next_hello_ms = self.next_hello_ms.max(now_ms);
+        }
+    }
 }
 
 /// The relay's state machine.
@@ -153,6 +229,9 @@ pub struct Relay {
     epoch: u64,
     counter: u64,
     max_skew_ms: u64,
+    inject_rate: u32,
+    /// Round-robin start for [`Relay::poll_hello`].
+    hello_cursor: usize,
     counters: Counters,
 }
 
@@ -183,6 +262,15 @@ impl Relay {
                     endpoint: None,
                     rx: None,
                     candidate: None,
+                    awaiting: [None; AWAITING],
+                    next_hello_ms: 0,
+                    // At start every peer is unconfirmed: greet them all.
+                    hello_wanted: true,
+                    last_answer: None,
+                    bucket: Bucket {
+                        milli: u64::from(p.inject_rate_limit) * 1000,
+                        at_ms: 0,
+                    },
                     stats: PeerStats::default(),
                 })
                 .collect(),
@@ -193,6 +281,8 @@ impl Relay {
             epoch: p.epoch,
             counter: 0,
             max_skew_ms: p.max_clock_skew_ms,
+            inject_rate: p.inject_rate_limit,
+            hello_cursor: 0,
             counters: Counters::default(),
         }
     }
@@ -239,7 +329,7 @@ impl Relay {
     /// it into `out` when it is to be sent.
     pub fn from_tun(&mut self, packet: &[u8], now_ms: u64, out: &mut [u8]) -> Outbound {
         match self.route_local(packet) {
-            Ok(target) => match self.seal(packet, now_ms, out) {
+            Ok(target) => match self.seal(Kind::Data, packet, now_ms, out) {
                 Some(len) => {
                     self.counters.sealed += 1;
                     Outbound::Send { len, target }
@@ -297,14 +387,14 @@ impl Relay {
 
     /// Header, copy, seal in place; returns the datagram length, or `None`
     /// if `out` cannot hold it.
-    fn seal(&mut self, packet: &[u8], now_ms: u64, out: &mut [u8]) -> Option<usize> {
+    fn seal(&mut self, kind: Kind, payload: &[u8], now_ms: u64, out: &mut [u8]) -> Option<usize> {
         let tag_len = if self.tx_key.is_some() { TAG_LEN } else { 0 };
-        let len = HEADER_LEN + packet.len() + tag_len;
+        let len = HEADER_LEN + payload.len() + tag_len;
         if len > out.len() {
             return None;
         }
         let header = Header {
-            kind: Kind::Data,
+            kind,
             flags: if self.tx_key.is_some() {
                 0
             } else {
@@ -320,29 +410,102 @@ impl Relay {
         self.counter += 1;
         let (head, body) = out.split_at_mut(HEADER_LEN);
         header.encode(head);
-        body[..packet.len()].copy_from_slice(packet);
+        body[..payload.len()].copy_from_slice(payload);
         if let Some(key) = &self.tx_key {
-            let tag = key.seal(header.counter, head, &mut body[..packet.len()]);
-            body[packet.len()..packet.len() + TAG_LEN].copy_from_slice(&tag);
+            let tag = key.seal(header.counter, head, &mut body[..payload.len()]);
+            body[payload.len()..payload.len() + TAG_LEN].copy_from_slice(&tag);
         }
         Some(len)
     }
 
+    /// Seals a hello to peer `i` into `out`.
+    fn seal_hello(&mut self, i: usize, hello: Hello, now_ms: u64, out: &mut [u8]) -> Option<usize> {
+        let mut payload = [0u8; HELLO_LEN];
+        hello.encode(&mut payload);
+        let counter = self.counter;
+        let len = self.seal(Kind::Hello, &payload, now_ms, out)?;
+        let peer = &mut self.peers[i];
+        if hello.wants_reply() {
+            peer.awaiting.rotate_right(1);
+            peer.awaiting[0] = Some(counter);
+        }
+        Some(len)
+    }
+
+    /// The next hello that is due, sealed into `out`: returns its length
+    /// and the peer it goes to. Call after receiving and on a timer
+    /// (a few times a second) until it returns `None`.
+    ///
+    /// A hello goes to every peer whose current epoch is not confirmed:
+    /// at start, after a peer restarts, and every second until answered.
+    pub fn poll_hello(&mut self, now_ms: u64, out: &mut [u8]) -> Option<(usize, usize)> {
+        // Insecure mode has no handshake.
+        self.tx_key.as_ref()?;
+        let n = self.peers.len();
+        for k in 0..n {
+            let i = (self.hello_cursor + k) % n;
+            let p = &self.peers[i];
+            if !p.hello_wanted || p.endpoint.is_none() || now_ms < p.next_hello_ms {
+                continue;
+            }
+            let hello = Hello {
+                echo_epoch: 0,
+                echo_counter: 0,
+                flags: HELLO_WANT_REPLY,
+            };
+            let len = self.seal_hello(i, hello, now_ms, out)?;
+            let p = &mut self.peers[i];
+            p.hello_wanted = true; // until an answer confirms the peer
+            p.next_hello_ms = now_ms + HELLO_RETRY_MS;
+            self.hello_cursor = (i + 1) % n;
+            return Some((len, i));
+        }
+        None
+    }
+
     /// Decides what to do with a datagram from `from`, opening it in place.
-    pub fn from_net(&mut self, buf: &mut [u8], from: SocketAddr, now_ms: u64) -> Inbound {
-        match self.open(buf, from, now_ms) {
-            Ok((start, len, peer)) => {
+    /// A hello that needs an answer gets it sealed into `out` (at least
+    /// [`HELLO_DATAGRAM`] bytes).
+    pub fn from_net(
+        &mut self,
+        buf: &mut [u8],
+        from: SocketAddr,
+        now_ms: u64,
+        out: &mut [u8],
+    ) -> Inbound {
+        let result = self.open(buf, from, now_ms, out);
+        match result {
+            Ok(Inbound::Inject { start, len, peer }) => {
                 self.counters.injected += 1;
                 let s = &mut self.peers[peer].stats;
                 s.injected += 1;
                 s.injected_bytes += len as u64;
                 Inbound::Inject { start, len, peer }
             }
+            Ok(other) => other,
             Err(r) => {
                 self.counters.drops.add(r);
+                if r == DropReason::RateLimited {
+                    // Counted per peer too: which peer floods matters.
+                    if let Some(i) = self.peer_of(buf) {
+                        self.peers[i].stats.rate_limited += 1;
+                    }
+                }
                 Inbound::Drop(r)
             }
         }
+    }
+
+    fn peer_of(&self, buf: &[u8]) -> Option<usize> {
+        let h = Header::parse(buf).ok()?;
+        self.peer_index(h.sender)
+    }
+
+    fn peer_index(&self, sender: u32) -> Option<usize> {
+        self.by_id
+            .binary_search_by_key(&sender, |(id, _)| *id)
+            .ok()
+            .map(|pos| self.by_id[pos].1)
     }
 
     fn open(
@@ -350,48 +513,50 @@ impl Relay {
         buf: &mut [u8],
         from: SocketAddr,
         now_ms: u64,
-    ) -> Result<(usize, usize, usize), DropReason> {
+        out: &mut [u8],
+    ) -> Result<Inbound, DropReason> {
+        // Cheap checks first: none of these costs any crypto.
         let h = Header::parse(buf).map_err(|e| match e {
             WireError::Malformed => DropReason::Malformed,
             WireError::UnknownVersion => DropReason::UnknownVersion,
         })?;
-        let i = self
-            .by_id
-            .binary_search_by_key(&h.sender, |(id, _)| *id)
-            .map(|pos| self.by_id[pos].1)
-            .map_err(|_| DropReason::UnknownSender)?;
+        let i = self.peer_index(h.sender).ok_or(DropReason::UnknownSender)?;
         if h.is_plaintext() != self.schedule.is_none() {
             return Err(DropReason::ModeMismatch);
         }
         if h.timestamp_ms.abs_diff(now_ms) > self.max_skew_ms {
             return Err(DropReason::ClockSkew);
         }
+        let authenticated = self.schedule.is_some();
         let peer = &mut self.peers[i];
-        if self.schedule.is_none() && peer.endpoint.map(|e| e.ip()) != Some(from.ip()) {
+        if !authenticated && peer.endpoint.map(|e| e.ip()) != Some(from.ip()) {
             return Err(DropReason::WrongEndpoint);
         }
-        let same_epoch = match &peer.rx {
-            Some(rx) if h.epoch < rx.epoch => return Err(DropReason::StaleEpoch),
-            Some(rx) if h.epoch == rx.epoch => {
-                if !rx.window.check(h.counter) {
-                    return Err(DropReason::Replay);
-                }
-                true
+        let current = peer.confirmed_epoch() == Some(h.epoch);
+        if current {
+            if let Some(rx) = &peer.rx
+                && !rx.window.check(h.counter)
+            {
+                return Err(DropReason::Replay);
             }
-            _ => {
-                // A new epoch (a peer start) cannot come from the future.
-                if h.epoch / 1_000_000 > now_ms.saturating_add(self.max_skew_ms) {
-                    return Err(DropReason::StaleEpoch);
-                }
-                false
+        } else {
+            // Data from an older run is a replay; a hello from one may be a
+            // peer whose clock stepped back, and only an answer to our own
+            // question can confirm it, so hellos are let through to auth.
+            if h.kind == Kind::Data && peer.confirmed_epoch().is_some_and(|e| h.epoch < e) {
+                return Err(DropReason::StaleEpoch);
             }
-        };
+            // A run cannot have started in the future.
+            if h.epoch / 1_000_000 > now_ms.saturating_add(self.max_skew_ms) {
+                return Err(DropReason::StaleEpoch);
+            }
+        }
 
         let (aad, body) = buf.split_at_mut(HEADER_LEN);
         let plain_len = match &self.schedule {
             None => body.len(),
             Some(schedule) => {
-                let key = if same_epoch {
+                let key = if current {
                     peer.rx.as_ref().and_then(|rx| rx.key.as_ref())
                 } else {
                     if peer.candidate.as_ref().map(|(e, _)| *e) != Some(h.epoch) {
@@ -405,30 +570,124 @@ impl Relay {
             }
         };
 
-        // Authenticated: now the datagram may move the peer's state.
-        if !same_epoch {
-            let key = peer.candidate.take().map(|(_, k)| k);
-            if let Some(old) = &peer.rx {
-                tracing::info!(peer = %peer.spec.name, old_epoch = old.epoch, new_epoch = h.epoch, "peer restarted (new epoch)");
-            } else {
-                tracing::info!(peer = %peer.spec.name, epoch = h.epoch, "first datagram from peer");
+        // Authenticated: from here on the datagram may move the peer's state.
+        peer.stats.last_heard_ms = Some(now_ms);
+        if current {
+            if let Some(rx) = &mut peer.rx {
+                rx.window.commit(h.counter);
             }
+        }
+        if h.kind == Kind::Hello {
+            let hello = Hello::parse(&body[..plain_len]).map_err(|_| DropReason::Malformed)?;
+            return self.on_hello(i, &h, hello, now_ms, out);
+        }
+        if !current {
+            if authenticated {
+                // Maybe a fresh run of the peer, maybe a capture from before
+                // we started: only a handshake can tell.
+                peer.want_hello(now_ms);
+                return Err(DropReason::UnconfirmedEpoch);
+            }
+            // Insecure mode has no handshake: follow the newest epoch.
+            if peer.confirmed_epoch().is_some_and(|e| h.epoch < e) {
+                return Err(DropReason::StaleEpoch);
+            }
+            let mut window = ReplayWindow::new();
+            window.commit(h.counter);
             peer.rx = Some(RxStream {
                 epoch: h.epoch,
-                key,
-                window: ReplayWindow::new(),
+                key: None,
+                window,
             });
             peer.stats.epoch = Some(h.epoch);
         }
-        if let Some(rx) = &mut peer.rx {
-            rx.window.commit(h.counter);
-        }
-        peer.stats.last_heard_ms = Some(now_ms);
 
         let inner = &body[..plain_len];
         let parsed = packet::parse(inner).map_err(|_| DropReason::BadInner)?;
         self.check_inner(i, &parsed)?;
-        Ok((HEADER_LEN, plain_len, i))
+        if !self.peers[i].bucket.take(self.inject_rate, now_ms) {
+            return Err(DropReason::RateLimited);
+        }
+        Ok(Inbound::Inject {
+            start: HEADER_LEN,
+            len: plain_len,
+            peer: i,
+        })
+    }
+
+    /// An authenticated hello from peer `i`: confirms the peer's epoch if
+    /// it answers one of our outstanding hellos, and answers it if asked.
+    fn on_hello(
+        &mut self,
+        i: usize,
+        h: &Header,
+        hello: Hello,
+        now_ms: u64,
+        out: &mut [u8],
+    ) -> Result<Inbound, DropReason> {
+        let my_epoch = self.epoch;
+        let peer = &mut self.peers[i];
+        let answers_us =
+            hello.echo_epoch == my_epoch && peer.awaiting.contains(&Some(hello.echo_counter));
+        if answers_us {
+            // Each question is answered once: a replayed answer confirms
+            // nothing.
+            for a in peer.awaiting.iter_mut() {
+                *a = None;
+            }
+            if peer.confirmed_epoch() != Some(h.epoch) {
+                let key = match peer.candidate.take() {
+                    Some((e, k)) if e == h.epoch => Some(k),
+                    _ => None,
+                };
+                match peer.confirmed_epoch() {
+                    Some(old) => {
+                        tracing::info!(peer = %peer.spec.name, old_epoch = old, new_epoch = h.epoch, "peer restarted; new run confirmed")
+                    }
+                    None => {
+                        tracing::info!(peer = %peer.spec.name, epoch = h.epoch, "peer confirmed")
+                    }
+                }
+                // Everything the peer sealed before this answer may predate
+                // our start, so only what follows it is accepted.
+                peer.rx = Some(RxStream {
+                    epoch: h.epoch,
+                    key,
+                    window: ReplayWindow::after(h.counter),
+                });
+                peer.stats.epoch = Some(h.epoch);
+            }
+            peer.hello_wanted = false;
+        } else if peer.confirmed_epoch() != Some(h.epoch) {
+            // A peer we have not confirmed in this run is talking: ask it.
+            peer.want_hello(now_ms);
+        }
+        if !hello.wants_reply() {
+            return Ok(Inbound::Handled);
+        }
+        // Spaced per run of the peer: a fresh run is answered at once.
+        if peer
+            .last_answer
+            .is_some_and(|(e, t)| e == h.epoch && now_ms < t + HELLO_SPACING_MS)
+        {
+            return Ok(Inbound::Handled);
+        }
+        peer.last_answer = Some((h.epoch, now_ms));
+        // Ask back in the same message while this peer is unconfirmed.
+        let ask = peer.confirmed_epoch() != Some(h.epoch);
+        let answer = Hello {
+            echo_epoch: h.epoch,
+            echo_counter: h.counter,
+            flags: if ask { HELLO_WANT_REPLY } else { 0 },
+        };
+        let len = self
+            .seal_hello(i, answer, now_ms, out)
+            .ok_or(DropReason::TooBig)?;
+        if ask {
+            let p = &mut self.peers[i];
+            p.next_hello_ms = now_ms + HELLO_RETRY_MS;
+        }
+        Ok(Inbound::Reply { len, peer: i })
     }
 
     /// The receive-side rules: the packet speaks for its sender only and
@@ -482,6 +741,10 @@ mod tests {
 
     /// Node `me` of a cluster of nodes 1..=count, started at `start_ms`.
     fn node_with(me: u8, count: u8, start_ms: u64, security: Security) -> Relay {
+        node_full(me, count, start_ms, security, 5_000)
+    }
+
+    fn node_full(me: u8, count: u8, start_ms: u64, security: Security, rate: u32) -> Relay {
         let peers = (1..=count)
             .filter(|n| *n != me)
             .map(|n| PeerSpec {
@@ -503,6 +766,7 @@ mod tests {
             security,
             epoch: start_ms * 1_000_000 + u64::from(me),
             max_clock_skew_ms: SKEW,
+            inject_rate_limit: rate,
         });
         for i in 0..r.peer_count() {
             let n: u8 = r.peer_name(i)[1..].parse().expect("name");
@@ -539,10 +803,53 @@ mod tests {
 
     fn recv(r: &mut Relay, dgram: &[u8], from: u8, now: u64) -> Result<Vec<u8>, DropReason> {
         let mut buf = dgram.to_vec();
-        match r.from_net(&mut buf, ep(from), now) {
+        let mut out = [0u8; 256];
+        match r.from_net(&mut buf, ep(from), now, &mut out) {
             Inbound::Inject { start, len, .. } => Ok(buf[start..start + len].to_vec()),
             Inbound::Drop(d) => Err(d),
+            other => panic!("a data datagram produced {other:?}"),
         }
+    }
+
+    /// Runs the hello handshake among `nodes` (node number, relay) until
+    /// nobody has anything left to say; returns the hellos exchanged as
+    /// (from, to, bytes).
+    fn meet(nodes: &mut [(u8, &mut Relay)], now: u64) -> Vec<(u8, u8, Vec<u8>)> {
+        let mut log = Vec::new();
+        let mut queue: std::collections::VecDeque<(u8, u8, Vec<u8>)> = Default::default();
+        for _round in 0..10 {
+            for (n, r) in nodes.iter_mut() {
+                let mut out = [0u8; 256];
+                while let Some((len, p)) = r.poll_hello(now, &mut out) {
+                    let to: u8 = r.peer_name(p)[1..].parse().expect("name");
+                    queue.push_back((*n, to, out[..len].to_vec()));
+                }
+            }
+            if queue.is_empty() {
+                return log;
+            }
+            while let Some((from, to, d)) = queue.pop_front() {
+                log.push((from, to, d.clone()));
+                let Some((_, r)) = nodes.iter_mut().find(|(n, _)| *n == to) else {
+                    continue;
+                };
+                let mut buf = d;
+                let mut out = [0u8; 256];
+                if let Inbound::Reply { len, peer } = r.from_net(&mut buf, ep(from), now, &mut out)
+                {
+                    let back: u8 = r.peer_name(peer)[1..].parse().expect("name");
+                    queue.push_back((to, back, out[..len].to_vec()));
+                }
+            }
+        }
+        panic!("the handshake did not settle");
+    }
+
+    /// Three nodes that have met.
+    fn cluster3() -> (Relay, Relay, Relay) {
+        let (mut a, mut b, mut c) = (node(1), node(2), node(3));
+        meet(&mut [(1, &mut a), (2, &mut b), (3, &mut c)], T0);
+        (a, b, c)
     }
 
     fn peer_index(r: &Relay, name: &str) -> usize {
@@ -553,7 +860,7 @@ mod tests {
 
     #[test]
     fn multicast_goes_to_all_and_arrives_byte_exact() {
-        let (mut a, mut b, mut c) = (node(1), node(2), node(3));
+        let (mut a, mut b, mut c) = cluster3();
         let pkt = vrrp_from(1);
         let (d, target) = send(&mut a, &pkt, T0);
         assert_eq!(target, Target::All);
@@ -571,21 +878,18 @@ mod tests {
 
     #[test]
     fn unicast_goes_to_its_peer_only() {
-        let mut a = node(1);
+        let (mut a, mut b, mut c) = cluster3();
         let token = testpkt::v4_udp(v4(1), v4(3), 5405, b"token");
         let (d, target) = send(&mut a, &token, T0);
         assert_eq!(target, Target::Peer(peer_index(&a, "h3")));
-        let mut c = node(3);
         assert_eq!(recv(&mut c, &d, 1, T0).as_deref(), Ok(token.as_slice()));
         // Node 2 must not inject a unicast packet addressed to node 3.
-        let mut b = node(2);
         assert_eq!(recv(&mut b, &d, 1, T0), Err(DropReason::Disallowed));
     }
 
     #[test]
     fn broadcast_and_ipv6_link_local_vrrp() {
-        let mut a = node(1);
-        let mut b = node(2);
+        let (mut a, mut b, _) = cluster3();
         let bcast = testpkt::v4_udp(v4(1), v4(255), 694, b"hb");
         let (d, t) = send(&mut a, &bcast, T0);
         assert_eq!(t, Target::All);
@@ -633,7 +937,7 @@ mod tests {
 
     #[test]
     fn replay_and_tampering_are_dropped() {
-        let (mut a, mut b) = (node(1), node(2));
+        let (mut a, mut b, _) = cluster3();
         let (d, _) = send(&mut a, &vrrp_from(1), T0);
         assert!(recv(&mut b, &d, 1, T0).is_ok());
         assert_eq!(recv(&mut b, &d, 1, T0), Err(DropReason::Replay));
@@ -689,12 +993,11 @@ mod tests {
 
     #[test]
     fn a_key_holder_speaks_only_for_itself() {
-        let mut a = node(1);
-        let mut b = node(2);
+        let (mut a, mut b, _) = cluster3();
         // Forge with node 1's key, bypassing its own local checks.
         let mut forge = |pkt: &[u8]| {
             let mut out = [0u8; 2048];
-            let len = a.seal(pkt, T0, &mut out).expect("fits");
+            let len = a.seal(Kind::Data, pkt, T0, &mut out).expect("fits");
             out[..len].to_vec()
         };
         let as_node3 = forge(&vrrp_from(3));
@@ -724,39 +1027,127 @@ mod tests {
 
     #[test]
     fn sender_restart_new_epoch_old_datagrams_stay_out() {
-        let mut a = node(1);
-        let mut b = node(2);
+        let (mut a, mut b, _) = cluster3();
         let (old, _) = send(&mut a, &vrrp_from(1), T0);
         let (old2, _) = send(&mut a, &vrrp_from(1), T0);
         assert!(recv(&mut b, &old, 1, T0).is_ok());
         // Node 1 restarts one second later: new epoch, counter from zero.
+        let t1 = T0 + 1000;
         let key = Security::Authenticated(ClusterKey::from_bytes(KEY));
-        let mut a2 = node_with(1, 3, T0 + 1000, key);
-        let (new, _) = send(&mut a2, &vrrp_from(1), T0 + 1000);
-        assert!(recv(&mut b, &new, 1, T0 + 1000).is_ok());
+        let mut a2 = node_with(1, 3, t1, key);
+        let (early, _) = send(&mut a2, &vrrp_from(1), t1);
+        // Unconfirmed until a handshake, which b now asks for.
         assert_eq!(
-            recv(&mut b, &old2, 1, T0 + 1000),
-            Err(DropReason::StaleEpoch)
+            recv(&mut b, &early, 1, t1),
+            Err(DropReason::UnconfirmedEpoch)
         );
-        assert_eq!(
-            recv(&mut b, &old, 1, T0 + 1000),
-            Err(DropReason::StaleEpoch)
+        let mut out = [0u8; 256];
+        assert!(
+            b.poll_hello(t1, &mut out).is_some(),
+            "b must greet the restarted a"
         );
-        assert_eq!(recv(&mut b, &new, 1, T0 + 1000), Err(DropReason::Replay));
+        meet(&mut [(1, &mut a2), (2, &mut b)], t1);
+        let (new, _) = send(&mut a2, &vrrp_from(1), t1);
+        assert!(recv(&mut b, &new, 1, t1).is_ok());
+        assert_eq!(recv(&mut b, &old2, 1, t1), Err(DropReason::StaleEpoch));
+        assert_eq!(recv(&mut b, &old, 1, t1), Err(DropReason::StaleEpoch));
+        assert_eq!(recv(&mut b, &new, 1, t1), Err(DropReason::Replay));
+        // Sealed before the handshake answered: may predate it, refused.
+        assert_eq!(recv(&mut b, &early, 1, t1), Err(DropReason::Replay));
     }
 
     #[test]
-    fn receiver_restart_rejects_captures_older_than_the_skew() {
-        let mut a = node(1);
-        let (captured, _) = send(&mut a, &vrrp_from(1), T0);
-        let mut b_restarted = node(2);
+    fn receiver_restart_never_accepts_earlier_captures() {
+        let (mut a, mut b, _) = cluster3();
+        let (seen, _) = send(&mut a, &vrrp_from(1), T0);
+        assert!(recv(&mut b, &seen, 1, T0).is_ok());
+        let (unseen, _) = send(&mut a, &vrrp_from(1), T0);
+        // b restarts a millisecond later, well within any clock skew.
+        let t1 = T0 + 1;
+        let key = Security::Authenticated(ClusterKey::from_bytes(KEY));
+        let mut b2 = node_with(2, 3, t1, key);
         assert_eq!(
-            recv(&mut b_restarted, &captured, 1, T0 + SKEW + 1),
-            Err(DropReason::ClockSkew)
+            recv(&mut b2, &seen, 1, t1),
+            Err(DropReason::UnconfirmedEpoch)
         );
-        // Fresh traffic from the same sender epoch is accepted.
-        let (fresh, _) = send(&mut a, &vrrp_from(1), T0 + SKEW + 1);
-        assert!(recv(&mut b_restarted, &fresh, 1, T0 + SKEW + 1).is_ok());
+        meet(&mut [(1, &mut a), (2, &mut b2)], t1);
+        // Both captures predate b2's question: refused, whatever the clocks.
+        assert_eq!(recv(&mut b2, &seen, 1, t1), Err(DropReason::Replay));
+        assert_eq!(recv(&mut b2, &unseen, 1, t1), Err(DropReason::Replay));
+        let (fresh, _) = send(&mut a, &vrrp_from(1), t1);
+        assert!(recv(&mut b2, &fresh, 1, t1).is_ok());
+    }
+
+    #[test]
+    fn replayed_hellos_confirm_nothing() {
+        let (mut a, mut b) = (node(1), node(2));
+        let log = meet(&mut [(1, &mut a), (2, &mut b)], T0);
+        assert!(!log.is_empty());
+        // b restarts; every hello from b's previous run is replayed to it.
+        let key = Security::Authenticated(ClusterKey::from_bytes(KEY));
+        let t1 = T0 + 5;
+        let mut b2 = node_with(2, 3, t1, key);
+        for (from, to, d) in &log {
+            if *to == 2 {
+                let mut buf = d.clone();
+                let mut out = [0u8; 256];
+                let _ = b2.from_net(&mut buf, ep(*from), t1, &mut out);
+            }
+        }
+        let (d, _) = send(&mut a, &vrrp_from(1), t1);
+        assert_eq!(recv(&mut b2, &d, 1, t1), Err(DropReason::UnconfirmedEpoch));
+        assert_eq!(b2.peer_stats(peer_index(&b2, "h1")).epoch, None);
+    }
+
+    #[test]
+    fn injection_is_rate_limited_per_peer() {
+        let key = || Security::Authenticated(ClusterKey::from_bytes(KEY));
+        let mut a = node(1);
+        let mut c = node(3);
+        let mut b = node_full(2, 3, T0, key(), 10);
+        meet(&mut [(1, &mut a), (2, &mut b), (3, &mut c)], T0);
+        let mut ok = 0;
+        for _ in 0..30 {
+            let (d, _) = send(&mut a, &vrrp_from(1), T0);
+            match recv(&mut b, &d, 1, T0) {
+                Ok(_) => ok += 1,
+                Err(r) => assert_eq!(r, DropReason::RateLimited),
+            }
+        }
+        assert_eq!(ok, 10, "a burst of one second's worth");
+        assert_eq!(b.peer_stats(peer_index(&b, "h1")).rate_limited, 20);
+        // Another peer is not affected by the first one's flood.
+        let (d, _) = send(&mut c, &vrrp_from(3), T0);
+        assert!(recv(&mut b, &d, 3, T0).is_ok());
+        // Tokens come back with time: 100 ms is one packet at 10/s.
+        let (d, _) = send(&mut a, &vrrp_from(1), T0 + 100);
+        assert!(recv(&mut b, &d, 1, T0 + 100).is_ok());
+        let (d, _) = send(&mut a, &vrrp_from(1), T0 + 100);
+        assert_eq!(recv(&mut b, &d, 1, T0 + 100), Err(DropReason::RateLimited));
+    }
+
+    #[test]
+    fn hellos_go_only_to_unconfirmed_peers_and_are_spaced() {
+        let (mut a, mut b) = (node(1), node(2));
+        let mut out = [0u8; 256];
+        // At start: one hello per peer, then nothing until the retry time.
+        let mut first = Vec::new();
+        while let Some((_, p)) = a.poll_hello(T0, &mut out) {
+            first.push(p);
+        }
+        assert_eq!(first.len(), 2);
+        assert!(a.poll_hello(T0 + 999, &mut out).is_none());
+        assert!(a.poll_hello(T0 + 1000, &mut out).is_some());
+        meet(&mut [(1, &mut a), (2, &mut b)], T0 + 1000);
+        // h2 confirmed: only h3 (never answering) is still greeted.
+        let mut later = Vec::new();
+        while let Some((_, p)) = a.poll_hello(T0 + 5000, &mut out) {
+            later.push(a.peer_name(p).to_string());
+        }
+        assert_eq!(later, ["h3"]);
+        // Insecure mode has no handshake at all.
+        let mut ins = node_with(1, 3, T0, Security::Insecure);
+        assert!(ins.poll_hello(T0, &mut out).is_none());
     }
 
     #[test]
@@ -771,6 +1162,7 @@ mod tests {
         let (d, _) = send(&mut a, &vrrp_from(1), T0 + SKEW + 1);
         assert_eq!(recv(&mut b, &d, 1, T0), Err(DropReason::ClockSkew));
         // A refused epoch did not lock out the real one.
+        meet(&mut [(1, &mut a), (2, &mut b)], T0);
         let (d, _) = send(&mut a, &vrrp_from(1), T0);
         assert!(recv(&mut b, &d, 1, T0).is_ok());
     }
@@ -805,8 +1197,7 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
-        let mut a = node(1);
-        let mut b = node(2);
+        let (mut a, mut b, _) = cluster3();
         let mut buf = vec![0u8; 2048];
         for _ in 0..20_000 {
             let len = (rnd() % 200) as usize;
@@ -822,7 +1213,8 @@ mod tests {
                 buf[4..8].copy_from_slice(&u32::from(v4(1)).to_be_bytes());
                 buf[24..32].copy_from_slice(&T0.to_be_bytes());
             }
-            let got = b.from_net(&mut buf[..len], ep(1), T0);
+            let mut out = [0u8; 256];
+            let got = b.from_net(&mut buf[..len], ep(1), T0, &mut out);
             assert!(matches!(got, Inbound::Drop(_)), "random datagram injected");
             let mut out = [0u8; 2048];
             let _ = a.from_tun(&buf[..len], T0, &mut out);
@@ -858,6 +1250,7 @@ mod tests {
         let key = Security::Authenticated(ClusterKey::from_bytes(KEY));
         let mut a = node_with(1, 2, T0, key.clone());
         let mut b = node_with(2, 2, T0, key);
+        meet(&mut [(1, &mut a), (2, &mut b)], T0);
         let rule = Rule {
             label: "rule 1".into(),
             proto: crate::packet::PROTO_UDP,

@@ -18,12 +18,16 @@ pub const FLAG_PLAINTEXT: u8 = 0x01;
 pub enum Kind {
     /// An inner IP packet to be written into the receiver's interface.
     Data = 1,
+    /// Relay-to-relay handshake: proves a peer's epoch is current (see
+    /// [`Hello`]).
+    Hello = 2,
 }
 
 impl Kind {
     fn from_byte(b: u8) -> Option<Kind> {
         match b {
             1 => Some(Kind::Data),
+            2 => Some(Kind::Hello),
             _ => None,
         }
     }
@@ -99,6 +103,51 @@ impl Header {
     }
 }
 
+/// Length of a hello's payload.
+pub const HELLO_LEN: usize = 20;
+/// Hello flag: the sender wants a hello back answering this one.
+pub const HELLO_WANT_REPLY: u8 = 0x01;
+
+/// The payload of a [`Kind::Hello`] datagram (sealed like data).
+///
+/// Every hello is a challenge: its own header (epoch, counter) is unique
+/// and only the sender can produce it. A hello that answers one echoes that
+/// header's epoch and counter, so it was provably sealed after the question
+/// was asked — that is what lets a receiver trust a peer's epoch without
+/// trusting clocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hello {
+    /// The (epoch, counter) of the hello this one answers; (0, 0) if none.
+    pub echo_epoch: u64,
+    pub echo_counter: u64,
+    pub flags: u8,
+}
+
+impl Hello {
+    pub fn encode(&self, out: &mut [u8]) {
+        let out = &mut out[..HELLO_LEN];
+        out[0..8].copy_from_slice(&self.echo_epoch.to_be_bytes());
+        out[8..16].copy_from_slice(&self.echo_counter.to_be_bytes());
+        out[16] = self.flags;
+        out[17..20].fill(0);
+    }
+
+    pub fn parse(b: &[u8]) -> Result<Hello, WireError> {
+        if b.len() != HELLO_LEN || b[17..20] != [0, 0, 0] || b[16] & !HELLO_WANT_REPLY != 0 {
+            return Err(WireError::Malformed);
+        }
+        Ok(Hello {
+            echo_epoch: be_u64(&b[0..8]),
+            echo_counter: be_u64(&b[8..16]),
+            flags: b[16],
+        })
+    }
+
+    pub fn wants_reply(&self) -> bool {
+        self.flags & HELLO_WANT_REPLY != 0
+    }
+}
+
 fn be_u32(b: &[u8]) -> u32 {
     let mut a = [0u8; 4];
     a.copy_from_slice(b);
@@ -155,11 +204,33 @@ mod tests {
         let mut kind = buf;
         kind[1] = 9;
         assert_eq!(Header::parse(&kind), Err(WireError::Malformed));
+        kind[1] = 0;
+        assert_eq!(Header::parse(&kind), Err(WireError::Malformed));
         let mut flags = buf;
         flags[2] = 0x80;
         assert_eq!(Header::parse(&flags), Err(WireError::Malformed));
         let mut reserved = buf;
         reserved[3] = 1;
         assert_eq!(Header::parse(&reserved), Err(WireError::Malformed));
+    }
+
+    #[test]
+    fn hello_round_trip_and_strictness() {
+        let h = Hello {
+            echo_epoch: 7,
+            echo_counter: 9,
+            flags: HELLO_WANT_REPLY,
+        };
+        let mut b = [0u8; HELLO_LEN];
+        h.encode(&mut b);
+        assert_eq!(Hello::parse(&b), Ok(h));
+        assert!(h.wants_reply());
+        assert_eq!(Hello::parse(&b[..HELLO_LEN - 1]), Err(WireError::Malformed));
+        let mut bad = b;
+        bad[16] = 0x02;
+        assert_eq!(Hello::parse(&bad), Err(WireError::Malformed));
+        let mut bad = b;
+        bad[19] = 1;
+        assert_eq!(Hello::parse(&bad), Err(WireError::Malformed));
     }
 }
