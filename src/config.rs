@@ -842,6 +842,7 @@ address = "10.250.0.3"
         );
         assert!(!c.node.insecure);
         assert_eq!(c.node.max_clock_skew, Duration::from_secs(10));
+        assert_eq!(c.node.inject_rate_limit, DEFAULT_INJECT_RATE_LIMIT);
         assert_eq!(c.interface.prefix_len, 24);
         assert_eq!(c.interface.broadcast(), Ipv4Addr::new(10, 250, 0, 255));
         assert_eq!(
@@ -993,6 +994,11 @@ address = "10.250.0.3"
                 "listen = \"0.0.0.0:7112\"",
                 "listen = \"everywhere\"",
                 "node.listen",
+            ),
+            (
+                "listen = \"0.0.0.0:7112\"",
+                "listen = \"0.0.0.0:7112\"\ninject_rate_limit = -5",
+                "node.inject_rate_limit",
             ),
             (
                 "key_file = \"/etc/mcast-relay/key\"",
