@@ -180,6 +180,26 @@ fn relay_restart_keeps_the_interface_and_the_cluster_converges() {
     lab::require_programs(lab::keepalived::PROGRAMS);
     let mut lab = Lab::new(HOSTS);
     lab.start_relays(RelayOptions::default());
+    // Started as root, each relay runs unprivileged once set up.
+    for h in lab.host_ids() {
+        let status = lab.relay_proc_status(h);
+        let field = |k: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(k))
+                .map(|l| {
+                    l[k.len()..]
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default()
+        };
+        assert_eq!(field("Uid:"), "65534 65534 65534 65534", "h{h} uid");
+        assert_eq!(field("CapEff:"), "0000000000000000", "h{h} capabilities");
+        assert_eq!(field("CapPrm:"), "0000000000000000", "h{h} capabilities");
+        assert_eq!(field("NoNewPrivs:"), "1", "h{h} no_new_privs");
+    }
     let vrrp = Vrrp::v3(1.0);
     for h in lab.host_ids() {
         lab.start_keepalived(h, vrrp, PRIORITY[h - 1]);

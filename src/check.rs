@@ -70,6 +70,16 @@ pub fn check(path: &Path, is_root: bool) -> Vec<Finding> {
         },
         (None, false) => out.push(Finding::Error("no key_file configured".into())),
     }
+    match crate::privilege::lookup(&cfg.node.user) {
+        Ok(u) if u.uid.is_root() => out.push(Finding::Warning(
+            "node.user = \"root\": the relay keeps full privileges after set-up; use an unprivileged account such as \"nobody\"".into(),
+        )),
+        Ok(u) => out.push(Finding::Ok(format!(
+            "after set-up the relay runs as {} (uid {}) with no capabilities",
+            u.name, u.uid
+        ))),
+        Err(e) => out.push(Finding::Error(e)),
+    }
     if Path::new("/dev/net/tun").exists() {
         out.push(Finding::Ok("/dev/net/tun is present".into()));
     } else {

@@ -26,6 +26,8 @@ pub const DEFAULT_CLOCK_SKEW_SECS: f64 = 10.0;
 /// (1,000 VRRP instances at advert_int 1 s are 1,000/s), far below a flood.
 pub const DEFAULT_INJECT_RATE_LIMIT: u32 = 5_000;
 pub const DEFAULT_RESOLVE_INTERVAL_SECS: f64 = 30.0;
+/// Unprivileged account the relay runs as after set-up.
+pub const DEFAULT_USER: &str = "nobody";
 
 /// A validated configuration.
 #[derive(Clone, Debug)]
@@ -49,6 +51,8 @@ pub struct NodeConfig {
     pub resolve_interval: Duration,
     /// Packets per second each peer may have written into the interface; 0: no limit.
     pub inject_rate_limit: u32,
+    /// The account the relay switches to after set-up when started as root.
+    pub user: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,6 +154,7 @@ struct RawNode {
     max_clock_skew: Option<Spanned<f64>>,
     resolve_interval: Option<Spanned<f64>>,
     inject_rate_limit: Option<Spanned<i64>>,
+    user: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -377,6 +382,18 @@ fn validate(ctx: &Ctx, raw: RawConfig, default_name: &str) -> Result<Config, Con
             })?,
     };
 
+    let user = match &raw_node.user {
+        None => DEFAULT_USER.to_string(),
+        Some(s) if s.get_ref().trim().is_empty() || s.get_ref().contains(char::is_whitespace) => {
+            return Err(ctx.err(
+                s.span(),
+                "node.user",
+                format!("must be a user name; the default is \"{DEFAULT_USER}\""),
+            ));
+        }
+        Some(s) => s.get_ref().clone(),
+    };
+
     let allow = validate_allow(ctx, raw.allow)?;
     let peers = validate_peers(ctx, raw.peer, &interface, &name, listen)?;
 
@@ -390,6 +407,7 @@ fn validate(ctx: &Ctx, raw: RawConfig, default_name: &str) -> Result<Config, Con
             max_clock_skew,
             resolve_interval,
             inject_rate_limit,
+            user,
         },
         interface,
         allow,

@@ -19,6 +19,7 @@ use crate::config::{Config, Endpoint};
 use crate::counters::{DropCounters, DropReason};
 use crate::keyfile;
 use crate::net::{self, EndpointUpdate};
+use crate::privilege;
 use crate::relay::{
     Inbound, NodeAddrs, OVERHEAD, Outbound, PeerSpec, Relay, RelayParams, Security, Target,
 };
@@ -289,6 +290,7 @@ impl State {
 }
 
 async fn run_async(cfg: Config) -> Result<(), String> {
+    let run_as = privilege::lookup(&cfg.node.user)?;
     let security = if cfg.node.insecure {
         tracing::warn!(
             "INSECURE MODE: insecure = true, datagrams are neither authenticated nor encrypted; anyone who can reach the relay port can inject heartbeats and steal the virtual IP. Use this in labs only."
@@ -333,6 +335,17 @@ async fn run_async(cfg: Config) -> Result<(), String> {
         .map_err(|e| format!("registering the interface: {e}"))?;
     let sock = net::bind(cfg.node.listen).map_err(|e| e.to_string())?;
     let sock = UdpSocket::from_std(sock).map_err(|e| format!("registering the UDP socket: {e}"))?;
+    match privilege::drop_to(&run_as)? {
+        privilege::Outcome::Dropped => {
+            tracing::info!(user = %run_as.name, uid = %run_as.uid, "set-up done; running unprivileged with no capabilities")
+        }
+        privilege::Outcome::NotRoot => {
+            tracing::info!(uid = %nix::unistd::getuid(), "not started as root; node.user not applied")
+        }
+        privilege::Outcome::KeptRoot => tracing::warn!(
+            "node.user = \"root\": the relay keeps full privileges after set-up; an unprivileged user such as \"nobody\" is safer"
+        ),
+    }
 
     let peers: Vec<PeerSpec> = cfg
         .peers

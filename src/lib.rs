@@ -16,6 +16,7 @@ pub mod keyfile;
 pub mod net;
 pub mod overlay;
 pub mod packet;
+pub mod privilege;
 pub mod relay;
 pub mod replay;
 pub mod tun;

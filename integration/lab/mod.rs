@@ -514,6 +514,15 @@ impl Lab {
         }
     }
 
+    /// `/proc/<pid>/status` of the relay of host `h`.
+    pub fn relay_proc_status(&self, h: usize) -> String {
+        let pid = self.relays[h - 1]
+            .as_ref()
+            .unwrap_or_else(|| panic!("relay h{h} is not running"))
+            .id();
+        fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default()
+    }
+
     /// Whether `dev` exists in host `h`.
     pub fn has_link(&self, h: usize, dev: &str) -> bool {
         self.try_exec(h, &["ip", "link", "show", "dev", dev])
