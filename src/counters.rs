@@ -238,9 +238,39 @@ pub struct Counters {
     pub injected: u64,
 }
 
+impl fmt::Display for Counters {
+    /// `sealed=N sent=N injected=N` then every non-zero drop reason as
+    /// `reason=N`: one greppable line for logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "sealed={} sent={} injected={}",
+            self.sealed, self.sent, self.injected
+        )?;
+        for r in DropReason::ALL {
+            let n = self.drops.get(r);
+            if n > 0 {
+                write!(f, " {r}={n}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn display_lists_totals_and_nonzero_drops() {
+        let mut c = Counters {
+            sealed: 3,
+            ..Counters::default()
+        };
+        c.drops.add(DropReason::Replay);
+        c.drops.add(DropReason::Replay);
+        assert_eq!(c.to_string(), "sealed=3 sent=0 injected=0 replay=2");
+    }
 
     #[test]
     fn names_are_unique_and_indexes_dense() {

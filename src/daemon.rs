@@ -392,10 +392,11 @@ async fn run_async(cfg: Config) -> Result<(), String> {
     drop(tx);
 
     let sig = |k: SignalKind| signal(k).map_err(|e| format!("installing signal handlers: {e}"));
-    let (mut term, mut int, mut hup) = (
+    let (mut term, mut int, mut hup, mut usr1) = (
         sig(SignalKind::terminate())?,
         sig(SignalKind::interrupt())?,
         sig(SignalKind::hangup())?,
+        sig(SignalKind::user_defined1())?,
     );
     let mut report =
         tokio::time::interval_at(tokio::time::Instant::now() + REPORT_EVERY, REPORT_EVERY);
@@ -441,6 +442,8 @@ async fn run_async(cfg: Config) -> Result<(), String> {
             _ = hup.recv() => {
                 tracing::warn!("SIGHUP received: live reload is not supported by this version; restart mcast-relay to apply configuration changes");
             }
+            // Until `status` exists: counters on demand (kill -USR1).
+            _ = usr1.recv() => tracing::info!("counters: {}", st.relay.counters()),
             Some((i, addr)) = updates.recv() => {
                 st.relay.set_endpoint(i, Some(addr));
                 st.send_hellos(&io.sock);
@@ -457,14 +460,10 @@ async fn run_async(cfg: Config) -> Result<(), String> {
             }
         }
     }
-    let c = st.relay.counters();
     tracing::info!(
-        sealed = c.sealed,
-        sent = c.sent,
-        injected = c.injected,
-        dropped = c.drops.total(),
-        "stopped; interface {} stays in place (persistent), so the failover tool keeps running until the relay is back",
-        cfg.interface.name
+        "stopped; interface {} stays in place (persistent), so the failover tool keeps running until the relay is back; counters: {}",
+        cfg.interface.name,
+        st.relay.counters()
     );
     Ok(())
 }
