@@ -14,6 +14,7 @@
 
 #![allow(dead_code)] // each target (test, demo, bench) uses a different part
 
+pub mod capture;
 pub mod corosync;
 pub mod heartbeat;
 pub mod keepalived;
@@ -133,6 +134,8 @@ pub struct RelayOptions {
     /// Peers' endpoints by their IPv6 underlay address, listening on `[::]`.
     pub underlay_v6: bool,
     pub mtu: Option<u32>,
+    /// `node.max_clock_skew` in seconds; `None` keeps the default.
+    pub max_clock_skew: Option<f64>,
 }
 
 impl Default for RelayOptions {
@@ -141,6 +144,7 @@ impl Default for RelayOptions {
             presets: vec!["vrrp"],
             underlay_v6: false,
             mtu: None,
+            max_clock_skew: None,
         }
     }
 }
@@ -157,6 +161,7 @@ pub struct Lab {
     pub hosts: usize,
     relays: Vec<Option<Child>>,
     relay_opts: RelayOptions,
+    outsider: bool,
     procs: Vec<Proc>,
     _lock_file: File,
     _guard: MutexGuard<'static, ()>,
@@ -191,6 +196,7 @@ impl Lab {
             hosts,
             relays: (0..hosts).map(|_| None).collect(),
             relay_opts: RelayOptions::default(),
+            outsider: false,
             procs: Vec::new(),
             _lock_file: lock_file,
             _guard: guard,
@@ -205,6 +211,62 @@ impl Lab {
 
     fn cloud(&self) -> String {
         format!("{}-cloud", self.id)
+    }
+
+    /// The namespace of the outsider (see [`Lab::add_outsider`]).
+    pub fn outsider_ns(&self) -> String {
+        format!("{}-x", self.id)
+    }
+
+    /// Adds a stranger on the cloud network: 10.77.0.99 on its eth0, no
+    /// relay, no key. It also holds `spoofed` (another host's underlay
+    /// address) to send from, but never answers ARP for it, so the real
+    /// owner's traffic is not diverted.
+    pub fn add_outsider(&mut self, spoofed: &str) -> String {
+        let ns = self.outsider_ns();
+        let cloud = self.cloud();
+        sh(&["ip", "netns", "add", &ns]);
+        self.outsider = true;
+        sh(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+        in_ns(
+            &ns,
+            &[
+                "sysctl",
+                "-qw",
+                "net.ipv4.conf.all.arp_ignore=8",
+                "net.ipv4.conf.default.arp_ignore=8",
+                "net.ipv4.conf.all.arp_announce=2",
+            ],
+        );
+        sh(&[
+            "ip", "-n", &cloud, "link", "add", "vx", "type", "veth", "peer", "name", "eth0",
+            "netns", &ns,
+        ]);
+        sh(&[
+            "ip", "-n", &cloud, "link", "set", "vx", "master", "br0", "up",
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            "10.77.0.99/24",
+            "dev",
+            "eth0",
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{spoofed}/32"),
+            "dev",
+            "eth0",
+        ]);
+        sh(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
+        ns
     }
 
     pub fn host_ids(&self) -> impl Iterator<Item = usize> + use<> {
@@ -370,7 +432,7 @@ impl Lab {
         }
     }
 
-    fn spawn_child(&self, host: usize, args: &[&str], log: &Path) -> Child {
+    pub(crate) fn spawn_child(&self, host: usize, args: &[&str], log: &Path) -> Child {
         let out = File::create(log).expect("cannot create a log file");
         let err = out.try_clone().expect("cannot clone a log file handle");
         Command::new("ip")
@@ -413,8 +475,12 @@ impl Lab {
             "0.0.0.0:7112"
         };
         let presets: Vec<String> = o.presets.iter().map(|p| format!("\"{p}\"")).collect();
+        let skew = o
+            .max_clock_skew
+            .map(|s| format!("max_clock_skew = {s:?}\n"))
+            .unwrap_or_default();
         let mut s = format!(
-            "[node]\nname = \"h{h}\"\nlisten = \"{listen}\"\nkey_file = \"{}\"\n\n\
+            "[node]\nname = \"h{h}\"\nlisten = \"{listen}\"\nkey_file = \"{}\"\n{skew}\n\
              [interface]\nname = \"mcast0\"\naddress = \"10.250.0.{h}/24\"\naddress6 = \"fd00:250::{h}/64\"\n",
             self.path("key").display()
         );
@@ -514,6 +580,40 @@ impl Lab {
         }
     }
 
+    /// The relay's counters for its current run (`kill -USR1` makes it log
+    /// them): totals and drops by reason, by name.
+    pub fn relay_counters(&self, h: usize) -> std::collections::HashMap<String, u64> {
+        let pid = self.relays[h - 1]
+            .as_ref()
+            .unwrap_or_else(|| panic!("relay h{h} is not running"))
+            .id();
+        let log = self.relay_log(h);
+        let before = count_lines(&log, "counters: ");
+        signal(pid, libc::SIGUSR1);
+        let line = wait_for(
+            "the relay to log its counters",
+            Duration::from_secs(5),
+            || {
+                if count_lines(&log, "counters: ") <= before {
+                    return None;
+                }
+                fs::read_to_string(&log)
+                    .ok()?
+                    .lines()
+                    .rev()
+                    .find(|l| l.contains("counters: "))
+                    .map(str::to_string)
+            },
+        );
+        let tail = line.split("counters: ").nth(1).unwrap_or_default();
+        tail.split_whitespace()
+            .filter_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                Some((k.to_string(), v.parse().ok()?))
+            })
+            .collect()
+    }
+
     /// `/proc/<pid>/status` of the relay of host `h`.
     pub fn relay_proc_status(&self, h: usize) -> String {
         let pid = self.relays[h - 1]
@@ -555,6 +655,9 @@ impl Lab {
             let _ = p.child.wait();
         }
         let mut all: Vec<String> = self.host_ids().map(|h| self.ns(h)).collect();
+        if self.outsider {
+            all.push(self.outsider_ns());
+        }
         all.push(self.cloud());
         for ns in &all {
             kill_namespace_processes(ns);
@@ -623,6 +726,21 @@ fn sweep_stale() {
             let _ = Command::new("ip").args(["netns", "del", name]).output();
         }
     }
+}
+
+/// Runs `f` on a thread inside network namespace `ns`; sockets it creates
+/// stay in that namespace wherever they are used afterwards.
+pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = File::open(&path).unwrap_or_else(|e| panic!("cannot open {path}: {e}"));
+        // SAFETY: setns on a descriptor we own, affecting only this thread.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .expect("namespace thread panicked")
 }
 
 /// Sends a signal; the lab only signals processes it started.
