@@ -1192,3 +1192,47 @@ fn nothing_forged_replayed_or_disallowed_reaches_the_host() {
         flood.len()
     ));
 }
+
+/// Random datagrams at the relay ports of the master and a backup for
+/// 30 s, with keepalived at advert_int 0.1 (a backup takes over after
+/// 0.35 s of silence): no failover may happen. The senders aim at 100,000
+/// a second each; what they reach on this machine is reported.
+#[test]
+fn a_flood_of_junk_never_moves_the_vip() {
+    if !lab::root_or_skip("a_flood_of_junk_never_moves_the_vip") {
+        return;
+    }
+    lab::require_programs(lab::keepalived::PROGRAMS);
+    let o = lab::flood::junk_flood_against_keepalived(0.1, 100_000, 30);
+    for line in lab::flood::describe(&o) {
+        report(&format!("flood: {line}"));
+    }
+    assert!(
+        o.vip_added.is_none(),
+        "the VIP moved during the flood: {:?}",
+        o.vip_added
+    );
+    assert_eq!(o.holders_after, vec![MASTER], "the master changed");
+    let total: f64 = o
+        .hosts
+        .iter()
+        .filter_map(|f| f.sent)
+        .map(|s| s.rate())
+        .sum();
+    // The flood must have been real for the test to mean anything.
+    assert!(
+        total >= 50_000.0,
+        "the flood reached only {total:.0} datagrams/s"
+    );
+    for f in &o.hosts {
+        let Some(s) = f.sent else { continue };
+        assert!(
+            f.counted_total() + f.kernel_dropped >= s.datagrams * 9 / 10,
+            "h{}: {} datagrams sent, only {} counted by the relay and {} dropped by the kernel",
+            f.host,
+            s.datagrams,
+            f.counted_total(),
+            f.kernel_dropped
+        );
+    }
+}

@@ -16,6 +16,7 @@
 
 pub mod capture;
 pub mod corosync;
+pub mod flood;
 pub mod heartbeat;
 pub mod keepalived;
 pub mod vip;
@@ -614,12 +615,17 @@ impl Lab {
             .collect()
     }
 
-    /// `/proc/<pid>/status` of the relay of host `h`.
-    pub fn relay_proc_status(&self, h: usize) -> String {
-        let pid = self.relays[h - 1]
+    /// The pid of the relay of host `h`.
+    pub fn relay_pid(&self, h: usize) -> u32 {
+        self.relays[h - 1]
             .as_ref()
             .unwrap_or_else(|| panic!("relay h{h} is not running"))
-            .id();
+            .id()
+    }
+
+    /// `/proc/<pid>/status` of the relay of host `h`.
+    pub fn relay_proc_status(&self, h: usize) -> String {
+        let pid = self.relay_pid(h);
         fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default()
     }
 

@@ -1,0 +1,43 @@
+//! A flood of random datagrams at the relay ports of a keepalived master
+//! and a backup (VRRPv3, advert_int 0.1), with the release build of the
+//! relay: the send rate reached, what the relays counted, what the kernel
+//! dropped, the relays' CPU use, and whether the VIP moved. Not a test: it
+//! prints figures (the same scenario runs as a test in hostile.rs).
+//!
+//! `sudo cargo bench --bench flood` (FLOOD_SECS=N, default 30;
+//! FLOOD_RATE=N per target, default 100000).
+
+#[path = "lab/mod.rs"]
+mod lab;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench -- --list` and `cargo test --benches` probes
+    }
+    if !lab::root_or_skip("flood benchmark") {
+        return;
+    }
+    lab::require_programs(lab::keepalived::PROGRAMS);
+    let secs = env_or("FLOOD_SECS", 30);
+    let rate = env_or("FLOOD_RATE", 100_000);
+    println!(
+        "random datagrams (1-512 bytes) at h1 (master) and h2 (backup), aiming at {rate}/s each for {secs} s; keepalived VRRPv3 advert_int 0.1"
+    );
+    println!("relay binary: {}", lab::relay_bin().display());
+    let o = lab::flood::junk_flood_against_keepalived(0.1, rate, secs);
+    for line in lab::flood::describe(&o) {
+        println!("{line}");
+    }
+    if o.vip_added.is_some() || o.holders_after != [1] {
+        eprintln!("FAILOVER during the flood");
+        std::process::exit(1);
+    }
+}
