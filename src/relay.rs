@@ -1057,6 +1057,32 @@ mod tests {
     }
 
     #[test]
+    fn sender_restart_with_clock_stepped_back_is_reconfirmed() {
+        let (mut a, mut b, _) = cluster3();
+        let (old, _) = send(&mut a, &vrrp_from(1), T0);
+        let (unseen, _) = send(&mut a, &vrrp_from(1), T0);
+        assert!(recv(&mut b, &old, 1, T0).is_ok());
+        // Node 1 restarts with its clock 5 s behind: its new epoch is
+        // lower than the one b has confirmed.
+        let back = T0 - 5000;
+        let key = Security::Authenticated(ClusterKey::from_bytes(KEY));
+        let mut a2 = node_with(1, 3, back, key);
+        meet(&mut [(1, &mut a2), (2, &mut b)], T0);
+        let (new, _) = send(&mut a2, &vrrp_from(1), back);
+        assert!(
+            recv(&mut b, &new, 1, T0).is_ok(),
+            "the restarted node must be heard again"
+        );
+        // The previous run's datagrams authenticate, but that run can never
+        // again be confirmed: nothing of it is injected.
+        assert_eq!(
+            recv(&mut b, &unseen, 1, T0),
+            Err(DropReason::UnconfirmedEpoch)
+        );
+        assert_eq!(recv(&mut b, &old, 1, T0), Err(DropReason::UnconfirmedEpoch));
+    }
+
+    #[test]
     fn receiver_restart_never_accepts_earlier_captures() {
         let (mut a, mut b, _) = cluster3();
         let (seen, _) = send(&mut a, &vrrp_from(1), T0);
