@@ -450,6 +450,25 @@ fn logged(lab: &Lab, hosts: &[usize], needle: &str) -> Vec<usize> {
         .collect()
 }
 
+/// Makes host `h` drop relay datagrams from host `from`'s underlay
+/// address before they reach its relay.
+fn drop_relay_traffic(lab: &Lab, h: usize, from: usize) {
+    lab.exec(h, &["nft", "add", "table", "ip", "hostile"]);
+    lab.exec(
+        h,
+        &[
+            "nft",
+            "add chain ip hostile in { type filter hook input priority -300; }",
+        ],
+    );
+    let rule = format!("add rule ip hostile in ip saddr 10.77.0.{from} udp dport 7112 drop");
+    lab.exec(h, &["nft", &rule]);
+}
+
+fn allow_relay_traffic(lab: &Lab, h: usize) {
+    lab.exec(h, &["nft", "delete", "table", "ip", "hostile"]);
+}
+
 // ------------------------------------------------------- compromised peer
 
 /// A process on h3 that holds the cluster key and speaks the protocol
@@ -459,6 +478,8 @@ struct Evil {
     keys: KeySchedule,
     epoch: u64,
     counter: u64,
+    /// The last header each peer sent us: its epoch and counter, in clear.
+    last_from: HashMap<usize, Header>,
 }
 
 impl Evil {
@@ -475,6 +496,7 @@ impl Evil {
             keys: KeySchedule::new(key),
             epoch,
             counter: 0,
+            last_from: HashMap::new(),
         }
     }
 
@@ -491,10 +513,15 @@ impl Evil {
         seal(&self.keys, h, payload)
     }
 
-    fn hello(&mut self, to: usize, echo: Option<&Header>, want_reply: bool) {
+    /// A hello to `to`: a question (its challenge is ours to make up, as
+    /// nobody checks it but us), or an answer echoing `echo`'s header and
+    /// challenge.
+    fn hello(&mut self, to: usize, echo: Option<(&Header, u64)>, want_reply: bool) {
         let hello = Hello {
-            echo_epoch: echo.map_or(0, |h| h.epoch),
-            echo_counter: echo.map_or(0, |h| h.counter),
+            echo_epoch: echo.map_or(0, |(h, _)| h.epoch),
+            echo_counter: echo.map_or(0, |(h, _)| h.counter),
+            echo_challenge: echo.map_or(0, |(_, c)| c),
+            challenge: if want_reply { self.counter ^ 0x5eed } else { 0 },
             flags: if want_reply { HELLO_WANT_REPLY } else { 0 },
         };
         let mut payload = [0u8; HELLO_LEN];
@@ -526,6 +553,7 @@ impl Evil {
             };
             let d = &buf[..n];
             let Ok(h) = Header::parse(d) else { continue };
+            self.last_from.insert((h.sender & 0xff) as usize, h);
             if h.kind != Kind::Hello {
                 continue;
             }
@@ -537,9 +565,22 @@ impl Evil {
             };
             let from = (h.sender & 0xff) as usize;
             if hello.wants_reply() && peers.contains(&from) {
-                self.hello(from, Some(&h), false);
+                self.hello(from, Some((&h, hello.challenge)), false);
             }
         }
+    }
+
+    /// Seals as node `n` in `epoch`: the cluster key allows it.
+    fn seal_as(&self, n: usize, epoch: u64, counter: u64, kind: Kind, payload: &[u8]) -> Vec<u8> {
+        let h = Header {
+            kind,
+            flags: 0,
+            sender: u32::from(overlay(n)),
+            epoch,
+            counter,
+            timestamp_ms: now_ms(),
+        };
+        seal(&self.keys, h, payload)
     }
 
     fn send_inner(&mut self, to: usize, packets: &[Vec<u8>]) {
@@ -617,25 +658,11 @@ fn nothing_forged_replayed_or_disallowed_reaches_the_host() {
     // so h4's relay has never seen those datagrams.
     send_markers(&lab, 1);
     let a = wire.take_batch(&keys, 1);
-    lab.exec(SPARE, &["nft", "add", "table", "ip", "hostile"]);
-    lab.exec(
-        SPARE,
-        &[
-            "nft",
-            "add chain ip hostile in { type filter hook input priority -300; }",
-        ],
-    );
-    lab.exec(
-        SPARE,
-        &[
-            "nft",
-            "add rule ip hostile in ip saddr 10.77.0.3 udp dport 7112 drop",
-        ],
-    );
+    drop_relay_traffic(&lab, SPARE, SENDER);
     send_markers(&lab, 2);
     let b = wire.take_batch(&keys, 2);
     std::thread::sleep(Duration::from_millis(200));
-    lab.exec(SPARE, &["nft", "delete", "table", "ip", "hostile"]);
+    allow_relay_traffic(&lab, SPARE);
 
     let h3 = header_of(&a[0]);
     let top = b.iter().map(|d| header_of(d).counter).max().unwrap_or(0);
@@ -1081,6 +1108,71 @@ fn nothing_forged_replayed_or_disallowed_reaches_the_host() {
             "bad_inner",
         );
     }
+    // Posing as the master towards the backup: data from a new "run" of
+    // h1, then answers to h2's question guessing its counter (h2's
+    // datagrams to h3 show roughly where it is) and its challenge. The
+    // question itself went to h1's endpoint, which h3 cannot read.
+    {
+        let seen = *evil
+            .last_from
+            .get(&BACKUP)
+            .expect("h2 spoke to the key holder during the handshake");
+        let fake = seen.epoch + 1_000_000;
+        let unconfirmed = |lab: &Lab| {
+            lab.relay_counters(BACKUP)
+                .get("unconfirmed_epoch")
+                .copied()
+                .unwrap_or(0)
+        };
+        let before = net_drops(&lab, BACKUP);
+        let before_unconfirmed = unconfirmed(&lab);
+        let steal = ipv4(overlay(MASTER), group, 112, 255, &advert);
+        // The real h1 would answer h2's question within a millisecond and
+        // use it up; silence it, as if its relay were down, so that the
+        // guesses are the only answers h2 gets.
+        drop_relay_traffic(&lab, MASTER, BACKUP);
+        let first = evil.seal_as(MASTER, fake, 0, Kind::Data, &steal);
+        evil.sock.send_to(&first, underlay(BACKUP)).expect("send");
+        std::thread::sleep(Duration::from_millis(50));
+        let guesses: Vec<Vec<u8>> = (0..400u64)
+            .map(|g| {
+                let answer = Hello {
+                    echo_epoch: seen.epoch,
+                    echo_counter: seen.counter.saturating_sub(100) + g,
+                    echo_challenge: rng.next(),
+                    challenge: 0,
+                    flags: 0,
+                };
+                let mut payload = [0u8; HELLO_LEN];
+                answer.encode(&mut payload);
+                evil.seal_as(MASTER, fake, 1 + g, Kind::Hello, &payload)
+            })
+            .collect();
+        blast(&evil.sock, BACKUP, &guesses);
+        std::thread::sleep(Duration::from_millis(100));
+        let data: Vec<Vec<u8>> = (0..N as u64)
+            .map(|k| evil.seal_as(MASTER, fake, 1000 + k, Kind::Data, &steal))
+            .collect();
+        blast(&evil.sock, BACKUP, &data);
+        expect(&lab, BACKUP, &before, &[], "posing as h1");
+        allow_relay_traffic(&lab, MASTER);
+        let refused = unconfirmed(&lab) - before_unconfirmed;
+        assert!(
+            refused > N as u64,
+            "posing as h1: {refused} datagrams held back as unconfirmed, expected all {}",
+            N + 1
+        );
+        atk.tried.push(Tried {
+            attack: format!(
+                "key holder posing as h1: 1 + {N} priority-255 adverts from 10.250.0.1, {} guessed answers",
+                guesses.len()
+            ),
+            target: BACKUP,
+            sent: N + 1 + guesses.len(),
+            reason: "unconfirmed_epoch (adverts); answers confirm nothing".to_string(),
+        });
+    }
+
     // An allowed packet kind, as fast as the key holder can: the injection
     // rate limit caps what reaches the host.
     let flood: Vec<Vec<u8>> = (0..8000u16)

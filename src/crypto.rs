@@ -9,8 +9,8 @@ use std::fmt;
 
 use base64::Engine as _;
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
-use ring::hkdf;
 use ring::rand::{SecureRandom, SystemRandom};
+use ring::{hkdf, hmac};
 
 use crate::wire::TAG_LEN;
 
@@ -166,6 +166,38 @@ impl StreamKey {
     }
 }
 
+/// Computes the challenges of this run's questions: an HMAC of the
+/// question's counter under a secret that never leaves this process, so
+/// nobody else (a key holder included) can predict one it has not read.
+pub struct Challenger(hmac::Key);
+
+impl fmt::Debug for Challenger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Challenger(MASKED)")
+    }
+}
+
+impl Challenger {
+    pub fn new(secret: &[u8; KEY_LEN]) -> Self {
+        Challenger(hmac::Key::new(hmac::HMAC_SHA256, secret))
+    }
+
+    /// A fresh random secret for one run.
+    pub fn random_secret() -> Result<[u8; KEY_LEN], ring::error::Unspecified> {
+        let mut s = [0u8; KEY_LEN];
+        SystemRandom::new().fill(&mut s)?;
+        Ok(s)
+    }
+
+    /// The challenge of the question sealed with `counter`.
+    pub fn challenge(&self, counter: u64) -> u64 {
+        let tag = hmac::sign(&self.0, &counter.to_be_bytes());
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&tag.as_ref()[..8]);
+        u64::from_be_bytes(b)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,5 +277,18 @@ mod tests {
         let k = ClusterKey::from_bytes([0xab; KEY_LEN]);
         assert_eq!(format!("{k:?}"), "ClusterKey(MASKED)");
         assert!(!format!("{:?}", KeySchedule::new(&k)).contains("ab"));
+    }
+
+    #[test]
+    fn challenges_depend_on_the_secret_and_the_counter() {
+        let a = Challenger::new(&[1; KEY_LEN]);
+        let b = Challenger::new(&[2; KEY_LEN]);
+        assert_eq!(a.challenge(5), Challenger::new(&[1; KEY_LEN]).challenge(5));
+        assert_ne!(a.challenge(5), a.challenge(6));
+        assert_ne!(a.challenge(5), b.challenge(5));
+        assert_eq!(format!("{a:?}"), "Challenger(MASKED)");
+        let s1 = Challenger::random_secret().expect("random");
+        let s2 = Challenger::random_secret().expect("random");
+        assert_ne!(s1, s2);
     }
 }

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{Config, Endpoint};
 use crate::counters::{DropCounters, DropReason};
+use crate::crypto::Challenger;
 use crate::keyfile;
 use crate::net::{self, EndpointUpdate};
 use crate::privilege;
@@ -358,6 +359,8 @@ async fn run_async(cfg: Config) -> Result<(), String> {
             },
         })
         .collect();
+    let challenge_secret = Challenger::random_secret()
+        .map_err(|_| "the system's random number generator failed".to_string())?;
     let mut relay = Relay::new(RelayParams {
         local: NodeAddrs {
             v4: cfg.interface.address,
@@ -370,6 +373,7 @@ async fn run_async(cfg: Config) -> Result<(), String> {
         epoch: now_ns(),
         max_clock_skew_ms: cfg.node.max_clock_skew.as_millis() as u64,
         inject_rate_limit: cfg.node.inject_rate_limit,
+        challenge_secret,
     });
     for (i, ep) in endpoints.iter().enumerate() {
         relay.set_endpoint(i, *ep);

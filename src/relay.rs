@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use crate::allow::{AllowList, DestKind};
 use crate::counters::{Counters, DropReason};
-use crate::crypto::{ClusterKey, KeySchedule, StreamKey};
+use crate::crypto::{Challenger, ClusterKey, KeySchedule, StreamKey};
 use crate::overlay::{broadcast_v4, is_broadcast, link_local};
 use crate::packet::{self, Inner};
 use crate::replay::ReplayWindow;
@@ -93,6 +93,9 @@ pub struct RelayParams {
     /// Packets per second each peer may have written into the interface
     /// (bursts up to one second's worth); 0 means no limit.
     pub inject_rate_limit: u32,
+    /// Random per start ([`Challenger::random_secret`]): makes this run's
+    /// handshake questions unpredictable.
+    pub challenge_secret: [u8; 32],
 }
 
 /// Where a sealed datagram goes.
@@ -230,6 +233,7 @@ pub struct Relay {
     counter: u64,
     max_skew_ms: u64,
     inject_rate: u32,
+    challenger: Challenger,
     /// Round-robin start for [`Relay::poll_hello`].
     hello_cursor: usize,
     counters: Counters,
@@ -282,6 +286,7 @@ impl Relay {
             counter: 0,
             max_skew_ms: p.max_clock_skew_ms,
             inject_rate: p.inject_rate_limit,
+            challenger: Challenger::new(&p.challenge_secret),
             hello_cursor: 0,
             counters: Counters::default(),
         }
@@ -420,9 +425,13 @@ impl Relay {
 
     /// Seals a hello to peer `i` into `out`.
     fn seal_hello(&mut self, i: usize, hello: Hello, now_ms: u64, out: &mut [u8]) -> Option<usize> {
+        let counter = self.counter;
+        let mut hello = hello;
+        if hello.wants_reply() {
+            hello.challenge = self.challenger.challenge(counter);
+        }
         let mut payload = [0u8; HELLO_LEN];
         hello.encode(&mut payload);
-        let counter = self.counter;
         let len = self.seal(Kind::Hello, &payload, now_ms, out)?;
         let peer = &mut self.peers[i];
         if hello.wants_reply() {
@@ -451,6 +460,8 @@ impl Relay {
             let hello = Hello {
                 echo_epoch: 0,
                 echo_counter: 0,
+                echo_challenge: 0,
+                challenge: 0, // set when sealed
                 flags: HELLO_WANT_REPLY,
             };
             let len = self.seal_hello(i, hello, now_ms, out)?;
@@ -626,9 +637,13 @@ impl Relay {
         out: &mut [u8],
     ) -> Result<Inbound, DropReason> {
         let my_epoch = self.epoch;
+        // The challenge proves the answerer read our question, which went
+        // encrypted to this peer's endpoint only.
+        let challenge_met = hello.echo_challenge == self.challenger.challenge(hello.echo_counter);
         let peer = &mut self.peers[i];
-        let answers_us =
-            hello.echo_epoch == my_epoch && peer.awaiting.contains(&Some(hello.echo_counter));
+        let answers_us = hello.echo_epoch == my_epoch
+            && challenge_met
+            && peer.awaiting.contains(&Some(hello.echo_counter));
         if answers_us {
             // Each question is answered once: a replayed answer confirms
             // nothing.
@@ -678,6 +693,8 @@ impl Relay {
         let answer = Hello {
             echo_epoch: h.epoch,
             echo_counter: h.counter,
+            echo_challenge: hello.challenge,
+            challenge: 0, // set when sealed, if asking back
             flags: if ask { HELLO_WANT_REPLY } else { 0 },
         };
         let len = self
@@ -767,6 +784,7 @@ mod tests {
             epoch: start_ms * 1_000_000 + u64::from(me),
             max_clock_skew_ms: SKEW,
             inject_rate_limit: rate,
+            challenge_secret: [me.wrapping_add(start_ms as u8); 32],
         });
         for i in 0..r.peer_count() {
             let n: u8 = r.peer_name(i)[1..].parse().expect("name");
@@ -1080,6 +1098,94 @@ mod tests {
             Err(DropReason::UnconfirmedEpoch)
         );
         assert_eq!(recv(&mut b, &old, 1, T0), Err(DropReason::UnconfirmedEpoch));
+    }
+
+    /// Seals `payload` as node `n` in `epoch`, with the cluster key: what
+    /// any key holder can do.
+    fn forge(kind: Kind, n: u8, epoch: u64, counter: u64, payload: &[u8], now: u64) -> Vec<u8> {
+        let h = Header {
+            kind,
+            flags: 0,
+            sender: u32::from(v4(n)),
+            epoch,
+            counter,
+            timestamp_ms: now,
+        };
+        let mut d = vec![0u8; HEADER_LEN];
+        h.encode(&mut d);
+        let mut body = payload.to_vec();
+        let tag = KeySchedule::new(&ClusterKey::from_bytes(KEY))
+            .stream_key(h.sender, epoch)
+            .seal(counter, &d, &mut body);
+        d.extend_from_slice(&body);
+        d.extend_from_slice(&tag);
+        d
+    }
+
+    fn hello_bytes(h: Hello) -> [u8; HELLO_LEN] {
+        let mut b = [0u8; HELLO_LEN];
+        h.encode(&mut b);
+        b
+    }
+
+    #[test]
+    fn a_key_holder_that_cannot_see_the_question_cannot_pose_as_another_node() {
+        let (_a, mut b, _c) = cluster3();
+        // Later than the handshake's own hello spacing.
+        let t = T0 + 2000;
+        // Node 3 holds the key and poses as node 1 with a new epoch.
+        let fake = T0 * 1_000_000 + 999_999;
+        let data = forge(Kind::Data, 1, fake, 5, &vrrp_from(1), t);
+        assert_eq!(recv(&mut b, &data, 1, t), Err(DropReason::UnconfirmedEpoch));
+        // b asks node 1 — at node 1's endpoint, which node 3 cannot read.
+        let mut out = [0u8; 256];
+        let (len, p) = b.poll_hello(t, &mut out).expect("b asks node 1");
+        assert_eq!(b.peer_name(p), "h1");
+        let question = out[..len].to_vec();
+        let q = Header::parse(&question).expect("header");
+        // Node 3 knows b's epoch and roughly its counter (b's datagrams to
+        // node 3 show them) and tries every nearby counter, with guesses.
+        for (i, c) in (q.counter.saturating_sub(50)..q.counter + 50).enumerate() {
+            let answer = hello_bytes(Hello {
+                echo_epoch: q.epoch,
+                echo_counter: c,
+                echo_challenge: c ^ 0x5555,
+                challenge: 0,
+                flags: 0,
+            });
+            let d = forge(Kind::Hello, 1, fake, 10 + i as u64, &answer, t);
+            let mut buf = d;
+            let _ = b.from_net(&mut buf, ep(1), t, &mut out);
+        }
+        let later = forge(Kind::Data, 1, fake, 1000, &vrrp_from(1), t);
+        assert_eq!(
+            recv(&mut b, &later, 1, t),
+            Err(DropReason::UnconfirmedEpoch),
+            "a guessed answer confirmed a forged run"
+        );
+        // The limit, as documented: a key holder that reads the question
+        // (captures traffic to node 1) can answer it.
+        let mut opened = question.clone();
+        let plain = KeySchedule::new(&ClusterKey::from_bytes(KEY))
+            .stream_key(q.sender, q.epoch)
+            .open(
+                q.counter,
+                &question[..HEADER_LEN],
+                &mut opened[HEADER_LEN..],
+            )
+            .expect("the key opens the question");
+        let asked = Hello::parse(&opened[HEADER_LEN..HEADER_LEN + plain]).expect("hello");
+        let answer = hello_bytes(Hello {
+            echo_epoch: q.epoch,
+            echo_counter: q.counter,
+            echo_challenge: asked.challenge,
+            challenge: 0,
+            flags: 0,
+        });
+        let mut buf = forge(Kind::Hello, 1, fake, 2000, &answer, t);
+        let _ = b.from_net(&mut buf, ep(1), t, &mut out);
+        let after = forge(Kind::Data, 1, fake, 2001, &vrrp_from(1), t);
+        assert!(recv(&mut b, &after, 1, t).is_ok());
     }
 
     #[test]

@@ -104,22 +104,28 @@ impl Header {
 }
 
 /// Length of a hello's payload.
-pub const HELLO_LEN: usize = 20;
+pub const HELLO_LEN: usize = 36;
 /// Hello flag: the sender wants a hello back answering this one.
 pub const HELLO_WANT_REPLY: u8 = 0x01;
 
 /// The payload of a [`Kind::Hello`] datagram (sealed like data).
 ///
-/// Every hello is a challenge: its own header (epoch, counter) is unique
-/// and only the sender can produce it. A hello that answers one echoes that
-/// header's epoch and counter, so it was provably sealed after the question
-/// was asked — that is what lets a receiver trust a peer's epoch without
-/// trusting clocks.
+/// A hello that asks for an answer is a question: its header (epoch,
+/// counter) is unique, and it carries a `challenge` that only its sender
+/// can compute and that travels encrypted to that one peer. An answer
+/// echoes all three, so it was provably sealed after the question was
+/// asked, by someone who read the question — that is what lets a receiver
+/// trust a peer's epoch without trusting clocks, and keeps a key holder
+/// who cannot see the traffic to another node from posing as that node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Hello {
     /// The (epoch, counter) of the hello this one answers; (0, 0) if none.
     pub echo_epoch: u64,
     pub echo_counter: u64,
+    /// The challenge of the hello this one answers; 0 if none.
+    pub echo_challenge: u64,
+    /// This hello's own challenge when it asks for an answer; 0 otherwise.
+    pub challenge: u64,
     pub flags: u8,
 }
 
@@ -128,18 +134,22 @@ impl Hello {
         let out = &mut out[..HELLO_LEN];
         out[0..8].copy_from_slice(&self.echo_epoch.to_be_bytes());
         out[8..16].copy_from_slice(&self.echo_counter.to_be_bytes());
-        out[16] = self.flags;
-        out[17..20].fill(0);
+        out[16..24].copy_from_slice(&self.echo_challenge.to_be_bytes());
+        out[24..32].copy_from_slice(&self.challenge.to_be_bytes());
+        out[32] = self.flags;
+        out[33..36].fill(0);
     }
 
     pub fn parse(b: &[u8]) -> Result<Hello, WireError> {
-        if b.len() != HELLO_LEN || b[17..20] != [0, 0, 0] || b[16] & !HELLO_WANT_REPLY != 0 {
+        if b.len() != HELLO_LEN || b[33..36] != [0, 0, 0] || b[32] & !HELLO_WANT_REPLY != 0 {
             return Err(WireError::Malformed);
         }
         Ok(Hello {
             echo_epoch: be_u64(&b[0..8]),
             echo_counter: be_u64(&b[8..16]),
-            flags: b[16],
+            echo_challenge: be_u64(&b[16..24]),
+            challenge: be_u64(&b[24..32]),
+            flags: b[32],
         })
     }
 
@@ -219,6 +229,8 @@ mod tests {
         let h = Hello {
             echo_epoch: 7,
             echo_counter: 9,
+            echo_challenge: 11,
+            challenge: 13,
             flags: HELLO_WANT_REPLY,
         };
         let mut b = [0u8; HELLO_LEN];
@@ -227,10 +239,10 @@ mod tests {
         assert!(h.wants_reply());
         assert_eq!(Hello::parse(&b[..HELLO_LEN - 1]), Err(WireError::Malformed));
         let mut bad = b;
-        bad[16] = 0x02;
+        bad[32] = 0x02;
         assert_eq!(Hello::parse(&bad), Err(WireError::Malformed));
         let mut bad = b;
-        bad[19] = 1;
+        bad[35] = 1;
         assert_eq!(Hello::parse(&bad), Err(WireError::Malformed));
     }
 }
