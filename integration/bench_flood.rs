@@ -5,7 +5,9 @@
 //! prints figures (the same scenario runs as a test in hostile.rs).
 //!
 //! `sudo cargo bench --bench flood` (FLOOD_SECS=N, default 30;
-//! FLOOD_RATE=N per target, default 100000).
+//! FLOOD_RATE=N per target, default 100000; FLOOD_KIND=forged for
+//! well-formed headers naming a real peer with a new epoch each, which
+//! costs the relay a key derivation and an authentication attempt each).
 
 #[path = "lab/mod.rs"]
 mod lab;
@@ -28,11 +30,18 @@ fn main() {
     lab::require_programs(lab::keepalived::PROGRAMS);
     let secs = env_or("FLOOD_SECS", 30);
     let rate = env_or("FLOOD_RATE", 100_000);
+    let (junk, what) = match std::env::var("FLOOD_KIND").as_deref() {
+        Ok("forged") => (
+            lab::flood::Junk::ForgedHeaders,
+            "forged headers naming h3, a new epoch each",
+        ),
+        _ => (lab::flood::Junk::Random, "random bytes (1-512)"),
+    };
     println!(
-        "random datagrams (1-512 bytes) at h1 (master) and h2 (backup), aiming at {rate}/s each for {secs} s; keepalived VRRPv3 advert_int 0.1"
+        "{what} at h1 (master) and h2 (backup), aiming at {rate}/s each for {secs} s; keepalived VRRPv3 advert_int 0.1"
     );
     println!("relay binary: {}", lab::relay_bin().display());
-    let o = lab::flood::junk_flood_against_keepalived(0.1, rate, secs);
+    let o = lab::flood::junk_flood_against_keepalived(0.1, junk, rate, secs);
     for line in lab::flood::describe(&o) {
         println!("{line}");
     }

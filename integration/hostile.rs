@@ -1295,7 +1295,7 @@ fn a_flood_of_junk_never_moves_the_vip() {
         return;
     }
     lab::require_programs(lab::keepalived::PROGRAMS);
-    let o = lab::flood::junk_flood_against_keepalived(0.1, 100_000, 30);
+    let o = lab::flood::junk_flood_against_keepalived(0.1, lab::flood::Junk::Random, 100_000, 30);
     for line in lab::flood::describe(&o) {
         report(&format!("flood: {line}"));
     }

@@ -36,8 +36,20 @@ pub struct Flood {
     threads: Vec<JoinHandle<Sent>>,
 }
 
+/// What the flood is made of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Junk {
+    /// Random bytes, 1 to 512 long.
+    Random,
+    /// A well-formed data header naming a real peer (h3), a fresh
+    /// timestamp and a new epoch each time, then random bytes: the most a
+    /// stranger can make the relay work, a key derivation and an
+    /// authentication attempt per datagram.
+    ForgedHeaders,
+}
+
 /// xorshift64*: random bytes cheap enough not to limit the send rate.
-fn junk_pool(seed: u64, count: usize, max_len: usize) -> Vec<Vec<u8>> {
+fn junk_pool(seed: u64, count: usize, junk: Junk) -> Vec<Vec<u8>> {
     let mut x = seed | 1;
     let mut next = move || {
         x ^= x >> 12;
@@ -45,19 +57,32 @@ fn junk_pool(seed: u64, count: usize, max_len: usize) -> Vec<Vec<u8>> {
         x ^= x >> 27;
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     };
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
     (0..count)
         .map(|_| {
-            let len = 1 + (next() as usize) % max_len;
-            (0..len).map(|_| next() as u8).collect()
+            let len = 1 + (next() as usize) % 512;
+            let mut d: Vec<u8> = (0..len.max(80)).map(|_| next() as u8).collect();
+            if junk == Junk::ForgedHeaders {
+                d[..4].copy_from_slice(&[1, 1, 0, 0]);
+                d[4..8].copy_from_slice(&[10, 250, 0, 3]);
+                // Newer than h3's run (it started before the flood), not
+                // in the future: each one a candidate new run.
+                let epoch = now_ns - next() % 1_000_000_000;
+                d[8..16].copy_from_slice(&epoch.to_be_bytes());
+            } else {
+                d.truncate(len);
+            }
+            d
         })
         .collect()
 }
 
 impl Lab {
-    /// Sends random datagrams (1 to `max_len` bytes, from a pool of 4096)
-    /// from the outsider (see [`Lab::add_outsider`]) to each target at
+    /// Sends `junk` datagrams (from a pool of 4096) from the outsider (see [`Lab::add_outsider`]) to each target at
     /// `rate` datagrams a second, until stopped.
-    pub fn flood(&self, targets: &[SocketAddrV4], rate: u64, max_len: usize, seed: u64) -> Flood {
+    pub fn flood(&self, targets: &[SocketAddrV4], rate: u64, junk: Junk, seed: u64) -> Flood {
         let stop = Arc::new(AtomicBool::new(false));
         let ns = self.outsider_ns();
         let threads = targets
@@ -70,9 +95,9 @@ impl Lab {
                     s.connect(target).expect("connect the flood socket");
                     s
                 });
-                let pool = junk_pool(seed.wrapping_add(i as u64), 4096, max_len);
+                let pool = junk_pool(seed.wrapping_add(i as u64), 4096, junk);
                 let stop = stop.clone();
-                std::thread::spawn(move || send_loop(&sock, target, &pool, rate, &stop))
+                std::thread::spawn(move || send_loop(&sock, target, pool, junk, rate, &stop))
             })
             .collect();
         Flood { stop, threads }
@@ -115,7 +140,8 @@ impl Lab {
 fn send_loop(
     sock: &UdpSocket,
     target: SocketAddrV4,
-    pool: &[Vec<u8>],
+    mut pool: Vec<Vec<u8>>,
+    junk: Junk,
     rate: u64,
     stop: &AtomicBool,
 ) -> Sent {
@@ -123,6 +149,12 @@ fn send_loop(
     let mut sent = 0u64;
     let mut refused = 0u64;
     let mut i = 0usize;
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    };
+    let mut stamp = now_ms().to_be_bytes();
     while !stop.load(Ordering::Relaxed) {
         // Keep to the schedule: send what is due, then wait a moment.
         let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
@@ -130,8 +162,17 @@ fn send_loop(
             std::thread::sleep(Duration::from_micros(200));
             continue;
         }
+        if junk == Junk::ForgedHeaders {
+            // A fresh timestamp, so the clock check lets them through.
+            stamp = now_ms().to_be_bytes();
+        }
         for _ in 0..(due - sent - refused).min(256) {
-            match sock.send(&pool[i % pool.len()]) {
+            let n = pool.len();
+            let d = &mut pool[i % n];
+            if junk == Junk::ForgedHeaders {
+                d[24..32].copy_from_slice(&stamp);
+            }
+            match sock.send(d) {
                 Ok(_) => sent += 1,
                 Err(_) => refused += 1,
             }
@@ -206,9 +247,14 @@ pub struct FloodOutcome {
 }
 
 /// Three hosts, stock keepalived VRRPv3 with `advert` seconds, h1 the
-/// stable master; random datagrams at `rate` a second each at the relay
+/// stable master; `junk` datagrams at `rate` a second each at the relay
 /// ports of h1 (master) and h2 (backup) for `secs`.
-pub fn junk_flood_against_keepalived(advert: f64, rate: u64, secs: u64) -> FloodOutcome {
+pub fn junk_flood_against_keepalived(
+    advert: f64,
+    junk: Junk,
+    rate: u64,
+    secs: u64,
+) -> FloodOutcome {
     let priorities = [200u8, 150, 100];
     let mut lab = Lab::new(3);
     lab.add_outsider("10.77.0.98");
@@ -237,7 +283,7 @@ pub fn junk_flood_against_keepalived(advert: f64, rate: u64, secs: u64) -> Flood
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| d.as_nanos() as u64);
-    let flood = lab.flood(&targets.map(port), rate, 512, seed);
+    let flood = lab.flood(&targets.map(port), rate, junk, seed);
     std::thread::sleep(Duration::from_secs(secs));
     let sent = flood.stop();
     let wall = started.elapsed().as_secs_f64();
