@@ -61,7 +61,7 @@ pub enum Mode {
     Tap,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InterfaceConfig {
     pub name: String,
     pub mode: Mode,

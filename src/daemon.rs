@@ -1,6 +1,7 @@
 //! The running relay: sets up the interface and socket, then one event loop
-//! moves packets between them through the sans-IO core, handles signals,
-//! endpoint updates and periodic drop summaries.
+//! moves packets between them through the sans-IO core, handles signals
+//! (SIGHUP reloads the configuration), endpoint updates and periodic drop
+//! summaries.
 //!
 //! One thread is plenty for heartbeat traffic and keeps the packet path
 //! free of locks and channel hops: the loop owns the core, the buffers
@@ -22,8 +23,9 @@ use crate::keyfile;
 use crate::net::{self, EndpointUpdate};
 use crate::privilege;
 use crate::relay::{
-    Inbound, NodeAddrs, OVERHEAD, Outbound, PeerSpec, Relay, RelayParams, Security, Target,
+    Inbound, NodeAddrs, OVERHEAD, Outbound, PeerSpec, Relay, RelayParams, Reload, Security, Target,
 };
+use crate::reload;
 use crate::tun::{self, Tun, TunSpec};
 
 /// Packets handled per readiness event before the loop looks at the other
@@ -290,7 +292,113 @@ impl State {
     }
 }
 
-async fn run_async(cfg: Config) -> Result<(), String> {
+/// One background lookup per peer given by a DNS name.
+fn spawn_resolvers(
+    cfg: &Config,
+    generation: u64,
+    tx: &mpsc::Sender<EndpointUpdate>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    cfg.peers
+        .iter()
+        .filter_map(|p| match &p.endpoint {
+            Endpoint::Name { host, port } => Some(tokio::spawn(net::follow_name(
+                generation,
+                p.name.clone(),
+                host.clone(),
+                *port,
+                cfg.node.listen,
+                cfg.node.resolve_interval,
+                tx.clone(),
+            ))),
+            Endpoint::Addr(_) => None,
+        })
+        .collect()
+}
+
+fn peer_specs(cfg: &Config) -> Vec<PeerSpec> {
+    cfg.peers
+        .iter()
+        .map(|p| PeerSpec {
+            name: p.name.clone(),
+            addrs: NodeAddrs {
+                v4: p.address,
+                v6: p.address6,
+            },
+        })
+        .collect()
+}
+
+/// SIGHUP: reads the configuration file again and applies what can change
+/// while running; returns the new configuration if it was applied. A file
+/// that does not parse, or that changes what needs a restart, is refused
+/// and the running configuration stays.
+fn reload(cfg: &Config, st: &mut State) -> Option<Config> {
+    let shown = cfg.path.display();
+    let new = match Config::load(&cfg.path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(
+                "SIGHUP: reload of {shown} rejected, the running configuration stays: {e}"
+            );
+            return None;
+        }
+    };
+    let plan = match reload::plan(cfg, &new) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(
+                "SIGHUP: reload of {shown} rejected, the running configuration stays: {e}"
+            );
+            return None;
+        }
+    };
+    if plan.is_empty() {
+        tracing::info!("SIGHUP: {shown} reloaded; nothing changed");
+        return None;
+    }
+    // A peer whose endpoint is unchanged keeps the address it resolved to.
+    let endpoints: Vec<Option<SocketAddr>> = new
+        .peers
+        .iter()
+        .map(|p| {
+            net::static_endpoint(&p.endpoint).or_else(|| {
+                let old = cfg
+                    .peers
+                    .iter()
+                    .find(|o| o.name == p.name && o.endpoint == p.endpoint)?;
+                st.relay.endpoint(st.relay.peer_by_name(&old.name)?)
+            })
+        })
+        .collect();
+    st.relay.reconfigure(Reload {
+        peers: peer_specs(&new),
+        allow: new.allow.clone(),
+        max_clock_skew_ms: new.node.max_clock_skew.as_millis() as u64,
+        inject_rate_limit: new.node.inject_rate_limit,
+    });
+    for (i, ep) in endpoints.into_iter().enumerate() {
+        st.relay.set_endpoint(i, ep);
+    }
+    st.sends.last_warn = vec![None; st.relay.peer_count()];
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    tracing::info!(
+        added = %list(&plan.added),
+        removed = %list(&plan.removed),
+        changed = %list(&plan.changed),
+        peers = st.relay.peer_count(),
+        allow = %new.allow,
+        "SIGHUP: {shown} reloaded; unchanged peers kept their state"
+    );
+    Some(new)
+}
+
+async fn run_async(mut cfg: Config) -> Result<(), String> {
     let run_as = privilege::lookup(&cfg.node.user)?;
     let security = if cfg.node.insecure {
         tracing::warn!(
@@ -348,17 +456,7 @@ async fn run_async(cfg: Config) -> Result<(), String> {
         ),
     }
 
-    let peers: Vec<PeerSpec> = cfg
-        .peers
-        .iter()
-        .map(|p| PeerSpec {
-            name: p.name.clone(),
-            addrs: NodeAddrs {
-                v4: p.address,
-                v6: p.address6,
-            },
-        })
-        .collect();
+    let peers = peer_specs(&cfg);
     let challenge_secret = Challenger::random_secret()
         .map_err(|_| "the system's random number generator failed".to_string())?;
     let mut relay = Relay::new(RelayParams {
@@ -380,20 +478,8 @@ async fn run_async(cfg: Config) -> Result<(), String> {
     }
 
     let (tx, mut updates) = mpsc::channel::<EndpointUpdate>(64);
-    for (i, p) in cfg.peers.iter().enumerate() {
-        if let Endpoint::Name { host, port } = &p.endpoint {
-            tokio::spawn(net::follow_name(
-                i,
-                p.name.clone(),
-                host.clone(),
-                *port,
-                cfg.node.listen,
-                cfg.node.resolve_interval,
-                tx.clone(),
-            ));
-        }
-    }
-    drop(tx);
+    let mut generation = 0u64;
+    let mut resolvers = spawn_resolvers(&cfg, generation, &tx);
 
     let sig = |k: SignalKind| signal(k).map_err(|e| format!("installing signal handlers: {e}"));
     let (mut term, mut int, mut hup, mut usr1) = (
@@ -444,13 +530,23 @@ async fn run_async(cfg: Config) -> Result<(), String> {
             _ = term.recv() => { tracing::info!("SIGTERM received"); break; }
             _ = int.recv() => { tracing::info!("SIGINT received"); break; }
             _ = hup.recv() => {
-                tracing::warn!("SIGHUP received: live reload is not supported by this version; restart mcast-relay to apply configuration changes");
+                if let Some(new) = reload(&cfg, &mut st) {
+                    for r in resolvers.drain(..) {
+                        r.abort();
+                    }
+                    generation += 1;
+                    resolvers = spawn_resolvers(&new, generation, &tx);
+                    cfg = new;
+                    st.send_hellos(&io.sock);
+                }
             }
             // Until `status` exists: counters on demand (kill -USR1).
             _ = usr1.recv() => tracing::info!("counters: {}", st.relay.counters()),
-            Some((i, addr)) = updates.recv() => {
-                st.relay.set_endpoint(i, Some(addr));
-                st.send_hellos(&io.sock);
+            Some((g, name, addr)) = updates.recv() => {
+                if let Some(i) = st.relay.peer_by_name(&name).filter(|_| g == generation) {
+                    st.relay.set_endpoint(i, Some(addr));
+                    st.send_hellos(&io.sock);
+                }
             }
             _ = report.tick() => st.drops.report(&st.relay.counters().drops),
             _ = hello_tick.tick() => st.send_hellos(&io.sock),

@@ -18,6 +18,7 @@ pub mod overlay;
 pub mod packet;
 pub mod privilege;
 pub mod relay;
+pub mod reload;
 pub mod replay;
 pub mod tun;
 pub mod wire;

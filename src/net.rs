@@ -64,8 +64,10 @@ fn pick(addrs: impl Iterator<Item = SocketAddr>, listen: SocketAddr) -> Option<S
         .copied()
 }
 
-/// A peer's endpoint that changed (peer index, new address).
-pub type EndpointUpdate = (usize, SocketAddr);
+/// A peer's endpoint that changed: the resolver generation (bumped at
+/// every reload, so a stale lookup is ignored), the peer's name, the new
+/// address.
+pub type EndpointUpdate = (u64, String, SocketAddr);
 
 /// Resolves `host:port` once, bounded in time.
 pub async fn resolve(host: &str, port: u16, listen: SocketAddr) -> Result<SocketAddr, String> {
@@ -82,7 +84,7 @@ pub async fn resolve(host: &str, port: u16, listen: SocketAddr) -> Result<Socket
 /// every `interval`. A failure keeps the last good address and is logged
 /// once until the name resolves again; other peers never wait on it.
 pub async fn follow_name(
-    peer: usize,
+    generation: u64,
     name: String,
     host: String,
     port: u16,
@@ -102,7 +104,7 @@ pub async fn follow_name(
                 if last != Some(addr) {
                     tracing::info!(peer = %name, %host, %addr, "peer endpoint resolved");
                     last = Some(addr);
-                    if tx.send((peer, addr)).await.is_err() {
+                    if tx.send((generation, name.clone(), addr)).await.is_err() {
                         return;
                     }
                 }

@@ -98,6 +98,26 @@ pub struct RelayParams {
     pub challenge_secret: [u8; 32],
 }
 
+/// What a configuration reload may change in the core.
+#[derive(Clone, Debug)]
+pub struct Reload {
+    pub peers: Vec<PeerSpec>,
+    pub allow: AllowList,
+    pub max_clock_skew_ms: u64,
+    pub inject_rate_limit: u32,
+}
+
+/// (sender id, peer index), sorted by id for binary search.
+fn index_by_id(peers: &[PeerSpec]) -> Vec<(u32, usize)> {
+    let mut by_id: Vec<(u32, usize)> = peers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.addrs.id(), i))
+        .collect();
+    by_id.sort_unstable();
+    by_id
+}
+
 /// Where a sealed datagram goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
@@ -206,6 +226,25 @@ struct Peer {
 }
 
 impl Peer {
+    fn new(spec: PeerSpec, inject_rate_limit: u32) -> Peer {
+        Peer {
+            spec,
+            endpoint: None,
+            rx: None,
+            candidate: None,
+            awaiting: [None; AWAITING],
+            next_hello_ms: 0,
+            // A new peer is unconfirmed: greet it.
+            hello_wanted: true,
+            last_answer: None,
+            bucket: Bucket {
+                milli: u64::from(inject_rate_limit) * 1000,
+                at_ms: 0,
+            },
+            stats: PeerStats::default(),
+        }
+    }
+
     fn confirmed_epoch(&self) -> Option<u64> {
         self.rx.as_ref().map(|rx| rx.epoch)
     }
@@ -248,35 +287,14 @@ impl Relay {
         let tx_key = schedule
             .as_ref()
             .map(|s| s.stream_key(p.local.id(), p.epoch));
-        let mut by_id: Vec<(u32, usize)> = p
-            .peers
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.addrs.id(), i))
-            .collect();
-        by_id.sort_unstable();
+        let by_id = index_by_id(&p.peers);
         Relay {
             local: p.local,
             broadcast: broadcast_v4(p.local.v4, p.prefix_len),
             peers: p
                 .peers
                 .into_iter()
-                .map(|spec| Peer {
-                    spec,
-                    endpoint: None,
-                    rx: None,
-                    candidate: None,
-                    awaiting: [None; AWAITING],
-                    next_hello_ms: 0,
-                    // At start every peer is unconfirmed: greet them all.
-                    hello_wanted: true,
-                    last_answer: None,
-                    bucket: Bucket {
-                        milli: u64::from(p.inject_rate_limit) * 1000,
-                        at_ms: 0,
-                    },
-                    stats: PeerStats::default(),
-                })
+                .map(|spec| Peer::new(spec, p.inject_rate_limit))
                 .collect(),
             by_id,
             allow: p.allow,
@@ -315,6 +333,39 @@ impl Relay {
     /// Records where peer `i` is reachable (after resolution).
     pub fn set_endpoint(&mut self, i: usize, addr: Option<SocketAddr>) {
         self.peers[i].endpoint = addr;
+    }
+
+    /// The index of the peer named `name`.
+    pub fn peer_by_name(&self, name: &str) -> Option<usize> {
+        self.peers.iter().position(|p| p.spec.name == name)
+    }
+
+    /// Applies a reloaded configuration. A peer whose name and overlay
+    /// addresses are unchanged keeps everything: its endpoint, confirmed
+    /// epoch, replay window and rate-limit bucket, so not one of its
+    /// packets is lost. Other peers start afresh with a handshake.
+    pub fn reconfigure(&mut self, r: Reload) {
+        let mut old: Vec<Option<Peer>> = std::mem::take(&mut self.peers)
+            .into_iter()
+            .map(Some)
+            .collect();
+        self.peers = r
+            .peers
+            .into_iter()
+            .map(|spec| {
+                let kept = old
+                    .iter_mut()
+                    .find(|p| p.as_ref().is_some_and(|p| p.spec == spec))
+                    .and_then(Option::take);
+                kept.unwrap_or_else(|| Peer::new(spec, r.inject_rate_limit))
+            })
+            .collect();
+        let specs: Vec<PeerSpec> = self.peers.iter().map(|p| p.spec.clone()).collect();
+        self.by_id = index_by_id(&specs);
+        self.hello_cursor = 0;
+        self.allow = r.allow;
+        self.max_skew_ms = r.max_clock_skew_ms;
+        self.inject_rate = r.inject_rate_limit;
     }
 
     pub fn counters(&self) -> &Counters {
@@ -1186,6 +1237,49 @@ mod tests {
         let _ = b.from_net(&mut buf, ep(1), t, &mut out);
         let after = forge(Kind::Data, 1, fake, 2001, &vrrp_from(1), t);
         assert!(recv(&mut b, &after, 1, t).is_ok());
+    }
+
+    #[test]
+    fn reconfigure_keeps_unchanged_peers_and_greets_new_ones() {
+        let (mut a, mut b, mut c) = cluster3();
+        let (seen, _) = send(&mut a, &vrrp_from(1), T0);
+        assert!(recv(&mut b, &seen, 1, T0).is_ok());
+        let allow = b.allow.clone();
+        // Node 3 leaves, node 4 joins; node 1 is untouched.
+        b.reconfigure(Reload {
+            peers: [1u8, 4]
+                .iter()
+                .map(|&n| PeerSpec {
+                    name: format!("h{n}"),
+                    addrs: addrs(n),
+                })
+                .collect(),
+            allow,
+            max_clock_skew_ms: SKEW,
+            inject_rate_limit: 5_000,
+        });
+        let h1 = b.peer_by_name("h1").expect("h1 kept");
+        let h4 = b.peer_by_name("h4").expect("h4 added");
+        assert_eq!(b.peer_by_name("h3"), None);
+        assert_eq!(
+            b.endpoint(h1),
+            Some(ep(1)),
+            "a kept peer keeps its endpoint"
+        );
+        // No handshake needed with node 1: its next packet goes straight in,
+        // and the replay window remembers what it had seen.
+        let (next, _) = send(&mut a, &vrrp_from(1), T0);
+        assert!(recv(&mut b, &next, 1, T0).is_ok());
+        assert_eq!(recv(&mut b, &seen, 1, T0), Err(DropReason::Replay));
+        // Node 3 is a stranger now.
+        let (from3, _) = send(&mut c, &vrrp_from(3), T0);
+        assert_eq!(recv(&mut b, &from3, 3, T0), Err(DropReason::UnknownSender));
+        // Node 4 gets a hello once its endpoint is known.
+        b.set_endpoint(h4, Some(ep(4)));
+        let mut out = [0u8; 256];
+        let (_, p) = b.poll_hello(T0, &mut out).expect("b greets node 4");
+        assert_eq!(p, h4);
+        assert!(b.poll_hello(T0, &mut out).is_none(), "only node 4 is new");
     }
 
     #[test]

@@ -162,6 +162,8 @@ pub struct Lab {
     pub hosts: usize,
     relays: Vec<Option<Child>>,
     relay_opts: RelayOptions,
+    /// The hosts that relay configs list as peers (all, unless changed).
+    members: Vec<usize>,
     outsider: bool,
     procs: Vec<Proc>,
     _lock_file: File,
@@ -197,6 +199,7 @@ impl Lab {
             hosts,
             relays: (0..hosts).map(|_| None).collect(),
             relay_opts: RelayOptions::default(),
+            members: (1..=hosts).collect(),
             outsider: false,
             procs: Vec::new(),
             _lock_file: lock_file,
@@ -489,7 +492,7 @@ impl Lab {
             s += &format!("mtu = {mtu}\n");
         }
         s += &format!("\n[allow]\npresets = [{}]\n", presets.join(", "));
-        for p in self.host_ids().filter(|p| *p != h) {
+        for p in self.members.iter().copied().filter(|p| *p != h) {
             let endpoint = if o.underlay_v6 {
                 format!("[fd77::{p}]:7112")
             } else {
@@ -500,6 +503,34 @@ impl Lab {
             );
         }
         s
+    }
+
+    /// Which hosts the relay configs written from now on list as peers.
+    pub fn set_members(&mut self, members: &[usize]) {
+        self.members = members.to_vec();
+    }
+
+    /// Sends SIGHUP to the relay of host `h` and returns the log line that
+    /// says what became of the reload.
+    pub fn reload_relay(&self, h: usize) -> String {
+        let log = self.relay_log(h);
+        let before = count_lines(&log, "SIGHUP: ");
+        signal(self.relay_pid(h), libc::SIGHUP);
+        wait_for(
+            &format!("relay h{h} to log the reload"),
+            Duration::from_secs(5),
+            || {
+                if count_lines(&log, "SIGHUP: ") <= before {
+                    return None;
+                }
+                fs::read_to_string(&log)
+                    .ok()?
+                    .lines()
+                    .rev()
+                    .find(|l| l.contains("SIGHUP: "))
+                    .map(str::to_string)
+            },
+        )
     }
 
     /// Starts every relay and waits until each says it is ready.

@@ -1,0 +1,155 @@
+//! Live reload (SIGHUP) with stock keepalived running: a fourth host joins
+//! a running 3-host cluster and leaves again by config edits and SIGHUP,
+//! with no master change and no packet lost between unchanged peers; a
+//! broken config, and one that changes what needs a restart, are refused
+//! while the relay keeps running. Needs root; skips visibly without it.
+
+mod lab;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::Duration;
+
+use lab::keepalived::Vrrp;
+use lab::vip::{self, Watch};
+use lab::{Lab, RelayOptions};
+
+const PRIORITY: [u8; 4] = [200, 150, 100, 50];
+
+fn report(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Network drops, `unconfirmed_epoch` included: anything that would mean
+/// a peer's packet was refused.
+fn refused(c: &HashMap<String, u64>) -> u64 {
+    c.iter()
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "sealed" | "sent" | "injected" | "kernel_noise" | "local_disallowed" | "no_route"
+            )
+        })
+        .map(|(_, v)| v)
+        .sum()
+}
+
+fn reload_all(lab: &Lab, hosts: &[usize], expect: &str) {
+    for &h in hosts {
+        let line = lab.reload_relay(h);
+        assert!(
+            line.contains("reloaded") && line.contains(expect),
+            "h{h}: unexpected reload outcome: {line}"
+        );
+    }
+}
+
+#[test]
+fn sighup_adds_and_removes_a_peer_without_a_master_change() {
+    if !lab::root_or_skip("sighup_adds_and_removes_a_peer_without_a_master_change") {
+        return;
+    }
+    lab::require_programs(lab::keepalived::PROGRAMS);
+    let mut lab = Lab::new(4);
+    let three = [1, 2, 3];
+    lab.set_members(&three);
+    lab.configure_relays(RelayOptions::default());
+    for h in three {
+        lab.start_relay(h);
+    }
+    let vrrp = Vrrp::v3(0.1);
+    for h in three {
+        lab.start_keepalived(h, vrrp, PRIORITY[h - 1]);
+    }
+    let settle = vrrp.master_down(PRIORITY[2]) + Duration::from_millis(500);
+    vip::converge_on(&lab, vrrp.vip(), &three, 1, settle, Duration::from_secs(30));
+    let watch = Watch::start(&lab, vrrp.vip());
+
+    // --- h4 joins --------------------------------------------------------
+    let sealed_before = lab.relay_counters(1)["sealed"];
+    let h2_before = lab.relay_counters(2);
+    lab.set_members(&[1, 2, 3, 4]);
+    lab.configure_relays(RelayOptions::default());
+    // The running nodes learn of h4 first, then h4 starts: no node ever
+    // hears from a peer it does not know.
+    reload_all(&lab, &three, "added=h4");
+    lab.start_relay(4);
+    for h in three {
+        let log = lab.relay_log(h);
+        lab::wait_for(
+            &format!("h{h}'s relay to confirm h4"),
+            Duration::from_secs(10),
+            || {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                text.lines()
+                    .any(|l| l.contains("peer confirmed") && l.contains("peer=h4"))
+                    .then_some(())
+            },
+        );
+    }
+    let k4 = lab.start_keepalived(4, vrrp, PRIORITY[3]);
+    // Long enough for h4 to take the VIP if it did not hear the master.
+    std::thread::sleep(vrrp.master_down(PRIORITY[3]) * 5);
+    let sealed = lab.relay_counters(1)["sealed"] - sealed_before;
+    let h2_after = lab.relay_counters(2);
+    let h2_injected = h2_after["injected"] - h2_before["injected"];
+    let h4 = lab.relay_counters(4);
+    assert!(
+        h4["injected"] > 0,
+        "h4 heard nothing through the relay: {h4:?}"
+    );
+    assert_eq!(
+        refused(&h2_after),
+        refused(&h2_before),
+        "h2 refused datagrams around the reload: {h2_before:?} -> {h2_after:?}"
+    );
+    // Every advert h1 sealed reached h2 (a few may be in flight between
+    // the two counter readings).
+    assert!(
+        h2_injected + 3 >= sealed && h2_injected <= sealed + 3,
+        "h1 sealed {sealed} adverts, h2 injected {h2_injected}"
+    );
+    report(&format!(
+        "reload: h4 joined by SIGHUP on h1-h3; across it h1 sealed {sealed} adverts, h2 injected {h2_injected}, refused 0; h4 injected {}",
+        h4["injected"]
+    ));
+
+    // --- h4 leaves -------------------------------------------------------
+    k4.stop(&mut lab);
+    lab.stop_relay(4);
+    lab.set_members(&three);
+    lab.configure_relays(RelayOptions::default());
+    reload_all(&lab, &three, "removed=h4");
+
+    // --- a broken file and a change that needs a restart ----------------
+    let cfg1 = lab.path("relay1.toml");
+    let good = std::fs::read_to_string(&cfg1).expect("relay1.toml");
+    std::fs::write(&cfg1, format!("{good}\n[[peer]\nname = broken\n")).expect("write");
+    let line = lab.reload_relay(1);
+    assert!(
+        line.contains("rejected") && line.contains("relay1.toml"),
+        "a broken config was not refused clearly: {line}"
+    );
+    std::fs::write(&cfg1, good.replace("0.0.0.0:7112", "0.0.0.0:7113")).expect("write");
+    let line = lab.reload_relay(1);
+    assert!(
+        line.contains("rejected") && line.contains("node.listen") && line.contains("restart"),
+        "a listen change was not refused: {line}"
+    );
+    std::fs::write(&cfg1, &good).expect("write");
+    // Still relaying on the old configuration.
+    let before = lab.relay_counters(2)["injected"];
+    std::thread::sleep(Duration::from_secs(1));
+    let after = lab.relay_counters(2)["injected"];
+    assert!(
+        after >= before + 5,
+        "h2 stopped receiving adverts: {before} -> {after}"
+    );
+
+    let moved = watch.next_added(&[], Duration::ZERO);
+    assert!(moved.is_none(), "the VIP moved: {moved:?}");
+    assert_eq!(vip::holders(&lab, vrrp.vip()), vec![1]);
+    report(
+        "reload: h4 left by SIGHUP; a broken file and a listen change were refused with the old config kept; VIP stayed on h1 throughout (0 master changes)",
+    );
+}

@@ -1,0 +1,141 @@
+//! What a new configuration may change while the relay runs (SIGHUP), and
+//! what needs a restart: the interface, the socket, the key and the user
+//! are set up once, before privileges are dropped, so changes to them are
+//! refused and the running configuration stays in force.
+
+use crate::config::Config;
+
+/// The difference between the running and a new configuration.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    /// Same name, another overlay address or endpoint.
+    pub changed: Vec<String>,
+    /// `[allow]`, `max_clock_skew`, `inject_rate_limit`, `resolve_interval`.
+    pub settings_changed: bool,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty()
+            && self.removed.is_empty()
+            && self.changed.is_empty()
+            && !self.settings_changed
+    }
+}
+
+/// Keys whose change needs a restart, in the order they are reported.
+fn restart_keys(old: &Config, new: &Config) -> Vec<&'static str> {
+    let (o, n) = (&old.node, &new.node);
+    let (oi, ni) = (&old.interface, &new.interface);
+    [
+        ("node.name", o.name != n.name),
+        ("node.listen", o.listen != n.listen),
+        ("node.key_file", o.key_file != n.key_file),
+        ("node.insecure", o.insecure != n.insecure),
+        ("node.user", o.user != n.user),
+        ("interface.name", oi.name != ni.name),
+        ("interface.mode", oi.mode != ni.mode),
+        (
+            "interface.address",
+            (oi.address, oi.prefix_len) != (ni.address, ni.prefix_len),
+        ),
+        ("interface.address6", oi.address6 != ni.address6),
+        ("interface.mtu", oi.mtu != ni.mtu),
+    ]
+    .into_iter()
+    .filter_map(|(k, changed)| changed.then_some(k))
+    .collect()
+}
+
+/// What applying `new` over `old` would do, or why it cannot be applied
+/// without a restart.
+pub fn plan(old: &Config, new: &Config) -> Result<Plan, String> {
+    let restart = restart_keys(old, new);
+    if !restart.is_empty() {
+        return Err(format!(
+            "{} changed, which needs a restart (systemctl restart mcast-relay)",
+            restart.join(", ")
+        ));
+    }
+    let mut p = Plan::default();
+    for n in &new.peers {
+        match old.peers.iter().find(|o| o.name == n.name) {
+            None => p.added.push(n.name.clone()),
+            Some(o) => {
+                if (o.address, o.address6, &o.endpoint) != (n.address, n.address6, &n.endpoint) {
+                    p.changed.push(n.name.clone());
+                }
+            }
+        }
+    }
+    for o in &old.peers {
+        if !new.peers.iter().any(|n| n.name == o.name) {
+            p.removed.push(o.name.clone());
+        }
+    }
+    p.settings_changed = old.allow != new.allow
+        || old.node.max_clock_skew != new.node.max_clock_skew
+        || old.node.inject_rate_limit != new.node.inject_rate_limit
+        || old.node.resolve_interval != new.node.resolve_interval;
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn cfg(extra_node: &str, peers: &[(&str, &str, &str)], presets: &str) -> Config {
+        let mut s = format!(
+            "[node]\nname = \"a\"\ninsecure = true\n{extra_node}\n\
+             [interface]\naddress = \"10.250.0.1/24\"\n\n[allow]\npresets = [{presets}]\n"
+        );
+        for (name, endpoint, address) in peers {
+            s += &format!(
+                "\n[[peer]]\nname = \"{name}\"\nendpoint = \"{endpoint}\"\naddress = \"{address}\"\n"
+            );
+        }
+        Config::parse(Path::new("t.toml"), &s).expect("valid test config")
+    }
+
+    const B: (&str, &str, &str) = ("b", "192.0.2.2:7112", "10.250.0.2");
+    const C: (&str, &str, &str) = ("c", "192.0.2.3:7112", "10.250.0.3");
+
+    #[test]
+    fn peers_added_removed_changed() {
+        let old = cfg("", &[B, C], "\"vrrp\"");
+        let moved = ("c", "192.0.2.33:7112", "10.250.0.3");
+        let d = ("d", "d.example:7112", "10.250.0.4");
+        let new = cfg("", &[moved, d], "\"vrrp\"");
+        let p = plan(&old, &new).expect("reloadable");
+        assert_eq!(p.added, ["d"]);
+        assert_eq!(p.removed, ["b"]);
+        assert_eq!(p.changed, ["c"]);
+        assert!(!p.settings_changed);
+        assert!(plan(&old, &old).expect("same").is_empty());
+    }
+
+    #[test]
+    fn settings_are_reloadable() {
+        let old = cfg("", &[B], "\"vrrp\"");
+        let new = cfg("inject_rate_limit = 100", &[B], "\"vrrp\", \"heartbeat\"");
+        let p = plan(&old, &new).expect("reloadable");
+        assert!(p.settings_changed);
+        assert!(p.added.is_empty() && p.changed.is_empty());
+    }
+
+    #[test]
+    fn interface_and_socket_changes_need_a_restart() {
+        let old = cfg("", &[B], "\"vrrp\"");
+        let new = cfg(
+            "listen = \"0.0.0.0:7113\"\nuser = \"daemon\"",
+            &[B],
+            "\"vrrp\"",
+        );
+        let e = plan(&old, &new).expect_err("needs a restart");
+        assert!(e.contains("node.listen, node.user changed"), "{e}");
+        assert!(e.contains("restart"), "{e}");
+    }
+}
