@@ -137,6 +137,11 @@ pub struct RelayOptions {
     pub mtu: Option<u32>,
     /// `node.max_clock_skew` in seconds; `None` keeps the default.
     pub max_clock_skew: Option<f64>,
+    /// Peers' endpoints as names (`h<N>.lab`), resolved through each
+    /// host's own hosts file (see [`Lab::set_host_entry`]).
+    pub endpoint_names: bool,
+    /// `node.resolve_interval` in seconds; `None` keeps the default.
+    pub resolve_interval: Option<f64>,
 }
 
 impl Default for RelayOptions {
@@ -146,6 +151,8 @@ impl Default for RelayOptions {
             underlay_v6: false,
             mtu: None,
             max_clock_skew: None,
+            endpoint_names: false,
+            resolve_interval: None,
         }
     }
 }
@@ -455,6 +462,13 @@ impl Lab {
 
     /// Writes the cluster key and one relay config per host.
     pub fn configure_relays(&mut self, opts: RelayOptions) {
+        if opts.endpoint_names {
+            for h in self.host_ids() {
+                for p in self.host_ids() {
+                    self.set_host_entry(h, &format!("h{p}.lab"), Some(&format!("10.77.0.{p}")));
+                }
+            }
+        }
         self.relay_opts = opts;
         let key = self.path("key");
         if !key.exists() {
@@ -479,10 +493,13 @@ impl Lab {
             "0.0.0.0:7112"
         };
         let presets: Vec<String> = o.presets.iter().map(|p| format!("\"{p}\"")).collect();
-        let skew = o
+        let mut skew = o
             .max_clock_skew
             .map(|s| format!("max_clock_skew = {s:?}\n"))
             .unwrap_or_default();
+        if let Some(r) = o.resolve_interval {
+            skew += &format!("resolve_interval = {r:?}\n");
+        }
         let mut s = format!(
             "[node]\nname = \"h{h}\"\nlisten = \"{listen}\"\nkey_file = \"{}\"\n{skew}\n\
              [interface]\nname = \"mcast0\"\naddress = \"10.250.0.{h}/24\"\naddress6 = \"fd00:250::{h}/64\"\n",
@@ -493,7 +510,9 @@ impl Lab {
         }
         s += &format!("\n[allow]\npresets = [{}]\n", presets.join(", "));
         for p in self.members.iter().copied().filter(|p| *p != h) {
-            let endpoint = if o.underlay_v6 {
+            let endpoint = if o.endpoint_names {
+                format!("h{p}.lab:7112")
+            } else if o.underlay_v6 {
                 format!("[fd77::{p}]:7112")
             } else {
                 format!("10.77.0.{p}:7112")
@@ -503,6 +522,33 @@ impl Lab {
             );
         }
         s
+    }
+
+    /// The hosts file that programs started in host `h` with `ip netns
+    /// exec` see: `/etc/netns/<namespace>/hosts`, bind-mounted over
+    /// `/etc/hosts`. Sets (or with `None` removes) the line for `name`,
+    /// rewriting the file in place so running programs see the change.
+    pub fn set_host_entry(&self, h: usize, name: &str, addr: Option<&str>) {
+        let dir = PathBuf::from(format!("/etc/netns/{}", self.ns(h)));
+        fs::create_dir_all(&dir).expect("cannot create /etc/netns/<namespace>");
+        let file = dir.join("hosts");
+        let old = fs::read_to_string(&file).unwrap_or_else(|_| "127.0.0.1 localhost\n".into());
+        let mut lines: Vec<String> = old
+            .lines()
+            .filter(|l| l.split_whitespace().nth(1) != Some(name))
+            .map(str::to_string)
+            .collect();
+        if let Some(a) = addr {
+            lines.push(format!("{a} {name}"));
+        }
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&file)
+            .expect("cannot write the namespace's hosts file");
+        f.write_all((lines.join("\n") + "\n").as_bytes())
+            .expect("cannot write the namespace's hosts file");
     }
 
     /// Which hosts the relay configs written from now on list as peers.
@@ -701,6 +747,7 @@ impl Lab {
         }
         for ns in &all {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
+            let _ = fs::remove_dir_all(format!("/etc/netns/{ns}"));
         }
     }
 }
@@ -761,6 +808,7 @@ fn sweep_stale() {
         if !alive {
             kill_namespace_processes(name);
             let _ = Command::new("ip").args(["netns", "del", name]).output();
+            let _ = fs::remove_dir_all(format!("/etc/netns/{name}"));
         }
     }
 }

@@ -1,8 +1,10 @@
-//! Live reload (SIGHUP) with stock keepalived running: a fourth host joins
-//! a running 3-host cluster and leaves again by config edits and SIGHUP,
-//! with no master change and no packet lost between unchanged peers; a
-//! broken config, and one that changes what needs a restart, are refused
-//! while the relay keeps running. Needs root; skips visibly without it.
+//! Day-2 operations with stock keepalived running. Live reload (SIGHUP): a
+//! fourth host joins a running 3-host cluster and leaves again by config
+//! edits and SIGHUP, with no master change and no packet lost between
+//! unchanged peers; a broken config, and one that changes what needs a
+//! restart, are refused while the relay keeps running. DNS names: a peer's
+//! name moves to another address and the traffic follows; a name that stops
+//! resolving keeps the last address. Needs root; skips visibly without it.
 
 mod lab;
 
@@ -152,4 +154,85 @@ fn sighup_adds_and_removes_a_peer_without_a_master_change() {
     report(
         "reload: h4 left by SIGHUP; a broken file and a listen change were refused with the old config kept; VIP stayed on h1 throughout (0 master changes)",
     );
+}
+
+#[test]
+fn peers_by_dns_name_follow_a_moved_address() {
+    if !lab::root_or_skip("peers_by_dns_name_follow_a_moved_address") {
+        return;
+    }
+    lab::require_programs(lab::keepalived::PROGRAMS);
+    let mut lab = Lab::new(3);
+    let interval = 0.5;
+    lab.start_relays(RelayOptions {
+        endpoint_names: true,
+        resolve_interval: Some(interval),
+        ..RelayOptions::default()
+    });
+    let vrrp = Vrrp::v3(0.1);
+    for h in lab.host_ids() {
+        lab.start_keepalived(h, vrrp, PRIORITY[h - 1]);
+    }
+    let all: Vec<usize> = lab.host_ids().collect();
+    let settle = vrrp.master_down(PRIORITY[2]) + Duration::from_millis(500);
+    vip::converge_on(&lab, vrrp.vip(), &all, 1, settle, Duration::from_secs(30));
+    let watch = Watch::start(&lab, vrrp.vip());
+
+    // h2 gets a new underlay address; h1's and h3's hosts files move the
+    // name there; then the old address goes away.
+    // Keep the new address when the old (primary) one is deleted.
+    lab.exec(
+        2,
+        &["sysctl", "-qw", "net.ipv4.conf.eth0.promote_secondaries=1"],
+    );
+    lab.exec(2, &["ip", "addr", "add", "10.77.0.22/24", "dev", "eth0"]);
+    for h in [1, 3] {
+        lab.set_host_entry(h, "h2.lab", Some("10.77.0.22"));
+    }
+    for h in [1, 3] {
+        let log = lab.relay_log(h);
+        lab::wait_for(
+            &format!("h{h}'s relay to follow h2.lab to 10.77.0.22"),
+            Duration::from_secs(10),
+            || {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                text.lines()
+                    .any(|l| l.contains("peer endpoint resolved") && l.contains("10.77.0.22"))
+                    .then_some(())
+            },
+        );
+    }
+    lab.exec(2, &["ip", "addr", "del", "10.77.0.2/24", "dev", "eth0"]);
+    let before = lab.relay_counters(2)["injected"];
+    std::thread::sleep(Duration::from_secs(2));
+    let followed = lab.relay_counters(2)["injected"] - before;
+    // h1 adverts 10 times a second.
+    assert!(
+        followed >= 15,
+        "h2 got {followed} packets in 2 s at its new address"
+    );
+
+    // The name stops resolving: the last address stays in use, one warning.
+    lab.set_host_entry(1, "h2.lab", None);
+    std::thread::sleep(Duration::from_secs_f64(interval * 8.0));
+    let warned = lab::count_lines(&lab.relay_log(1), "cannot resolve peer endpoint");
+    assert_eq!(
+        warned, 1,
+        "a failing name must be warned about exactly once"
+    );
+    let before = lab.relay_counters(2)["injected"];
+    std::thread::sleep(Duration::from_secs(1));
+    let kept = lab.relay_counters(2)["injected"] - before;
+    assert!(
+        kept >= 5,
+        "h2 got {kept} packets after its name stopped resolving"
+    );
+
+    let moved = watch.next_added(&[], Duration::ZERO);
+    assert!(moved.is_none(), "the VIP moved: {moved:?}");
+    assert_eq!(vip::holders(&lab, vrrp.vip()), vec![1]);
+    report(&format!(
+        "dns: h2.lab moved to 10.77.0.22 and the old address went away: h2 kept receiving ({followed} packets in 2 s); \
+         the name stopped resolving: 1 warning, last address kept ({kept} packets in 1 s); 0 master changes"
+    ));
 }
