@@ -4,7 +4,8 @@
 //! unchanged peers; a broken config, and one that changes what needs a
 //! restart, are refused while the relay keeps running. DNS names: a peer's
 //! name moves to another address and the traffic follows; a name that stops
-//! resolving keeps the last address. Needs root; skips visibly without it.
+//! resolving keeps the last address. `check` on a host built to fail each
+//! of its findings. Needs root; skips visibly without it.
 
 mod lab;
 
@@ -234,5 +235,116 @@ fn peers_by_dns_name_follow_a_moved_address() {
     report(&format!(
         "dns: h2.lab moved to 10.77.0.22 and the old address went away: h2 kept receiving ({followed} packets in 2 s); \
          the name stopped resolving: 1 warning, last address kept ({kept} packets in 1 s); 0 master changes"
+    ));
+}
+
+/// `mcast-relay check` in a lab host, with the lab's key; returns exit
+/// status and output.
+fn run_check(lab: &Lab, h: usize, cfg: &str, tool: &std::path::Path) -> (bool, String) {
+    let file = lab.path(&format!("check{h}.toml"));
+    std::fs::write(&file, cfg).expect("write the config");
+    let bin = lab::relay_bin();
+    let out = lab.try_exec(
+        h,
+        &[
+            &bin.display().to_string(),
+            "check",
+            "-c",
+            &file.display().to_string(),
+            "--tool-config",
+            &tool.display().to_string(),
+        ],
+    );
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn lines_with<'a>(out: &'a str, level: &str, needles: &[&str]) -> Vec<&'a str> {
+    out.lines()
+        .filter(|l| l.starts_with(level) && needles.iter().all(|n| l.contains(n)))
+        .collect()
+}
+
+#[test]
+fn check_diagnoses_a_host_built_to_fail() {
+    if !lab::root_or_skip("check_diagnoses_a_host_built_to_fail") {
+        return;
+    }
+    let mut lab = Lab::new(2);
+    lab.configure_relays(RelayOptions::default());
+    lab.isolate_dns(1);
+    let key = lab.path("key").display().to_string();
+    let good_ka = lab.path("good-keepalived.conf");
+    std::fs::write(
+        &good_ka,
+        "vrrp_instance VI_1 {\n  interface mcast0\n  virtual_router_id 51\n  priority 100\n}\n",
+    )
+    .expect("write");
+    let bad_ka = lab.path("bad-keepalived.conf");
+    std::fs::write(
+        &bad_ka,
+        "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  priority 100\n}\n",
+    )
+    .expect("write");
+    let config = |address: &str, mtu: &str, endpoint: &str| {
+        format!(
+            "[node]\nname = \"h1\"\nkey_file = \"{key}\"\n\n[interface]\naddress = \"{address}\"\n{mtu}\n\n\
+             [allow]\npresets = [\"vrrp\"]\n\n[[peer]]\nname = \"h2\"\nendpoint = \"{endpoint}\"\naddress = \"10.250.0.2\"\n"
+        )
+    };
+
+    // A sound host and config: exit 0, nothing but ok lines.
+    let (ok, out) = run_check(
+        &lab,
+        1,
+        &config("10.250.0.1/24", "", "10.77.0.2:7112"),
+        &good_ka,
+    );
+    assert!(ok, "check failed on a sound host:\n{out}");
+    assert!(
+        out.lines().all(|l| l.starts_with("ok:")),
+        "unexpected findings on a sound host:\n{out}"
+    );
+
+    // Now every mistake at once: the overlay subnet is eth0's, the MTU is
+    // the underlay's, the port is taken, a peer's name does not resolve,
+    // keepalived advertises on eth0.
+    let _holder = lab::in_netns(&lab.ns(1), || {
+        std::net::UdpSocket::bind("0.0.0.0:7112").expect("hold the port")
+    });
+    let bad = (config("10.77.0.1/24", "mtu = 1500", "nowhere.lab:7112")
+        + "\n[[peer]]\nname = \"h3\"\nendpoint = \"10.77.0.2:7112\"\naddress = \"10.250.0.3\"\n")
+        .replace("10.250.0.", "10.77.0.1");
+    let (ok, out) = run_check(&lab, 1, &bad, &bad_ka);
+    assert!(!ok, "check passed a broken host:\n{out}");
+    let expected: [(&str, &[&str]); 5] = [
+        (
+            "error:",
+            &["overlaps the route 10.77.0.0/24 on eth0", "rp_filter = 1"],
+        ),
+        (
+            "error:",
+            &["interface.mtu = 1500", "set interface.mtu to 1424"],
+        ),
+        ("error:", &["UDP 0.0.0.0:7112 is already in use"]),
+        ("warning:", &["nowhere.lab does not resolve"]),
+        ("warning:", &["uses interface eth0, not the relay's mcast0"]),
+    ];
+    for (level, needles) in expected {
+        assert_eq!(
+            lines_with(&out, level, needles).len(),
+            1,
+            "expected one {level} line with {needles:?} in:\n{out}"
+        );
+    }
+    for l in out.lines().filter(|l| !l.starts_with("ok:")) {
+        report(&format!("check:   {l}"));
+    }
+    report(&format!(
+        "check: a sound host passes; a broken one gets {} errors and {} warnings, each with its fix",
+        out.lines().filter(|l| l.starts_with("error:")).count(),
+        out.lines().filter(|l| l.starts_with("warning:")).count()
     ));
 }

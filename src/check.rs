@@ -1,10 +1,13 @@
 //! `mcast-relay check`: validates the configuration and the host, and says
 //! for each finding what to do about it.
 
-use std::path::Path;
+use std::fs;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 
 use crate::config::{Config, Endpoint};
-use crate::keyfile;
+use crate::toolconf::{self, Tool};
+use crate::{hostcheck, keyfile, net, tun};
 
 /// One finding of `check`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,8 +33,10 @@ impl std::fmt::Display for Finding {
     }
 }
 
-/// Checks the configuration at `path` and what the host needs to run it.
-pub fn check(path: &Path, is_root: bool) -> Vec<Finding> {
+/// Checks the configuration at `path`, what the host needs to run it, and
+/// the failover tools' configurations: `tool_configs`, or those found at
+/// their usual paths.
+pub fn check(path: &Path, is_root: bool, tool_configs: &[PathBuf]) -> Vec<Finding> {
     let mut out = Vec::new();
     let cfg = match Config::load(path) {
         Ok(c) => c,
@@ -80,19 +85,125 @@ pub fn check(path: &Path, is_root: bool) -> Vec<Finding> {
         ))),
         Err(e) => out.push(Finding::Error(e)),
     }
-    if Path::new("/dev/net/tun").exists() {
-        out.push(Finding::Ok("/dev/net/tun is present".into()));
-    } else {
-        out.push(Finding::Error(
-            "/dev/net/tun is missing: load the driver with `modprobe tun` (in a container, pass the device through)".into(),
-        ));
-    }
+    out.push(tun_finding(
+        fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/net/tun")
+            .map(|_| ()),
+    ));
     if !is_root {
         out.push(Finding::Warning(
             "not running as root: `run` needs root or CAP_NET_ADMIN to create and configure the interface".into(),
         ));
     }
+    host(&cfg, &mut out);
+    tools(&cfg, tool_configs, &mut out);
     out
+}
+
+/// Whether the tun driver is there and this user may open it.
+fn tun_finding(opened: std::io::Result<()>) -> Finding {
+    match opened {
+        Ok(()) => Finding::Ok("/dev/net/tun opens for reading and writing".into()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Finding::Error(
+            "/dev/net/tun is missing: load the driver with `modprobe tun` (in a container, pass the device through)".into(),
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Finding::Error(format!(
+            "cannot open /dev/net/tun: {e}; run as root (systemd does), or in a container allow the device"
+        )),
+        Err(e) => Finding::Error(format!(
+            "cannot open /dev/net/tun: {e}; is the tun driver loaded (`modprobe tun`)?"
+        )),
+    }
+}
+
+/// Routes and rp_filter, the listen port, each peer's name and MTU.
+fn host(cfg: &Config, out: &mut Vec<Finding>) {
+    let iface = &cfg.interface.name;
+    let (addr, prefix) = (cfg.interface.address, cfg.interface.prefix_len);
+    let relay_up = tun::exists(iface);
+    if let Ok(text) = fs::read_to_string("/proc/net/route") {
+        let routes = hostcheck::parse_proc_route(&text);
+        let conflicts = hostcheck::overlay_conflicts(&routes, iface, addr, prefix);
+        let rp = |k: &str| {
+            fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{k}/rp_filter"))
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+        };
+        let rp_iface = rp(if relay_up { iface } else { "default" });
+        out.push(hostcheck::routing_finding(
+            &conflicts,
+            iface,
+            addr,
+            prefix,
+            rp("all"),
+            rp_iface,
+        ));
+    }
+    let bound = net::bind(cfg.node.listen).map(|_| ());
+    out.push(hostcheck::listen_finding(cfg.node.listen, &bound, relay_up));
+    for p in &cfg.peers {
+        let endpoint = match &p.endpoint {
+            Endpoint::Addr(a) => Some(*a),
+            Endpoint::Name { host, port } => {
+                let resolved: Result<SocketAddr, String> = (host.as_str(), *port)
+                    .to_socket_addrs()
+                    .map_err(|e| e.to_string())
+                    .and_then(|a| {
+                        net::pick(a, cfg.node.listen)
+                            .ok_or_else(|| "no address of a usable family".to_string())
+                    });
+                out.push(hostcheck::name_finding(&p.name, host, &resolved));
+                resolved.ok()
+            }
+        };
+        if let Some(ep) = endpoint {
+            out.push(hostcheck::mtu_finding(
+                &p.name,
+                ep,
+                &tun::route_mtu(ep),
+                cfg.interface.mtu,
+            ));
+        }
+    }
+}
+
+/// The failover tools' own configurations.
+fn tools(cfg: &Config, given: &[PathBuf], out: &mut Vec<Finding>) {
+    let relay = toolconf::Relay {
+        iface: &cfg.interface.name,
+        address: cfg.interface.address,
+        prefix: cfg.interface.prefix_len,
+    };
+    let files: Vec<(PathBuf, Option<Tool>)> = if given.is_empty() {
+        toolconf::DEFAULT_PATHS
+            .iter()
+            .filter(|(_, p)| Path::new(p).exists())
+            .map(|(t, p)| (PathBuf::from(p), Some(*t)))
+            .collect()
+    } else {
+        given.iter().map(|p| (p.clone(), None)).collect()
+    };
+    for (path, tool) in files {
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                out.push(Finding::Error(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )));
+                continue;
+            }
+        };
+        match tool.or_else(|| toolconf::detect(&path, &text)) {
+            Some(t) => out.extend(toolconf::findings(t, &path, &text, &relay)),
+            None => out.push(Finding::Warning(format!(
+                "{}: not a keepalived, heartbeat or corosync configuration as far as check can tell; not checked",
+                path.display()
+            ))),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -127,7 +238,7 @@ mod tests {
         .expect("key");
         let cfg = d.join("relay.toml");
         std::fs::write(&cfg, config(&key)).expect("write");
-        let f = check(&cfg, true);
+        let f = check(&cfg, true, &[]);
         assert!(!f.iter().any(Finding::is_error), "{f:?}");
         assert!(
             f[0].to_string()
@@ -135,7 +246,7 @@ mod tests {
             "{}",
             f[0]
         );
-        let f = check(&cfg, false);
+        let f = check(&cfg, false, &[]);
         assert!(
             f.iter()
                 .any(|x| matches!(x, Finding::Warning(m) if m.contains("CAP_NET_ADMIN")))
@@ -156,26 +267,36 @@ mod tests {
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).expect("chmod");
         let cfg = d.join("relay.toml");
         std::fs::write(&cfg, config(&key)).expect("write");
-        let f = check(&cfg, true);
+        let f = check(&cfg, true, &[]);
         assert!(
             f.iter()
                 .any(|x| matches!(x, Finding::Error(m) if m.contains("chmod 600"))),
             "{f:?}"
         );
         std::fs::write(&cfg, config(&key).replace("presets", "preset")).expect("write");
-        let f = check(&cfg, true);
+        let f = check(&cfg, true, &[]);
         assert_eq!(f.len(), 1);
         assert!(
             f[0].is_error() && f[0].to_string().contains("relay.toml:7:1: allow.preset"),
             "{}",
             f[0]
         );
-        let f = check(&d.join("missing.toml"), true);
+        let f = check(&d.join("missing.toml"), true, &[]);
         assert!(
             f[0].is_error() && f[0].to_string().contains("cannot read"),
             "{}",
             f[0]
         );
         std::fs::remove_dir_all(&d).expect("cleanup");
+    }
+
+    #[test]
+    fn tun_device_findings() {
+        use std::io::{Error, ErrorKind};
+        assert!(!tun_finding(Ok(())).is_error());
+        let f = tun_finding(Err(Error::from(ErrorKind::NotFound)));
+        assert!(f.to_string().contains("modprobe tun"), "{f}");
+        let f = tun_finding(Err(Error::from(ErrorKind::PermissionDenied)));
+        assert!(f.is_error() && f.to_string().contains("root"), "{f}");
     }
 }

@@ -37,9 +37,6 @@ const MAX_PACKET: usize = 65_535;
 const HELLO_TICK: Duration = Duration::from_millis(100);
 /// How often drop counts are summarised in the log.
 const REPORT_EVERY: Duration = Duration::from_secs(60);
-/// IPv4/IPv6 + UDP header bytes in front of every datagram on the underlay.
-const UNDERLAY_V4: u32 = 20 + 8;
-const UNDERLAY_V6: u32 = 40 + 8;
 const FALLBACK_UNDERLAY_MTU: u32 = 1500;
 
 fn now_ms() -> u64 {
@@ -66,19 +63,18 @@ pub fn run(cfg: Config) -> Result<(), String> {
 /// The interface MTU: configured, or the smallest route MTU towards the
 /// peers minus what the relay adds, so no datagram is fragmented.
 fn choose_mtu(cfg: &Config, endpoints: &[Option<SocketAddr>]) -> u32 {
-    let overhead = |a: &SocketAddr| if a.is_ipv4() { UNDERLAY_V4 } else { UNDERLAY_V6 } + OVERHEAD as u32;
     let fitting = endpoints
         .iter()
         .flatten()
         .filter_map(|ep| match tun::route_mtu(*ep) {
-            Ok(m) => Some(m.saturating_sub(overhead(ep))),
+            Ok(m) => Some(net::inner_mtu(m, ep)),
             Err(e) => {
                 tracing::debug!(endpoint = %ep, error = %e, "no route MTU");
                 None
             }
         })
         .min();
-    let fallback = FALLBACK_UNDERLAY_MTU - UNDERLAY_V4 - OVERHEAD as u32;
+    let fallback = net::inner_mtu(FALLBACK_UNDERLAY_MTU, &SocketAddr::from(([0, 0, 0, 0], 0)));
     let computed = fitting.unwrap_or(fallback);
     let min = if cfg.interface.address6.is_some() {
         1280

@@ -31,6 +31,11 @@ enum Command {
         /// Configuration file.
         #[arg(short, long, default_value = config::DEFAULT_PATH)]
         config: PathBuf,
+        /// A failover tool's configuration to check against the relay's
+        /// interface and subnet (keepalived.conf, ha.cf, corosync.conf);
+        /// repeatable. Default: those at their usual paths under /etc.
+        #[arg(long = "tool-config", value_name = "FILE")]
+        tool_configs: Vec<PathBuf>,
     },
     /// Write a new random cluster key (mode 0600), or print it.
     Keygen {
@@ -73,8 +78,11 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Check { config } => {
-            let findings = check::check(&config, tun::is_root());
+        Command::Check {
+            config,
+            tool_configs,
+        } => {
+            let findings = check::check(&config, tun::is_root(), &tool_configs);
             for f in &findings {
                 println!("{f}");
             }

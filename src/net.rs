@@ -10,6 +10,21 @@ use tokio::sync::mpsc;
 
 use crate::config::Endpoint;
 
+/// IPv4/IPv6 + UDP header bytes in front of every datagram on the underlay.
+const UNDERLAY_V4: u32 = 20 + 8;
+const UNDERLAY_V6: u32 = 40 + 8;
+
+/// The largest inner packet that fits in one datagram to `endpoint` over a
+/// route with MTU `route_mtu`.
+pub fn inner_mtu(route_mtu: u32, endpoint: &SocketAddr) -> u32 {
+    let underlay = if endpoint.is_ipv4() {
+        UNDERLAY_V4
+    } else {
+        UNDERLAY_V6
+    };
+    route_mtu.saturating_sub(underlay + crate::relay::OVERHEAD as u32)
+}
+
 /// Socket buffers sized for bursts of heartbeats to many peers.
 const SOCKET_BUFFER: usize = 1 << 20;
 
@@ -49,7 +64,7 @@ pub fn canonical(a: SocketAddr) -> SocketAddr {
 }
 
 /// Picks the address to use among resolved ones: one the socket can reach.
-fn pick(addrs: impl Iterator<Item = SocketAddr>, listen: SocketAddr) -> Option<SocketAddr> {
+pub fn pick(addrs: impl Iterator<Item = SocketAddr>, listen: SocketAddr) -> Option<SocketAddr> {
     let usable: Vec<SocketAddr> = addrs
         .filter(|a| match listen {
             SocketAddr::V4(_) => a.is_ipv4(),

@@ -551,6 +551,19 @@ impl Lab {
             .expect("cannot write the namespace's hosts file");
     }
 
+    /// Points host `h`'s resolver at loopback (`/etc/netns/<ns>/resolv.conf`),
+    /// so a name missing from its hosts file fails at once and no query
+    /// ever leaves the machine.
+    pub fn isolate_dns(&self, h: usize) {
+        let dir = PathBuf::from(format!("/etc/netns/{}", self.ns(h)));
+        fs::create_dir_all(&dir).expect("cannot create /etc/netns/<namespace>");
+        fs::write(
+            dir.join("resolv.conf"),
+            "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+        )
+        .expect("cannot write the namespace's resolv.conf");
+    }
+
     /// Which hosts the relay configs written from now on list as peers.
     pub fn set_members(&mut self, members: &[usize]) {
         self.members = members.to_vec();

@@ -1,0 +1,315 @@
+//! Reads the failover tools' own configurations (keepalived.conf, ha.cf,
+//! corosync.conf) just far enough to warn when they do not use the relay:
+//! the wrong interface, a transport that does not multicast, addresses
+//! outside the overlay subnet. Not a validator of those files.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use crate::check::Finding;
+use crate::overlay::mask_v4;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tool {
+    Keepalived,
+    Heartbeat,
+    Corosync,
+}
+
+/// Where Debian's packages keep each tool's configuration.
+pub const DEFAULT_PATHS: [(Tool, &str); 3] = [
+    (Tool::Keepalived, "/etc/keepalived/keepalived.conf"),
+    (Tool::Heartbeat, "/etc/ha.d/ha.cf"),
+    (Tool::Corosync, "/etc/corosync/corosync.conf"),
+];
+
+/// What the relay offers the tools.
+pub struct Relay<'a> {
+    pub iface: &'a str,
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Relay<'_> {
+    fn subnet(&self) -> String {
+        let net = Ipv4Addr::from(u32::from(self.address) & mask_v4(self.prefix));
+        format!("{net}/{}", self.prefix)
+    }
+
+    fn in_subnet(&self, a: Ipv4Addr) -> bool {
+        let m = mask_v4(self.prefix);
+        u32::from(a) & m == u32::from(self.address) & m
+    }
+}
+
+/// Which tool a file belongs to, by its name, else by what it contains.
+pub fn detect(path: &Path, text: &str) -> Option<Tool> {
+    let name = path.file_name()?.to_string_lossy();
+    if name.contains("keepalived") || text.contains("vrrp_instance") {
+        Some(Tool::Keepalived)
+    } else if name.contains("corosync") || text.contains("totem") {
+        Some(Tool::Corosync)
+    } else if name == "ha.cf"
+        || text
+            .lines()
+            .any(|l| l.trim_start().starts_with("mcast ") || l.trim_start().starts_with("bcast "))
+    {
+        Some(Tool::Heartbeat)
+    } else {
+        None
+    }
+}
+
+pub fn findings(tool: Tool, path: &Path, text: &str, relay: &Relay) -> Vec<Finding> {
+    match tool {
+        Tool::Keepalived => keepalived(path, text, relay),
+        Tool::Heartbeat => heartbeat(path, text, relay),
+        Tool::Corosync => corosync(path, text, relay),
+    }
+}
+
+/// Words and braces, comments (`#`, `!`) removed.
+fn tokens(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split(['#', '!']).next().unwrap_or(""))
+        .flat_map(|l| {
+            l.replace('{', " { ")
+                .replace('}', " } ")
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn keepalived(path: &Path, text: &str, relay: &Relay) -> Vec<Finding> {
+    let t = tokens(text);
+    let mut out = Vec::new();
+    let mut instances = 0;
+    let mut i = 0;
+    while i < t.len() {
+        if t[i] != "vrrp_instance" {
+            i += 1;
+            continue;
+        }
+        instances += 1;
+        let name = t.get(i + 1).cloned().unwrap_or_default();
+        // Only the instance's own keys (depth 1), not nested blocks such as
+        // track_interface, whose members are interfaces too.
+        let mut depth = 0;
+        let mut iface: Option<String> = None;
+        let mut unicast = false;
+        let mut j = i + 2;
+        while j < t.len() {
+            match t[j].as_str() {
+                "{" => depth += 1,
+                "}" => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                "interface" if depth == 1 => iface = t.get(j + 1).cloned(),
+                "unicast_peer" if depth == 1 => unicast = true,
+                _ => {}
+            }
+            j += 1;
+        }
+        match iface {
+            Some(x) if x == relay.iface => out.push(Finding::Ok(format!(
+                "{}: vrrp_instance {name} sends its adverts on {x}",
+                path.display()
+            ))),
+            Some(x) => out.push(Finding::Warning(format!(
+                "{}: vrrp_instance {name} uses interface {x}, not the relay's {}: its adverts will not be relayed; set `interface {}` (the VIP can stay on {x} with `dev {x}` in virtual_ipaddress)",
+                path.display(),
+                relay.iface,
+                relay.iface
+            ))),
+            None => out.push(Finding::Warning(format!(
+                "{}: vrrp_instance {name} names no interface; set `interface {}`",
+                path.display(),
+                relay.iface
+            ))),
+        }
+        if unicast {
+            out.push(Finding::Warning(format!(
+                "{}: vrrp_instance {name} has unicast_peer: keepalived then sends unicast itself and the relay carries nothing for it; remove unicast_peer to use the relay",
+                path.display()
+            )));
+        }
+        i = j;
+    }
+    if instances == 0 {
+        out.push(Finding::Warning(format!(
+            "{}: no vrrp_instance found",
+            path.display()
+        )));
+    }
+    out
+}
+
+fn heartbeat(path: &Path, text: &str, relay: &Relay) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut media = 0;
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("");
+        let mut w = line.split_whitespace();
+        let Some(kind @ ("mcast" | "bcast")) = w.next() else {
+            continue;
+        };
+        for dev in w.take(if kind == "mcast" { 1 } else { usize::MAX }) {
+            media += 1;
+            if dev == relay.iface {
+                out.push(Finding::Ok(format!(
+                    "{}: heartbeat {kind} on {dev}",
+                    path.display()
+                )));
+            } else {
+                out.push(Finding::Warning(format!(
+                    "{}: heartbeat {kind} on {dev}, not the relay's {}: that medium is not relayed; use `{kind} {}`",
+                    path.display(),
+                    relay.iface,
+                    relay.iface
+                )));
+            }
+        }
+    }
+    if media == 0 {
+        out.push(Finding::Warning(format!(
+            "{}: no mcast or bcast line: heartbeat does not use the relay",
+            path.display()
+        )));
+    }
+    out
+}
+
+fn corosync(path: &Path, text: &str, relay: &Relay) -> Vec<Finding> {
+    let t = tokens(text);
+    let mut out = Vec::new();
+    let value = |key: &str| -> Vec<String> {
+        t.iter()
+            .enumerate()
+            .filter(|(_, k)| k.as_str() == key)
+            .filter_map(|(i, _)| t.get(i + 1).cloned())
+            .collect()
+    };
+    let transport = value("transport:").into_iter().next();
+    match transport.as_deref() {
+        Some("udp") => out.push(Finding::Ok(format!(
+            "{}: corosync transport udp (multicast)",
+            path.display()
+        ))),
+        other => out.push(Finding::Warning(format!(
+            "{}: corosync transport {} does not multicast, so the relay carries nothing for it; set `transport: udp` in totem",
+            path.display(),
+            other.unwrap_or("knet (the default)")
+        ))),
+    }
+    for key in ["bindnetaddr:", "ring0_addr:"] {
+        for v in value(key) {
+            match v.parse::<Ipv4Addr>() {
+                Ok(a) if relay.in_subnet(a) => {}
+                Ok(a) => out.push(Finding::Warning(format!(
+                    "{}: {key} {a} is outside the relay's subnet {}: corosync will not use {}; use the nodes' overlay addresses",
+                    path.display(),
+                    relay.subnet(),
+                    relay.iface
+                ))),
+                // Names and IPv6: not checked.
+                Err(_) => {}
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RELAY: Relay = Relay {
+        iface: "mcast0",
+        address: Ipv4Addr::new(10, 250, 0, 1),
+        prefix: 24,
+    };
+
+    fn warnings(f: &[Finding]) -> Vec<String> {
+        f.iter()
+            .filter(|x| matches!(x, Finding::Warning(_)))
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    fn example(path: &str) -> (std::path::PathBuf, String) {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+        let text = std::fs::read_to_string(&p).expect("example file");
+        (p, text)
+    }
+
+    #[test]
+    fn the_examples_use_the_relay() {
+        for (file, tool) in [
+            ("examples/keepalived/keepalived.conf", Tool::Keepalived),
+            ("examples/heartbeat/ha.cf", Tool::Heartbeat),
+            ("examples/corosync/corosync.conf", Tool::Corosync),
+        ] {
+            let (p, text) = example(file);
+            assert_eq!(detect(&p, &text), Some(tool), "{file}");
+            let f = findings(tool, &p, &text, &RELAY);
+            assert!(warnings(&f).is_empty(), "{file}: {f:?}");
+            assert!(!f.is_empty(), "{file}: no finding at all");
+        }
+    }
+
+    #[test]
+    fn keepalived_on_the_wrong_interface() {
+        let text = "vrrp_instance VI_1 {\n  state BACKUP\n  interface eth0 # the LAN\n  track_interface {\n    mcast0\n  }\n  virtual_router_id 51\n  unicast_peer {\n    10.0.0.2\n  }\n}\n";
+        let w = warnings(&findings(
+            Tool::Keepalived,
+            Path::new("k.conf"),
+            text,
+            &RELAY,
+        ));
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("VI_1 uses interface eth0"), "{}", w[0]);
+        assert!(w[1].contains("unicast_peer"), "{}", w[1]);
+        let none = warnings(&findings(
+            Tool::Keepalived,
+            Path::new("k.conf"),
+            "global_defs {}\n",
+            &RELAY,
+        ));
+        assert!(none[0].contains("no vrrp_instance"));
+    }
+
+    #[test]
+    fn heartbeat_media() {
+        let text = "mcast eth0 225.0.0.1 694 1 0\nbcast mcast0 eth1\nnode a\n";
+        let f = findings(Tool::Heartbeat, Path::new("ha.cf"), text, &RELAY);
+        let w = warnings(&f);
+        assert_eq!(w.len(), 2, "{f:?}");
+        assert!(w[0].contains("mcast on eth0") && w[1].contains("bcast on eth1"));
+        let w = warnings(&findings(
+            Tool::Heartbeat,
+            Path::new("ha.cf"),
+            "ucast eth0 10.0.0.2\n",
+            &RELAY,
+        ));
+        assert!(w[0].contains("no mcast or bcast"));
+    }
+
+    #[test]
+    fn corosync_transport_and_addresses() {
+        let text = "totem {\n  version: 2\n  transport: knet\n}\nnodelist {\n  node {\n    ring0_addr: 192.168.1.5\n  }\n  node {\n    ring0_addr: 10.250.0.2\n  }\n}\n";
+        let w = warnings(&findings(
+            Tool::Corosync,
+            Path::new("corosync.conf"),
+            text,
+            &RELAY,
+        ));
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("transport knet"));
+        assert!(w[1].contains("192.168.1.5 is outside the relay's subnet 10.250.0.0/24"));
+    }
+}
