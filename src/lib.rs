@@ -8,6 +8,7 @@
 
 pub mod allow;
 pub mod check;
+pub mod cli;
 pub mod config;
 pub mod counters;
 pub mod crypto;

@@ -1,52 +1,11 @@
 //! Command line: thin wrappers around the library.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use mcast_relay::cli::{Cli, Command};
 use mcast_relay::{check, config, crypto, daemon, keyfile, tun};
-
-#[derive(Parser)]
-#[command(
-    name = "mcast-relay",
-    version,
-    about = "Relays multicast and broadcast heartbeats (keepalived, heartbeat, corosync, spread) between hosts over authenticated, encrypted unicast UDP"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the relay in the foreground (systemd runs it this way).
-    Run {
-        /// Configuration file.
-        #[arg(short, long, default_value = config::DEFAULT_PATH)]
-        config: PathBuf,
-    },
-    /// Validate the configuration and the host; exit 1 with reasons.
-    Check {
-        /// Configuration file.
-        #[arg(short, long, default_value = config::DEFAULT_PATH)]
-        config: PathBuf,
-        /// A failover tool's configuration to check against the relay's
-        /// interface and subnet (keepalived.conf, ha.cf, corosync.conf);
-        /// repeatable. Default: those at their usual paths under /etc.
-        #[arg(long = "tool-config", value_name = "FILE")]
-        tool_configs: Vec<PathBuf>,
-    },
-    /// Write a new random cluster key (mode 0600), or print it.
-    Keygen {
-        /// File to write; without it the key is printed to standard output.
-        #[arg(short, long)]
-        output: Option<PathBuf>,
-        /// Overwrite an existing key file.
-        #[arg(long)]
-        force: bool,
-    },
-}
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MCAST_RELAY_LOG")

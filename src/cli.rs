@@ -1,0 +1,49 @@
+//! The command line's definition, in the library so that the man page and
+//! shell completions can be generated from it (packaging/gen_assets.rs).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config;
+
+#[derive(Parser)]
+#[command(
+    name = "mcast-relay",
+    version,
+    about = "Relays multicast and broadcast heartbeats (keepalived, heartbeat, corosync, spread) between hosts over authenticated, encrypted unicast UDP"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the relay in the foreground (systemd runs it this way).
+    Run {
+        /// Configuration file.
+        #[arg(short, long, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+    /// Validate the configuration and the host; exit 1 with reasons.
+    Check {
+        /// Configuration file.
+        #[arg(short, long, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+        /// A failover tool's configuration to check against the relay's
+        /// interface and subnet (keepalived.conf, ha.cf, corosync.conf);
+        /// repeatable. Default: those at their usual paths under /etc.
+        #[arg(long = "tool-config", value_name = "FILE")]
+        tool_configs: Vec<PathBuf>,
+    },
+    /// Write a new random cluster key (mode 0600), or print it.
+    Keygen {
+        /// File to write; without it the key is printed to standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Overwrite an existing key file.
+        #[arg(long)]
+        force: bool,
+    },
+}
