@@ -232,20 +232,22 @@ fn relay_restart_keeps_the_interface_and_the_cluster_converges() {
     vip::converge_on(&lab, vip, &all, 1, settle(vrrp), ELECTION_TIMEOUT);
 }
 
-fn heartbeat_all_active(name: &str, medium: &str) {
+fn heartbeat_all_active(name: &str, bcast: bool) {
     if !lab::root_or_skip(name) {
         return;
     }
     lab::require_programs(lab::heartbeat::PROGRAMS);
     let mut lab = Lab::new(HOSTS);
-    lab.start_relays(RelayOptions {
-        presets: vec!["heartbeat"],
-        ..RelayOptions::default()
-    });
+    // The shipped examples, as they are (but for node names).
+    lab.configure_relays_from_example("heartbeat/mcast-relay.toml");
+    for h in lab.host_ids() {
+        lab.start_relay(h);
+    }
     assert_rp_filter(&lab);
+    let ha_cf = lab::examples::heartbeat_ha_cf(bcast);
     let nodes: Vec<_> = lab
         .host_ids()
-        .map(|h| lab.start_heartbeat(h, medium))
+        .map(|h| lab.start_heartbeat_conf(h, &ha_cf))
         .collect();
     for hb in &nodes {
         lab.heartbeat_started(hb);
@@ -272,12 +274,12 @@ fn heartbeat_all_active(name: &str, medium: &str) {
 
 #[test]
 fn heartbeat_mcast() {
-    heartbeat_all_active("heartbeat_mcast", "mcast mcast0 225.0.0.1 694 1 0");
+    heartbeat_all_active("heartbeat_mcast", false);
 }
 
 #[test]
 fn heartbeat_bcast() {
-    heartbeat_all_active("heartbeat_bcast", "bcast mcast0");
+    heartbeat_all_active("heartbeat_bcast", true);
 }
 
 #[test]
@@ -288,14 +290,29 @@ fn corosync_udp_ring_is_quorate() {
     }
     lab::require_programs(lab::corosync::PROGRAMS);
     let mut lab = Lab::new(HOSTS);
-    let mtu = 1400;
-    lab.start_relays(RelayOptions {
-        presets: vec!["corosync"],
-        mtu: Some(mtu),
-        ..RelayOptions::default()
-    });
+    // The shipped examples, as they are; their MTUs must agree.
+    let conf = lab::examples::text("corosync/corosync.conf");
+    let relay = lab::examples::text("corosync/mcast-relay.toml");
+    let mtu_of = |t: &str, key: &str| -> Option<u32> {
+        t.lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim_start_matches([' ', ':', '=']).trim().parse().ok())
+    };
+    let (netmtu, mtu) = (mtu_of(&conf, "netmtu"), mtu_of(&relay, "mtu"));
+    assert!(
+        netmtu.is_some() && netmtu == mtu,
+        "examples/corosync: totem.netmtu {netmtu:?} must equal the relay's interface.mtu {mtu:?}"
+    );
+    lab.configure_relays_from_example("corosync/mcast-relay.toml");
+    for h in lab.host_ids() {
+        lab.start_relay(h);
+    }
     assert_rp_filter(&lab);
-    let nodes: Vec<_> = lab.host_ids().map(|h| lab.start_corosync(h, mtu)).collect();
+    let nodes: Vec<_> = lab
+        .host_ids()
+        .map(|h| lab.start_corosync_conf(h, &conf))
+        .collect();
     let started = Instant::now();
     let mut last = String::new();
     let quorate = lab::wait_for_or_none(Duration::from_secs(40), || {
@@ -318,5 +335,73 @@ fn corosync_udp_ring_is_quorate() {
     report(&format!(
         "{name}: quorate ring with {HOSTS} votes after {:.1} s",
         started.elapsed().as_secs_f64()
+    ));
+}
+
+/// examples/keepalived/ as shipped (VRRPv2, VRRPv3 at 100 ms, VRRPv3 over
+/// IPv6) with the relay config derived from examples/keepalived/: each
+/// instance elects h1, and each VIP moves to h2 when h1's keepalived dies.
+#[test]
+fn keepalived_example_configs() {
+    let name = "keepalived_example_configs";
+    if !lab::root_or_skip(name) {
+        return;
+    }
+    lab::require_programs(lab::keepalived::PROGRAMS);
+    let example = lab::examples::text("keepalived/keepalived.conf");
+    let vips: Vec<String> = example
+        .lines()
+        .filter(|l| l.trim_end().ends_with("dev eth0"))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .next()?
+                .split('/')
+                .next()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(
+        vips.len(),
+        3,
+        "examples/keepalived/keepalived.conf VIPs: {vips:?}"
+    );
+    assert!(example.contains("priority 150") && example.contains("router_id lb1"));
+    let mut lab = Lab::new(HOSTS);
+    lab.configure_relays_from_example("keepalived/mcast-relay.toml");
+    for h in lab.host_ids() {
+        lab.start_relay(h);
+    }
+    let all: Vec<usize> = lab.host_ids().collect();
+    let mut kas: Vec<_> = lab
+        .host_ids()
+        .map(|h| {
+            let conf = example
+                .replace("router_id lb1", &format!("router_id h{h}"))
+                .replace("priority 150", &format!("priority {}", PRIORITY[h - 1]));
+            lab.start_keepalived_conf(h, &conf)
+        })
+        .collect();
+    // The slowest instance (advert_int 1) needs 3.6 s of silence to elect.
+    let stable = Duration::from_secs(4);
+    for vip in &vips {
+        vip::converge_on(&lab, vip, &all, 1, stable, ELECTION_TIMEOUT);
+    }
+    let watches: Vec<Watch> = vips.iter().map(|v| Watch::start(&lab, v)).collect();
+    let killed = Instant::now();
+    kas.remove(0).crash(&mut lab);
+    let mut moved = Vec::new();
+    for (vip, w) in vips.iter().zip(&watches) {
+        let a = w
+            .next_added(&[1], Duration::from_secs(15))
+            .unwrap_or_else(|| panic!("{vip} did not move after h1 died"));
+        assert_eq!(a.host, 2, "{vip} moved to h{} instead of h2", a.host);
+        moved.push(format!(
+            "{vip} in {} ms",
+            a.at.duration_since(killed).as_millis()
+        ));
+    }
+    report(&format!(
+        "{name}: 3 instances elected h1; after kill -9: {}",
+        moved.join(", ")
     ));
 }

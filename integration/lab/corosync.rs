@@ -17,30 +17,14 @@ pub struct Corosync {
 }
 
 impl Lab {
-    /// Starts corosync in the foreground with a 3-node udp ring on the
-    /// overlay subnet; `netmtu` must match mcast0's MTU.
-    pub fn start_corosync(&mut self, host: usize, netmtu: u32) -> Corosync {
+    /// Starts corosync in the foreground with `conf` as its corosync.conf.
+    pub fn start_corosync_conf(&mut self, host: usize, conf: &str) -> Corosync {
         super::require_programs(PROGRAMS);
         let base = self.path(&format!("corosync{host}"));
         let dirs = ["etc", "lib", "run", "log"].map(|d| base.join(d));
         for d in &dirs {
             fs::create_dir_all(d).expect("cannot create corosync dirs");
         }
-        let nodes: String = self
-            .host_ids()
-            .map(|h| {
-                format!("  node {{\n    name: h{h}\n    nodeid: {h}\n    ring0_addr: 10.250.0.{h}\n  }}\n")
-            })
-            .collect();
-        let conf = format!(
-            "totem {{\n  version: 2\n  cluster_name: lab\n  transport: udp\n  \
-             crypto_cipher: none\n  crypto_hash: none\n  netmtu: {netmtu}\n  \
-             interface {{\n    linknumber: 0\n    bindnetaddr: 10.250.0.0\n    \
-             mcastaddr: 239.192.250.1\n    mcastport: 5405\n    ttl: 1\n  }}\n}}\n\
-             nodelist {{\n{nodes}}}\n\
-             quorum {{\n  provider: corosync_votequorum\n}}\n\
-             logging {{\n  to_stderr: yes\n  to_syslog: no\n  timestamp: on\n}}\n"
-        );
         fs::write(dirs[0].join("corosync.conf"), conf).expect("cannot write corosync.conf");
         let script = format!(
             "mount --bind {etc} /etc/corosync && mount --bind {lib} /var/lib/corosync && \

@@ -21,9 +21,9 @@ pub struct Heartbeat {
 }
 
 impl Lab {
-    /// Starts heartbeat on `host` with one communication `medium` line
-    /// (`mcast mcast0 225.0.0.1 694 1 0` or `bcast mcast0`).
-    pub fn start_heartbeat(&mut self, host: usize, medium: &str) -> Heartbeat {
+    /// Starts heartbeat with `ha_cf` as its ha.cf; node names are `h<N>`
+    /// (each node's hostname in its own UTS namespace).
+    pub fn start_heartbeat_conf(&mut self, host: usize, ha_cf: &str) -> Heartbeat {
         super::require_programs(PROGRAMS);
         let base = self.path(&format!("heartbeat{host}"));
         let (etc, lib, run) = (base.join("etc"), base.join("lib"), base.join("run"));
@@ -49,11 +49,6 @@ impl Lab {
             &rundir.display().to_string(),
         ]);
         sh(&["chmod", "-R", "750", &rundir.display().to_string()]);
-        let nodes: String = self.host_ids().map(|h| format!("node h{h}\n")).collect();
-        let ha_cf = format!(
-            "logfile /var/lib/heartbeat/ha-log\nkeepalive 1\ndeadtime 10\nwarntime 5\n\
-             initdead 12\nudpport 694\n{medium}\nauto_failback on\n{nodes}"
-        );
         fs::write(etc.join("ha.cf"), ha_cf).expect("cannot write ha.cf");
         fs::write(etc.join("haresources"), "").expect("cannot write haresources");
         let authkeys = etc.join("authkeys");

@@ -78,9 +78,14 @@ pub struct Keepalived {
 impl Lab {
     /// Starts keepalived (VRRP only, no fork, logging to its own file).
     pub fn start_keepalived(&mut self, host: usize, vrrp: Vrrp, priority: u8) -> Keepalived {
+        self.start_keepalived_conf(host, &vrrp.config(host, priority))
+    }
+
+    /// Starts keepalived with the configuration `text`.
+    pub fn start_keepalived_conf(&mut self, host: usize, text: &str) -> Keepalived {
         super::require_programs(PROGRAMS);
         let conf = self.path(&format!("keepalived{host}.conf"));
-        fs::write(&conf, vrrp.config(host, priority)).expect("cannot write keepalived.conf");
+        fs::write(&conf, text).expect("cannot write keepalived.conf");
         let pid = self.path(&format!("keepalived{host}.pid"));
         let vrrp_pid = self.path(&format!("keepalived{host}.vrrp.pid"));
         let _ = fs::remove_file(&vrrp_pid);

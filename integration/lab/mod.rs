@@ -16,6 +16,7 @@
 
 pub mod capture;
 pub mod corosync;
+pub mod examples;
 pub mod flood;
 pub mod heartbeat;
 pub mod keepalived;
