@@ -47,7 +47,8 @@ pub struct NodeConfig {
     pub key_file: Option<PathBuf>,
     pub insecure: bool,
     pub max_clock_skew: Duration,
-    /// How often endpoints given as DNS names that did not resolve are tried again.
+    /// How often endpoints given as DNS names are resolved again (a failed
+    /// lookup keeps the last good address).
     pub resolve_interval: Duration,
     /// Packets per second each peer may have written into the interface; 0: no limit.
     pub inject_rate_limit: u32,
