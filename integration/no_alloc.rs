@@ -1,0 +1,197 @@
+//! The packet path allocates nothing: a counting global allocator around
+//! the sans-IO core, two relays that have met, and thousands of packets
+//! through sealing, opening, classifying and every common kind of drop.
+//! Counting is per thread, so the test harness's own threads do not count.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use mcast_relay::allow::{AllowList, Preset};
+use mcast_relay::crypto::ClusterKey;
+use mcast_relay::relay::{Inbound, NodeAddrs, Outbound, PeerSpec, Relay, RelayParams, Security};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: every call is forwarded to the system allocator unchanged; the
+// counter is a const-initialised thread-local, which does not allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+fn allocations<T>(f: impl FnOnce() -> T) -> (T, u64) {
+    let before = ALLOCS.with(Cell::get);
+    let r = f();
+    (r, ALLOCS.with(Cell::get) - before)
+}
+
+const T0: u64 = 1_800_000_000_000;
+
+fn ep(n: u8) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, n)), 7112)
+}
+
+fn node(me: u8) -> Relay {
+    let peers = [1u8, 2, 3]
+        .into_iter()
+        .filter(|n| *n != me)
+        .map(|n| PeerSpec {
+            name: format!("h{n}"),
+            addrs: NodeAddrs {
+                v4: Ipv4Addr::new(10, 250, 0, n),
+                v6: None,
+            },
+        })
+        .collect();
+    let mut r = Relay::new(RelayParams {
+        local: NodeAddrs {
+            v4: Ipv4Addr::new(10, 250, 0, me),
+            v6: None,
+        },
+        prefix_len: 24,
+        peers,
+        allow: AllowList::new(vec![Preset::Vrrp.rule()]),
+        security: Security::Authenticated(ClusterKey::from_bytes([9; 32])),
+        epoch: T0 * 1_000_000 + u64::from(me),
+        max_clock_skew_ms: 10_000,
+        inject_rate_limit: 0,
+        challenge_secret: [me; 32],
+    });
+    for i in 0..r.peer_count() {
+        let n = r.peer_name(i)[1..].parse().expect("h<N>");
+        r.set_endpoint(i, Some(ep(n)));
+    }
+    r
+}
+
+/// The hello handshake between a (node 1) and b (node 2).
+fn meet(a: &mut Relay, b: &mut Relay) {
+    let mut queue: Vec<(u8, Vec<u8>)> = Vec::new();
+    for _ in 0..8 {
+        let mut out = [0u8; 256];
+        for (n, r) in [(1u8, &mut *a), (2u8, &mut *b)] {
+            while let Some((len, p)) = r.poll_hello(T0, &mut out) {
+                if r.peer_name(p) != "h3" {
+                    queue.push((n, out[..len].to_vec()));
+                }
+            }
+        }
+        if queue.is_empty() {
+            return;
+        }
+        for (from, mut d) in std::mem::take(&mut queue) {
+            let to = if from == 1 { &mut *b } else { &mut *a };
+            if let Inbound::Reply { len, .. } = to.from_net(&mut d, ep(from), T0, &mut out) {
+                queue.push((3 - from, out[..len].to_vec()));
+            }
+        }
+    }
+    panic!("the handshake did not settle");
+}
+
+/// A VRRPv3 advert from node 1's overlay address, IPv4 checksum filled.
+fn advert() -> Vec<u8> {
+    let payload = [0x31u8, 51, 200, 1, 0, 10, 0, 0, 10, 77, 0, 100];
+    let mut p = vec![
+        0x45, 0xc0, 0, 32, 0, 0, 0, 0, 255, 112, 0, 0, 10, 250, 0, 1, 224, 0, 0, 18,
+    ];
+    let sum: u32 = p
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
+    let sum = (sum & 0xffff) + (sum >> 16);
+    p[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    p.extend_from_slice(&payload);
+    p
+}
+
+#[test]
+fn the_packet_path_does_not_allocate() {
+    let mut a = node(1);
+    let mut b = node(2);
+    meet(&mut a, &mut b);
+    let packet = advert();
+    // Buffers are the daemon's: allocated once, up front.
+    let mut sealed = vec![0u8; 2048];
+    let mut work = vec![0u8; 2048];
+    let mut out = vec![0u8; 2048];
+    let mut kept = Vec::with_capacity(8);
+    const N: usize = 10_000;
+
+    let ((), n) = allocations(|| {
+        for i in 0..N {
+            let Outbound::Send { len, .. } = a.from_tun(&packet, T0, &mut sealed) else {
+                panic!("the advert was not sealed");
+            };
+            work[..len].copy_from_slice(&sealed[..len]);
+            let r = b.from_net(&mut work[..len], ep(1), T0, &mut out);
+            assert!(matches!(r, Inbound::Inject { .. }), "packet {i}: {r:?}");
+            if i < 8 {
+                kept.push(len);
+            }
+        }
+    });
+    assert_eq!(
+        n, 0,
+        "{n} allocations for {N} packets sealed, opened and injected"
+    );
+
+    // Drops: a replay, a forgery, junk, an unknown sender, a local packet
+    // that is not allowed.
+    let Outbound::Send { len, .. } = a.from_tun(&packet, T0, &mut sealed) else {
+        panic!("the advert was not sealed");
+    };
+    let good = sealed[..len].to_vec();
+    let mut forged = good.clone();
+    forged[len - 1] ^= 1;
+    let mut stranger = good.clone();
+    stranger[7] = 77;
+    let junk = vec![0xa5u8; 300];
+    let mut tcp = packet.clone();
+    tcp[9] = 6;
+    let ((), n) = allocations(|| {
+        work[..len].copy_from_slice(&good);
+        assert!(matches!(
+            b.from_net(&mut work[..len], ep(1), T0, &mut out),
+            Inbound::Inject { .. }
+        ));
+        for _ in 0..N {
+            for d in [&good, &forged, &stranger, &junk] {
+                work[..d.len()].copy_from_slice(d);
+                let r = b.from_net(&mut work[..d.len()], ep(1), T0, &mut out);
+                assert!(matches!(r, Inbound::Drop(_)), "{r:?}");
+            }
+            assert!(matches!(
+                a.from_tun(&tcp, T0, &mut sealed),
+                Outbound::Drop(_)
+            ));
+        }
+    });
+    assert_eq!(n, 0, "{n} allocations for {} dropped packets", N * 5);
+    let c = b.counters();
+    eprintln!(
+        "no_alloc: {N} packets sealed+opened+injected and {} dropped (replay, bad_auth, unknown_sender, unknown_version, local_disallowed): 0 allocations; b injected {}",
+        N * 5,
+        c.injected
+    );
+}
