@@ -594,6 +594,208 @@ impl Evil {
     }
 }
 
+/// One attack: what it is, where it comes from, its datagrams, and the
+/// drop reason each of them must be counted under.
+type Attack = (&'static str, From, Vec<Vec<u8>>, &'static str);
+
+/// What a stranger throws at relay `h`: junk, forgeries, and copies of the
+/// datagrams `a` (which `h` has received) and `b` in every altered form.
+/// `top` is the highest counter h3 has used.
+fn outsider_attacks(
+    rng: &mut Rng,
+    h: usize,
+    a: &[Vec<u8>],
+    b: &[Vec<u8>],
+    top: u64,
+) -> Vec<Attack> {
+    let h3 = header_of(&a[0]);
+    let each =
+        |f: &mut dyn FnMut(&[u8]) -> Vec<u8>| -> Vec<Vec<u8>> { a.iter().map(|d| f(d)).collect() };
+    let short = (0..JUNK)
+        .map(|_| {
+            let n = rng.range(1, HEADER_LEN);
+            rng.bytes(n)
+        })
+        .collect();
+    let bad_version = (0..JUNK)
+        .map(|_| {
+            let n = rng.range(HEADER_LEN, 1400);
+            let mut d = rng.bytes(n);
+            d[0] = 2 + rng.below(254) as u8;
+            d
+        })
+        .collect();
+    let strangers = (0..JUNK)
+        .map(|i| {
+            let sender = if i % 5 == 0 {
+                u32::from(overlay(h)) // the receiver's own identity
+            } else {
+                u32::from(Ipv4Addr::new(
+                    10,
+                    250,
+                    1 + rng.below(200) as u8,
+                    rng.below(256) as u8,
+                ))
+            };
+            let hdr = Header {
+                kind: Kind::Data,
+                flags: 0,
+                sender,
+                epoch: h3.epoch,
+                counter: rng.next() >> 8,
+                timestamp_ms: now_ms(),
+            };
+            let mut d = vec![0u8; HEADER_LEN];
+            hdr.encode(&mut d);
+            d.extend(rng.bytes(60));
+            d
+        })
+        .collect();
+    let mut forged = |base: u64| -> Vec<Vec<u8>> {
+        (0..JUNK)
+            .map(|i| {
+                let hdr = Header {
+                    counter: base + i as u64,
+                    timestamp_ms: now_ms(),
+                    ..h3
+                };
+                let mut d = vec![0u8; HEADER_LEN];
+                hdr.encode(&mut d);
+                let n = rng.range(TAG_LEN, 200);
+                d.extend(rng.bytes(n));
+                d
+            })
+            .collect()
+    };
+    let forged_here = forged(top + 1000);
+    let forged_spoofed = forged(top + 2000);
+    let forgery = "forged as h3: current epoch, fresh counter, random body and tag";
+    vec![
+        (
+            "random bytes shorter than a header",
+            From::Outsider,
+            short,
+            "malformed",
+        ),
+        (
+            "random bytes, any length",
+            From::Outsider,
+            bad_version,
+            "unknown_version",
+        ),
+        (
+            "well-formed header, unknown sender",
+            From::Outsider,
+            strangers,
+            "unknown_sender",
+        ),
+        (forgery, From::Outsider, forged_here, "bad_auth"),
+        (forgery, From::Spoofed, forged_spoofed, "bad_auth"),
+        (
+            "captured, epoch moved an hour ahead",
+            From::Outsider,
+            each(&mut |d| with_header(d, |x| x.epoch += 3_600 * 1_000_000_000)),
+            "stale_epoch",
+        ),
+        (
+            "captured, epoch moved back",
+            From::Outsider,
+            each(&mut |d| with_header(d, |x| x.epoch -= 1)),
+            "stale_epoch",
+        ),
+        ("replayed as captured", From::Outsider, a.to_vec(), "replay"),
+        ("replayed as captured", From::Spoofed, a.to_vec(), "replay"),
+        (
+            "replayed twice each",
+            From::Outsider,
+            [b, b].concat(),
+            "replay",
+        ),
+        (
+            "captured, one bit flipped after the header",
+            From::Outsider,
+            each(&mut |d| flip_bit(d, rng.range(HEADER_LEN, d.len()), rng.below(8) as u32)),
+            "replay",
+        ),
+        (
+            "captured, truncated after the header",
+            From::Outsider,
+            each(&mut |d| d[..rng.range(HEADER_LEN, d.len())].to_vec()),
+            "replay",
+        ),
+        (
+            "captured, truncated into the header",
+            From::Outsider,
+            each(&mut |d| d[..rng.range(0, HEADER_LEN)].to_vec()),
+            "malformed",
+        ),
+        (
+            "captured, counter bit flipped",
+            From::Outsider,
+            each(&mut |d| with_header(d, |x| x.counter ^= 1 << 40)),
+            "bad_auth",
+        ),
+        (
+            "captured, timestamp bit flipped",
+            From::Outsider,
+            each(&mut |d| with_header(d, |x| x.timestamp_ms ^= 1 << 45)),
+            "clock_skew",
+        ),
+        (
+            "captured, version bit flipped",
+            From::Outsider,
+            each(&mut |d| flip_bit(d, 0, rng.below(8) as u32)),
+            "unknown_version",
+        ),
+        (
+            "captured, sender bit flipped",
+            From::Outsider,
+            each(&mut |d| flip_bit(d, 7, 6)),
+            "unknown_sender",
+        ),
+        (
+            "captured, reserved bit flipped",
+            From::Outsider,
+            each(&mut |d| flip_bit(d, 3, rng.below(8) as u32)),
+            "malformed",
+        ),
+        (
+            "captured, plaintext flag set",
+            From::Outsider,
+            each(&mut |d| flip_bit(d, 2, 0)),
+            "mode_mismatch",
+        ),
+    ]
+}
+
+/// Altered copies of datagrams a relay has never received: only
+/// authentication can refuse them.
+fn undelivered_copies(rng: &mut Rng, b: &[Vec<u8>]) -> Vec<(&'static str, Vec<Vec<u8>>)> {
+    let mut each = |f: &mut dyn FnMut(&mut Rng, &[u8]) -> Vec<u8>| -> Vec<Vec<u8>> {
+        b.iter().map(|d| f(rng, d)).collect()
+    };
+    vec![
+        (
+            "undelivered, one bit flipped in the body",
+            each(&mut |r, d| {
+                flip_bit(d, r.range(HEADER_LEN, d.len() - TAG_LEN), r.below(8) as u32)
+            }),
+        ),
+        (
+            "undelivered, one bit flipped in the tag",
+            each(&mut |r, d| flip_bit(d, r.range(d.len() - TAG_LEN, d.len()), r.below(8) as u32)),
+        ),
+        (
+            "undelivered, timestamp's low bit flipped",
+            each(&mut |_, d| flip_bit(d, 31, 0)),
+        ),
+        (
+            "undelivered, truncated after the header",
+            each(&mut |r, d| d[..r.range(HEADER_LEN, d.len())].to_vec()),
+        ),
+    ]
+}
+
 // ------------------------------------------------------------ the test
 
 #[test]
@@ -664,316 +866,19 @@ fn nothing_forged_replayed_or_disallowed_reaches_the_host() {
     std::thread::sleep(Duration::from_millis(200));
     allow_relay_traffic(&lab, SPARE);
 
-    let h3 = header_of(&a[0]);
     let top = b.iter().map(|d| header_of(d).counter).max().unwrap_or(0);
 
     // --- a stranger, against the master and a backup -------------------
     for h in [MASTER, BACKUP] {
-        let short: Vec<Vec<u8>> = (0..JUNK)
-            .map(|_| {
-                let n = rng.range(1, HEADER_LEN);
-                rng.bytes(n)
-            })
-            .collect();
-        atk.attack(
-            &lab,
-            h,
-            From::Outsider,
-            "random bytes shorter than a header",
-            &short,
-            "malformed",
-        );
-
-        let bad_version: Vec<Vec<u8>> = (0..JUNK)
-            .map(|_| {
-                let n = rng.range(HEADER_LEN, 1400);
-                let mut d = rng.bytes(n);
-                d[0] = 2 + rng.below(254) as u8;
-                d
-            })
-            .collect();
-        atk.attack(
-            &lab,
-            h,
-            From::Outsider,
-            "random bytes, any length",
-            &bad_version,
-            "unknown_version",
-        );
-
-        let strangers: Vec<Vec<u8>> = (0..JUNK)
-            .map(|i| {
-                let sender = if i % 5 == 0 {
-                    u32::from(overlay(h)) // the receiver's own identity
-                } else {
-                    u32::from(Ipv4Addr::new(
-                        10,
-                        250,
-                        1 + rng.below(200) as u8,
-                        rng.below(256) as u8,
-                    ))
-                };
-                let hdr = Header {
-                    kind: Kind::Data,
-                    flags: 0,
-                    sender,
-                    epoch: h3.epoch,
-                    counter: rng.next() >> 8,
-                    timestamp_ms: now_ms(),
-                };
-                let mut d = vec![0u8; HEADER_LEN];
-                hdr.encode(&mut d);
-                d.extend(rng.bytes(60));
-                d
-            })
-            .collect();
-        atk.attack(
-            &lab,
-            h,
-            From::Outsider,
-            "well-formed header, unknown sender",
-            &strangers,
-            "unknown_sender",
-        );
-
-        let forged = |rng: &mut Rng, base: u64| -> Vec<Vec<u8>> {
-            (0..JUNK)
-                .map(|i| {
-                    let hdr = Header {
-                        counter: base + i as u64,
-                        timestamp_ms: now_ms(),
-                        ..h3
-                    };
-                    let mut d = vec![0u8; HEADER_LEN];
-                    hdr.encode(&mut d);
-                    let n = rng.range(TAG_LEN, 200);
-                    d.extend(rng.bytes(n));
-                    d
-                })
-                .collect()
-        };
-        let f = forged(&mut rng, top + 1000);
-        atk.attack(
-            &lab,
-            h,
-            From::Outsider,
-            "forged as h3: current epoch, fresh counter, random body and tag",
-            &f,
-            "bad_auth",
-        );
-        let f = forged(&mut rng, top + 2000);
-        atk.attack(
-            &lab,
-            h,
-            From::Spoofed,
-            "forged as h3: current epoch, fresh counter, random body and tag",
-            &f,
-            "bad_auth",
-        );
-
-        let future: Vec<Vec<u8>> = a
-            .iter()
-            .map(|d| with_header(d, |x| x.epoch += 3_600 * 1_000_000_000))
-            .collect();
-        atk.attack(
-            &lab,
-            h,
-            From::Outsider,
-            "captured, epoch moved an hour ahead",
-            &future,
-            "stale_epoch",
-        );
-        let older: Vec<Vec<u8>> = a.iter().map(|d| with_header(d, |x| x.epoch -= 1)).collect();
-        atk.attack(
-            &lab,
-            h,
-            From::Outsider,
-            "captured, epoch moved back",
-            &older,
-            "stale_epoch",
-        );
-
-        atk.attack(
-            &lab,
-            h,
-            From::Outsider,
-            "replayed as captured",
-            &a,
-            "replay",
-        );
-        atk.attack(&lab, h, From::Spoofed, "replayed as captured", &a, "replay");
-        let twice: Vec<Vec<u8>> = b.iter().chain(b.iter()).cloned().collect();
-        atk.attack(
-            &lab,
-            h,
-            From::Outsider,
-            "replayed twice each",
-            &twice,
-            "replay",
-        );
-
-        let flipped: Vec<Vec<u8>> = a
-            .iter()
-            .map(|d| flip_bit(d, rng.range(HEADER_LEN, d.len()), rng.below(8) as u32))
-            .collect();
-        atk.attack(
-            &lab,
-            h,
-            From::Outsider,
-            "captured, one bit flipped after the header",
-            &flipped,
-            "replay",
-        );
-        let cut: Vec<Vec<u8>> = a
-            .iter()
-            .map(|d| d[..rng.range(HEADER_LEN, d.len())].to_vec())
-            .collect();
-        atk.attack(
-            &lab,
-            h,
-            From::Outsider,
-            "captured, truncated after the header",
-            &cut,
-            "replay",
-        );
-        let cut: Vec<Vec<u8>> = a
-            .iter()
-            .map(|d| d[..rng.range(0, HEADER_LEN)].to_vec())
-            .collect();
-        atk.attack(
-            &lab,
-            h,
-            From::Outsider,
-            "captured, truncated into the header",
-            &cut,
-            "malformed",
-        );
-        let moved: Vec<Vec<u8>> = a
-            .iter()
-            .map(|d| with_header(d, |x| x.counter ^= 1 << 40))
-            .collect();
-        atk.attack(
-            &lab,
-            h,
-            From::Outsider,
-            "captured, counter bit flipped",
-            &moved,
-            "bad_auth",
-        );
-        let moved: Vec<Vec<u8>> = a
-            .iter()
-            .map(|d| with_header(d, |x| x.timestamp_ms ^= 1 << 45))
-            .collect();
-        atk.attack(
-            &lab,
-            h,
-            From::Outsider,
-            "captured, timestamp bit flipped",
-            &moved,
-            "clock_skew",
-        );
-        let moved: Vec<Vec<u8>> = a
-            .iter()
-            .map(|d| flip_bit(d, 0, rng.below(8) as u32))
-            .collect();
-        atk.attack(
-            &lab,
-            h,
-            From::Outsider,
-            "captured, version bit flipped",
-            &moved,
-            "unknown_version",
-        );
-        let moved: Vec<Vec<u8>> = a.iter().map(|d| flip_bit(d, 7, 6)).collect();
-        atk.attack(
-            &lab,
-            h,
-            From::Outsider,
-            "captured, sender bit flipped",
-            &moved,
-            "unknown_sender",
-        );
-        let moved: Vec<Vec<u8>> = a
-            .iter()
-            .map(|d| flip_bit(d, 3, rng.below(8) as u32))
-            .collect();
-        atk.attack(
-            &lab,
-            h,
-            From::Outsider,
-            "captured, reserved bit flipped",
-            &moved,
-            "malformed",
-        );
-        let moved: Vec<Vec<u8>> = a.iter().map(|d| flip_bit(d, 2, 0)).collect();
-        atk.attack(
-            &lab,
-            h,
-            From::Outsider,
-            "captured, plaintext flag set",
-            &moved,
-            "mode_mismatch",
-        );
+        for (what, from, datagrams, reason) in outsider_attacks(&mut rng, h, &a, &b, top) {
+            atk.attack(&lab, h, from, what, &datagrams, reason);
+        }
     }
 
     // --- copies of datagrams h4 never received -------------------------
-    let flipped: Vec<Vec<u8>> = b
-        .iter()
-        .map(|d| {
-            flip_bit(
-                d,
-                rng.range(HEADER_LEN, d.len() - TAG_LEN),
-                rng.below(8) as u32,
-            )
-        })
-        .collect();
-    atk.attack(
-        &lab,
-        SPARE,
-        From::Outsider,
-        "undelivered, one bit flipped in the body",
-        &flipped,
-        "bad_auth",
-    );
-    let flipped: Vec<Vec<u8>> = b
-        .iter()
-        .map(|d| {
-            flip_bit(
-                d,
-                rng.range(d.len() - TAG_LEN, d.len()),
-                rng.below(8) as u32,
-            )
-        })
-        .collect();
-    atk.attack(
-        &lab,
-        SPARE,
-        From::Outsider,
-        "undelivered, one bit flipped in the tag",
-        &flipped,
-        "bad_auth",
-    );
-    let flipped: Vec<Vec<u8>> = b.iter().map(|d| flip_bit(d, 31, 0)).collect();
-    atk.attack(
-        &lab,
-        SPARE,
-        From::Outsider,
-        "undelivered, timestamp's low bit flipped",
-        &flipped,
-        "bad_auth",
-    );
-    let cut: Vec<Vec<u8>> = b
-        .iter()
-        .map(|d| d[..rng.range(HEADER_LEN, d.len())].to_vec())
-        .collect();
-    atk.attack(
-        &lab,
-        SPARE,
-        From::Outsider,
-        "undelivered, truncated after the header",
-        &cut,
-        "bad_auth",
-    );
+    for (what, datagrams) in undelivered_copies(&mut rng, &b) {
+        atk.attack(&lab, SPARE, From::Outsider, what, &datagrams, "bad_auth");
+    }
 
     // --- replays after the receiving relay restarts ---------------------
     send_markers(&lab, 3);

@@ -3,13 +3,9 @@
 //! through sealing, opening, classifying and every common kind of drop.
 //! Counting is per thread, so the test harness's own threads do not count.
 
+use mcast_relay::relay::{Inbound, Outbound};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-
-use mcast_relay::allow::{AllowList, Preset};
-use mcast_relay::crypto::ClusterKey;
-use mcast_relay::relay::{Inbound, NodeAddrs, Outbound, PeerSpec, Relay, RelayParams, Security};
 
 struct Counting;
 
@@ -45,69 +41,9 @@ fn allocations<T>(f: impl FnOnce() -> T) -> (T, u64) {
     (r, ALLOCS.with(Cell::get) - before)
 }
 
-const T0: u64 = 1_800_000_000_000;
-
-fn ep(n: u8) -> SocketAddr {
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, n)), 7112)
-}
-
-fn node(me: u8) -> Relay {
-    let peers = [1u8, 2, 3]
-        .into_iter()
-        .filter(|n| *n != me)
-        .map(|n| PeerSpec {
-            name: format!("h{n}"),
-            addrs: NodeAddrs {
-                v4: Ipv4Addr::new(10, 250, 0, n),
-                v6: None,
-            },
-        })
-        .collect();
-    let mut r = Relay::new(RelayParams {
-        local: NodeAddrs {
-            v4: Ipv4Addr::new(10, 250, 0, me),
-            v6: None,
-        },
-        prefix_len: 24,
-        peers,
-        allow: AllowList::new(vec![Preset::Vrrp.rule()]),
-        security: Security::Authenticated(ClusterKey::from_bytes([9; 32])),
-        epoch: T0 * 1_000_000 + u64::from(me),
-        max_clock_skew_ms: 10_000,
-        inject_rate_limit: 0,
-        challenge_secret: [me; 32],
-    });
-    for i in 0..r.peer_count() {
-        let n = r.peer_name(i)[1..].parse().expect("h<N>");
-        r.set_endpoint(i, Some(ep(n)));
-    }
-    r
-}
-
-/// The hello handshake between a (node 1) and b (node 2).
-fn meet(a: &mut Relay, b: &mut Relay) {
-    let mut queue: Vec<(u8, Vec<u8>)> = Vec::new();
-    for _ in 0..8 {
-        let mut out = [0u8; 256];
-        for (n, r) in [(1u8, &mut *a), (2u8, &mut *b)] {
-            while let Some((len, p)) = r.poll_hello(T0, &mut out) {
-                if r.peer_name(p) != "h3" {
-                    queue.push((n, out[..len].to_vec()));
-                }
-            }
-        }
-        if queue.is_empty() {
-            return;
-        }
-        for (from, mut d) in std::mem::take(&mut queue) {
-            let to = if from == 1 { &mut *b } else { &mut *a };
-            if let Inbound::Reply { len, .. } = to.from_net(&mut d, ep(from), T0, &mut out) {
-                queue.push((3 - from, out[..len].to_vec()));
-            }
-        }
-    }
-    panic!("the handshake did not settle");
-}
+#[path = "inproc.rs"]
+mod inproc;
+use inproc::{T0, endpoint as ep, meet, node};
 
 /// A VRRPv3 advert from node 1's overlay address, IPv4 checksum filled.
 fn advert() -> Vec<u8> {
@@ -140,11 +76,13 @@ fn the_packet_path_does_not_allocate() {
 
     let ((), n) = allocations(|| {
         for i in 0..N {
-            let Outbound::Send { len, .. } = a.from_tun(&packet, T0, &mut sealed) else {
+            // One packet a millisecond: within the injection rate limit.
+            let now = T0 + i as u64;
+            let Outbound::Send { len, .. } = a.from_tun(&packet, now, &mut sealed) else {
                 panic!("the advert was not sealed");
             };
             work[..len].copy_from_slice(&sealed[..len]);
-            let r = b.from_net(&mut work[..len], ep(1), T0, &mut out);
+            let r = b.from_net(&mut work[..len], ep(1), now, &mut out);
             assert!(matches!(r, Inbound::Inject { .. }), "packet {i}: {r:?}");
             if i < 8 {
                 kept.push(len);
@@ -158,7 +96,8 @@ fn the_packet_path_does_not_allocate() {
 
     // Drops: a replay, a forgery, junk, an unknown sender, a local packet
     // that is not allowed.
-    let Outbound::Send { len, .. } = a.from_tun(&packet, T0, &mut sealed) else {
+    let later = T0 + N as u64;
+    let Outbound::Send { len, .. } = a.from_tun(&packet, later, &mut sealed) else {
         panic!("the advert was not sealed");
     };
     let good = sealed[..len].to_vec();
@@ -172,17 +111,17 @@ fn the_packet_path_does_not_allocate() {
     let ((), n) = allocations(|| {
         work[..len].copy_from_slice(&good);
         assert!(matches!(
-            b.from_net(&mut work[..len], ep(1), T0, &mut out),
+            b.from_net(&mut work[..len], ep(1), later, &mut out),
             Inbound::Inject { .. }
         ));
         for _ in 0..N {
             for d in [&good, &forged, &stranger, &junk] {
                 work[..d.len()].copy_from_slice(d);
-                let r = b.from_net(&mut work[..d.len()], ep(1), T0, &mut out);
+                let r = b.from_net(&mut work[..d.len()], ep(1), later, &mut out);
                 assert!(matches!(r, Inbound::Drop(_)), "{r:?}");
             }
             assert!(matches!(
-                a.from_tun(&tcp, T0, &mut sealed),
+                a.from_tun(&tcp, later, &mut sealed),
                 Outbound::Drop(_)
             ));
         }

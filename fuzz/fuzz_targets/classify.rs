@@ -10,9 +10,9 @@ use mcast_relay::allow::DestKind;
 use mcast_relay::packet;
 use mcast_relay::relay::Outbound;
 
-#[path = "common.rs"]
-mod common;
-use common::*;
+#[path = "../../integration/inproc.rs"]
+mod inproc;
+use inproc::*;
 
 fuzz_target!(|data: &[u8]| {
     let rules = allow();

@@ -15,9 +15,9 @@ use mcast_relay::packet;
 use mcast_relay::relay::Inbound;
 use mcast_relay::wire::{HEADER_LEN, Header, Hello, Kind};
 
-#[path = "common.rs"]
-mod common;
-use common::*;
+#[path = "../../integration/inproc.rs"]
+mod inproc;
+use inproc::*;
 
 fn check_injected(inner_bytes: &[u8]) {
     let inner = packet::parse(inner_bytes).expect("injected a packet that does not parse");

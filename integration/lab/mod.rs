@@ -257,26 +257,8 @@ impl Lab {
         sh(&[
             "ip", "-n", &cloud, "link", "set", "vx", "master", "br0", "up",
         ]);
-        sh(&[
-            "ip",
-            "-n",
-            &ns,
-            "addr",
-            "add",
-            "10.77.0.99/24",
-            "dev",
-            "eth0",
-        ]);
-        sh(&[
-            "ip",
-            "-n",
-            &ns,
-            "addr",
-            "add",
-            &format!("{spoofed}/32"),
-            "dev",
-            "eth0",
-        ]);
+        add_address(&ns, "10.77.0.99/24", &[]);
+        add_address(&ns, &format!("{spoofed}/32"), &[]);
         sh(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
         ns
     }
@@ -334,27 +316,8 @@ impl Lab {
             sh(&[
                 "ip", "-n", &cloud, "link", "set", &port, "master", "br0", "up",
             ]);
-            sh(&[
-                "ip",
-                "-n",
-                &ns,
-                "addr",
-                "add",
-                &format!("10.77.0.{h}/24"),
-                "dev",
-                "eth0",
-            ]);
-            sh(&[
-                "ip",
-                "-n",
-                &ns,
-                "addr",
-                "add",
-                &format!("fd77::{h}/64"),
-                "dev",
-                "eth0",
-                "nodad",
-            ]);
+            add_address(&ns, &format!("10.77.0.{h}/24"), &[]);
+            add_address(&ns, &format!("fd77::{h}/64"), &["nodad"]);
             sh(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
         }
     }
@@ -573,21 +536,24 @@ impl Lab {
     /// Sends SIGHUP to the relay of host `h` and returns the log line that
     /// says what became of the reload.
     pub fn reload_relay(&self, h: usize) -> String {
+        self.signal_relay_for_line(h, libc::SIGHUP, "SIGHUP: ")
+    }
+
+    /// Sends `sig` to the relay of host `h` and returns the first log line
+    /// containing `needle` that it writes afterwards.
+    fn signal_relay_for_line(&self, h: usize, sig: i32, needle: &str) -> String {
         let log = self.relay_log(h);
-        let before = count_lines(&log, "SIGHUP: ");
-        signal(self.relay_pid(h), libc::SIGHUP);
+        let before = count_lines(&log, needle);
+        signal(self.relay_pid(h), sig);
         wait_for(
-            &format!("relay h{h} to log the reload"),
+            &format!("relay h{h} to log \"{needle}\""),
             Duration::from_secs(5),
             || {
-                if count_lines(&log, "SIGHUP: ") <= before {
-                    return None;
-                }
                 fs::read_to_string(&log)
                     .ok()?
                     .lines()
-                    .rev()
-                    .find(|l| l.contains("SIGHUP: "))
+                    .filter(|l| l.contains(needle))
+                    .nth(before)
                     .map(str::to_string)
             },
         )
@@ -675,28 +641,7 @@ impl Lab {
     /// The relay's counters for its current run (`kill -USR1` makes it log
     /// them): totals and drops by reason, by name.
     pub fn relay_counters(&self, h: usize) -> std::collections::HashMap<String, u64> {
-        let pid = self.relays[h - 1]
-            .as_ref()
-            .unwrap_or_else(|| panic!("relay h{h} is not running"))
-            .id();
-        let log = self.relay_log(h);
-        let before = count_lines(&log, "counters: ");
-        signal(pid, libc::SIGUSR1);
-        let line = wait_for(
-            "the relay to log its counters",
-            Duration::from_secs(5),
-            || {
-                if count_lines(&log, "counters: ") <= before {
-                    return None;
-                }
-                fs::read_to_string(&log)
-                    .ok()?
-                    .lines()
-                    .rev()
-                    .find(|l| l.contains("counters: "))
-                    .map(str::to_string)
-            },
-        );
+        let line = self.signal_relay_for_line(h, libc::SIGUSR1, "counters: ");
         let tail = line.split("counters: ").nth(1).unwrap_or_default();
         tail.split_whitespace()
             .filter_map(|kv| {
@@ -848,6 +793,13 @@ pub fn signal(pid: u32, sig: i32) {
     unsafe {
         libc::kill(pid as i32, sig);
     }
+}
+
+/// Adds `addr` to eth0 in namespace `ns`.
+fn add_address(ns: &str, addr: &str, extra: &[&str]) {
+    let mut args = vec!["ip", "-n", ns, "addr", "add", addr, "dev", "eth0"];
+    args.extend_from_slice(extra);
+    sh(&args);
 }
 
 /// Runs a command in the root namespace; panics if it fails.

@@ -1,6 +1,7 @@
-//! Two relays of a three-node cluster that have met, built afresh for every
-//! input so a crash replays from the input alone.
-#![allow(dead_code)] // each target uses part of it
+//! Relays of a three-node cluster in one process, and the hello handshake
+//! between two of them: for the fuzz targets (built afresh for every input,
+//! so a crash replays from the input alone) and the allocation test.
+#![allow(dead_code)] // each user takes part of it
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
