@@ -5,7 +5,8 @@
 //! restart, are refused while the relay keeps running. DNS names: a peer's
 //! name moves to another address and the traffic follows; a name that stops
 //! resolving keeps the last address. `check` on a host built to fail each
-//! of its findings. Needs root; skips visibly without it.
+//! of its findings. The systemd watchdog, with the test as the service
+//! manager. Needs root; skips visibly without it.
 
 mod lab;
 
@@ -346,5 +347,94 @@ fn check_diagnoses_a_host_built_to_fail() {
         "check: a sound host passes; a broken one gets {} errors and {} warnings, each with its fix",
         out.lines().filter(|l| l.starts_with("error:")).count(),
         out.lines().filter(|l| l.starts_with("warning:")).count()
+    ));
+}
+
+/// Messages on a fake notify socket: until `quiet` passes without one, or
+/// ten have come.
+fn notifications(
+    sock: &std::os::unix::net::UnixDatagram,
+    quiet: Duration,
+) -> Vec<(std::time::Instant, String)> {
+    sock.set_read_timeout(Some(quiet)).expect("timeout");
+    let mut buf = [0u8; 256];
+    let mut got = Vec::new();
+    while let Ok(n) = sock.recv(&mut buf) {
+        got.push((
+            std::time::Instant::now(),
+            String::from_utf8_lossy(&buf[..n]).into_owned(),
+        ));
+        if got.len() >= 10 {
+            break;
+        }
+    }
+    got
+}
+
+/// The test plays systemd: a notify socket, WATCHDOG_USEC = 400 ms. The
+/// relay says READY=1 and pings every 200 ms from its event loop; frozen
+/// with SIGSTOP, it stops pinging, so the "service manager" kills and
+/// restarts it, and the new one is ready and pinging again.
+#[test]
+fn a_hung_relay_stops_pinging_the_watchdog_and_is_restarted() {
+    if !lab::root_or_skip("a_hung_relay_stops_pinging_the_watchdog_and_is_restarted") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mut lab = Lab::new(2);
+    lab.configure_relays(RelayOptions::default());
+    let path = lab.path("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).expect("bind the notify socket");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let p = path.display().to_string();
+    let env = [("NOTIFY_SOCKET", p.as_str()), ("WATCHDOG_USEC", "400000")];
+    let timeout = Duration::from_millis(400);
+
+    lab.start_relay_env(1, &env);
+    let first = notifications(&sock, Duration::from_secs(1));
+    let msgs: Vec<&str> = first.iter().map(|(_, m)| m.as_str()).collect();
+    assert!(
+        msgs.first().is_some_and(|m| m.starts_with("READY=1")),
+        "no READY=1 first: {msgs:?}"
+    );
+    // systemd kills a service whose pings are further apart than that.
+    let pings: Vec<std::time::Instant> = first
+        .iter()
+        .filter(|(_, m)| m == "WATCHDOG=1")
+        .map(|(t, _)| *t)
+        .collect();
+    assert!(pings.len() >= 3, "too few pings: {msgs:?}");
+    let worst = pings
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default();
+    assert!(
+        worst < timeout,
+        "a gap of {worst:?} between pings exceeds the watchdog timeout"
+    );
+
+    // Hang the relay: no more pings within the timeout -> kill, restart.
+    lab::signal(lab.relay_pid(1), libc::SIGSTOP);
+    while sock.recv(&mut [0u8; 64]).is_ok() {} // drain what was queued
+    let silent = notifications(&sock, timeout * 2);
+    assert!(
+        silent.is_empty(),
+        "a stopped relay still pinged: {silent:?}"
+    );
+    lab.kill_relay(1);
+    lab.start_relay_env(1, &env);
+    let again = notifications(&sock, Duration::from_secs(1));
+    let msgs: Vec<&str> = again.iter().map(|(_, m)| m.as_str()).collect();
+    assert!(
+        msgs.first().is_some_and(|m| m.starts_with("READY=1"))
+            && msgs.iter().filter(|m| **m == "WATCHDOG=1").count() >= 3,
+        "the restarted relay is not ready and pinging: {msgs:?}"
+    );
+    report(&format!(
+        "watchdog: READY=1 then pings at most {} ms apart (timeout {} ms); SIGSTOP: no ping for {} ms, killed and restarted, READY=1 and pinging again",
+        worst.as_millis(),
+        timeout.as_millis(),
+        (timeout * 2).as_millis()
     ));
 }

@@ -21,6 +21,7 @@ use crate::counters::{DropCounters, DropReason};
 use crate::crypto::Challenger;
 use crate::keyfile;
 use crate::net::{self, EndpointUpdate};
+use crate::notify::Notifier;
 use crate::privilege;
 use crate::relay::{
     Inbound, NodeAddrs, OVERHEAD, Outbound, PeerSpec, Relay, RelayParams, Reload, Security, Target,
@@ -396,6 +397,9 @@ fn reload(cfg: &Config, st: &mut State) -> Option<Config> {
 
 async fn run_async(mut cfg: Config) -> Result<(), String> {
     let run_as = privilege::lookup(&cfg.node.user)?;
+    // Connected now: the service manager's socket may not accept an
+    // unprivileged sender later.
+    let notifier = Notifier::from_env()?;
     let security = if cfg.node.insecure {
         tracing::warn!(
             "INSECURE MODE: insecure = true, datagrams are neither authenticated nor encrypted; anyone who can reach the relay port can inject heartbeats and steal the virtual IP. Use this in labs only."
@@ -509,6 +513,17 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
 
     let peer_count = relay.peer_count();
     let io = Io { tun, sock };
+    // Pinged from the event loop itself: if the loop hangs, the pings stop
+    // and the service manager restarts the relay.
+    let ping_every = notifier.as_ref().and_then(Notifier::ping_every);
+    let mut watchdog = tokio::time::interval(ping_every.unwrap_or(Duration::from_secs(3600)));
+    watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    if let Some(n) = &notifier {
+        n.ready();
+        if let Some(every) = ping_every {
+            tracing::info!(every = ?every, "service manager watchdog enabled");
+        }
+    }
     let mut st = State {
         relay,
         tun_buf: vec![0u8; MAX_PACKET],
@@ -546,6 +561,11 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
             }
             _ = report.tick() => st.drops.report(&st.relay.counters().drops),
             _ = hello_tick.tick() => st.send_hellos(&io.sock),
+            _ = watchdog.tick(), if ping_every.is_some() => {
+                if let Some(n) = &notifier {
+                    n.ping();
+                }
+            }
             r = io.tun.readable() => {
                 let guard = r.map_err(|e| format!("waiting on the interface: {e}"))?;
                 st.tun_ready(&io, guard)?;
@@ -555,6 +575,9 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
                 st.sock_ready(&io);
             }
         }
+    }
+    if let Some(n) = &notifier {
+        n.stopping();
     }
     tracing::info!(
         "stopped; interface {} stays in place (persistent), so the failover tool keeps running until the relay is back; counters: {}",

@@ -16,6 +16,7 @@ pub mod daemon;
 pub mod hostcheck;
 pub mod keyfile;
 pub mod net;
+pub mod notify;
 pub mod overlay;
 pub mod packet;
 pub mod privilege;

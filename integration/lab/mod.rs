@@ -573,6 +573,11 @@ impl Lab {
 
     /// Starts the relay of host `h` (again) and waits for its ready line.
     pub fn start_relay(&mut self, h: usize) {
+        self.start_relay_env(h, &[]);
+    }
+
+    /// Like [`Lab::start_relay`], with extra environment variables.
+    pub fn start_relay_env(&mut self, h: usize, env: &[(&str, &str)]) {
         assert!(self.relays[h - 1].is_none(), "relay h{h} already runs");
         let bin = relay_bin();
         let cfg = self.path(&format!("relay{h}.toml"));
@@ -590,6 +595,7 @@ impl Lab {
             .args(["run", "-c"])
             .arg(&cfg)
             .env("MCAST_RELAY_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -615,6 +621,16 @@ impl Lab {
             sleep(Duration::from_millis(20));
         }
         self.relays[h - 1] = Some(child);
+    }
+
+    /// Kills the relay of host `h` with SIGKILL, as a service manager does
+    /// with a hung process, and reaps it.
+    pub fn kill_relay(&mut self, h: usize) {
+        let mut child = self.relays[h - 1]
+            .take()
+            .unwrap_or_else(|| panic!("relay h{h} is not running"));
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     /// Sends SIGTERM to the relay of host `h` and waits for it to exit;
