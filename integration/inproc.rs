@@ -61,6 +61,7 @@ pub fn node(me: u8) -> Relay {
         epoch: epoch_of(me),
         max_clock_skew_ms: 10_000,
         inject_rate_limit: 5_000,
+        keepalive_ms: 1000,
         challenge_secret: [me; 32],
     });
     for i in 0..r.peer_count() {

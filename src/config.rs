@@ -26,6 +26,8 @@ pub const DEFAULT_CLOCK_SKEW_SECS: f64 = 10.0;
 /// (1,000 VRRP instances at advert_int 1 s are 1,000/s), far below a flood.
 pub const DEFAULT_INJECT_RATE_LIMIT: u32 = 5_000;
 pub const DEFAULT_RESOLVE_INTERVAL_SECS: f64 = 30.0;
+/// How often a relay asks each peer for a sign of life, by default.
+pub const DEFAULT_KEEPALIVE_SECS: f64 = 1.0;
 /// Unprivileged account the relay runs as after set-up.
 pub const DEFAULT_USER: &str = "nobody";
 
@@ -50,6 +52,8 @@ pub struct NodeConfig {
     /// How often endpoints given as DNS names are resolved again (a failed
     /// lookup keeps the last good address).
     pub resolve_interval: Duration,
+    /// How often each peer is asked for a sign of life (reachability, RTT).
+    pub keepalive: Duration,
     /// Packets per second each peer may have written into the interface; 0: no limit.
     pub inject_rate_limit: u32,
     /// The account the relay switches to after set-up when started as root.
@@ -154,6 +158,7 @@ struct RawNode {
     insecure: Option<Spanned<bool>>,
     max_clock_skew: Option<Spanned<f64>>,
     resolve_interval: Option<Spanned<f64>>,
+    keepalive: Option<Spanned<f64>>,
     inject_rate_limit: Option<Spanned<i64>>,
     user: Option<Spanned<String>>,
 }
@@ -362,6 +367,12 @@ fn validate(ctx: &Ctx, raw: RawConfig, default_name: &str) -> Result<Config, Con
         DEFAULT_CLOCK_SKEW_SECS,
         3600.0,
     )?;
+    let keepalive = seconds(
+        &raw_node.keepalive,
+        "node.keepalive",
+        DEFAULT_KEEPALIVE_SECS,
+        60.0,
+    )?;
     let resolve_interval = seconds(
         &raw_node.resolve_interval,
         "node.resolve_interval",
@@ -407,6 +418,7 @@ fn validate(ctx: &Ctx, raw: RawConfig, default_name: &str) -> Result<Config, Con
             insecure,
             max_clock_skew,
             resolve_interval,
+            keepalive,
             inject_rate_limit,
             user,
         },

@@ -211,7 +211,7 @@ impl State {
                 continue;
             };
             match sock.try_send_to(&self.out_buf[..len], ep) {
-                Ok(_) => self.relay.count_sent(),
+                Ok(_) => self.relay.count_sent(i, len),
                 Err(e) => {
                     self.relay.count_drop(DropReason::SendFailed);
                     self.sends.failed(&self.relay, i, ep, &e);
@@ -372,6 +372,7 @@ fn reload(cfg: &Config, st: &mut State) -> Option<Config> {
         allow: new.allow.clone(),
         max_clock_skew_ms: new.node.max_clock_skew.as_millis() as u64,
         inject_rate_limit: new.node.inject_rate_limit,
+        keepalive_ms: new.node.keepalive.as_millis() as u64,
     });
     for (i, ep) in endpoints.into_iter().enumerate() {
         st.relay.set_endpoint(i, ep);
@@ -471,6 +472,7 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
         epoch: now_ns(),
         max_clock_skew_ms: cfg.node.max_clock_skew.as_millis() as u64,
         inject_rate_limit: cfg.node.inject_rate_limit,
+        keepalive_ms: cfg.node.keepalive.as_millis() as u64,
         challenge_secret,
     });
     for (i, ep) in endpoints.iter().enumerate() {

@@ -93,6 +93,8 @@ pub struct RelayParams {
     /// Packets per second each peer may have written into the interface
     /// (bursts up to one second's worth); 0 means no limit.
     pub inject_rate_limit: u32,
+    /// Keepalive interval to confirmed peers, ms; 0: none.
+    pub keepalive_ms: u64,
     /// Random per start ([`Challenger::random_secret`]): makes this run's
     /// handshake questions unpredictable.
     pub challenge_secret: [u8; 32],
@@ -105,6 +107,7 @@ pub struct Reload {
     pub allow: AllowList,
     pub max_clock_skew_ms: u64,
     pub inject_rate_limit: u32,
+    pub keepalive_ms: u64,
 }
 
 /// (sender id, peer index), sorted by id for binary search.
@@ -165,6 +168,20 @@ pub enum Inbound {
 pub struct PeerStats {
     pub injected: u64,
     pub injected_bytes: u64,
+    /// Datagrams (and their bytes) handed to the kernel for this peer.
+    pub sent: u64,
+    pub sent_bytes: u64,
+    /// Handshake questions and keepalives sent, and those answered.
+    pub pings_sent: u64,
+    pub pings_answered: u64,
+    /// The last 16 pings, newest in bit 0: 1 = answered.
+    pub recent_answered: u16,
+    /// How many of those 16 bits are real pings.
+    pub recent_count: u8,
+    /// Round trip of the last answered ping, ms.
+    pub rtt_ms: Option<u64>,
+    /// Our clock (ms) when the last answer arrived.
+    pub last_answer_ms: Option<u64>,
     /// Our clock (ms) when its last authenticated datagram arrived.
     pub last_heard_ms: Option<u64>,
     /// Its current epoch, once confirmed.
@@ -213,8 +230,13 @@ struct Peer {
     /// Key for the last unverified new epoch seen, so a stream of
     /// datagrams claiming one new epoch derives its key once.
     candidate: Option<(u64, StreamKey)>,
-    /// Counters of our hellos to this peer that may still be answered.
-    awaiting: [Option<u64>; AWAITING],
+    /// Our hellos to this peer that may still be answered: counter, when
+    /// it was sent (our clock, ms) and its ping number.
+    awaiting: [Option<(u64, u64, u64)>; AWAITING],
+    /// Pings sent to this peer so far: numbers them for the loss window.
+    pings: u64,
+    /// When the next keepalive to this (confirmed) peer is due.
+    next_keepalive_ms: u64,
     /// When the next hello to this peer may go out (our clock, ms).
     next_hello_ms: u64,
     /// Whether a hello to this peer is wanted at `next_hello_ms`.
@@ -233,6 +255,8 @@ impl Peer {
             rx: None,
             candidate: None,
             awaiting: [None; AWAITING],
+            pings: 0,
+            next_keepalive_ms: 0,
             next_hello_ms: 0,
             // A new peer is unconfirmed: greet it.
             hello_wanted: true,
@@ -272,6 +296,7 @@ pub struct Relay {
     counter: u64,
     max_skew_ms: u64,
     inject_rate: u32,
+    keepalive_ms: u64,
     challenger: Challenger,
     /// Round-robin start for [`Relay::poll_hello`].
     hello_cursor: usize,
@@ -304,6 +329,7 @@ impl Relay {
             counter: 0,
             max_skew_ms: p.max_clock_skew_ms,
             inject_rate: p.inject_rate_limit,
+            keepalive_ms: p.keepalive_ms,
             challenger: Challenger::new(&p.challenge_secret),
             hello_cursor: 0,
             counters: Counters::default(),
@@ -366,6 +392,7 @@ impl Relay {
         self.allow = r.allow;
         self.max_skew_ms = r.max_clock_skew_ms;
         self.inject_rate = r.inject_rate_limit;
+        self.keepalive_ms = r.keepalive_ms;
     }
 
     pub fn counters(&self) -> &Counters {
@@ -377,8 +404,17 @@ impl Relay {
         self.counters.drops.add(r);
     }
 
-    pub fn count_sent(&mut self) {
+    /// Counts a datagram of `len` bytes handed to the kernel for peer `i`.
+    pub fn count_sent(&mut self, i: usize, len: usize) {
         self.counters.sent += 1;
+        let s = &mut self.peers[i].stats;
+        s.sent += 1;
+        s.sent_bytes += len as u64;
+    }
+
+    /// Interval of keepalives to confirmed peers, ms (0: none).
+    pub fn keepalive_ms(&self) -> u64 {
+        self.keepalive_ms
     }
 
     /// Decides what to do with a packet read from the interface, sealing
@@ -487,7 +523,12 @@ impl Relay {
         let peer = &mut self.peers[i];
         if hello.wants_reply() {
             peer.awaiting.rotate_right(1);
-            peer.awaiting[0] = Some(counter);
+            peer.awaiting[0] = Some((counter, now_ms, peer.pings));
+            peer.pings += 1;
+            let s = &mut peer.stats;
+            s.pings_sent += 1;
+            s.recent_answered <<= 1;
+            s.recent_count = (s.recent_count + 1).min(16);
         }
         Some(len)
     }
@@ -497,15 +538,21 @@ impl Relay {
     /// (a few times a second) until it returns `None`.
     ///
     /// A hello goes to every peer whose current epoch is not confirmed:
-    /// at start, after a peer restarts, and every second until answered.
+    /// at start, after a peer restarts, and every second until answered;
+    /// and, as a keepalive that measures reachability and round trip, to
+    /// every confirmed peer each `keepalive_ms`.
     pub fn poll_hello(&mut self, now_ms: u64, out: &mut [u8]) -> Option<(usize, usize)> {
         // Insecure mode has no handshake.
         self.tx_key.as_ref()?;
         let n = self.peers.len();
+        let keepalive = self.keepalive_ms;
         for k in 0..n {
             let i = (self.hello_cursor + k) % n;
             let p = &self.peers[i];
-            if !p.hello_wanted || p.endpoint.is_none() || now_ms < p.next_hello_ms {
+            let handshake_due = p.hello_wanted && now_ms >= p.next_hello_ms;
+            let keepalive_due =
+                keepalive > 0 && !p.hello_wanted && p.rx.is_some() && now_ms >= p.next_keepalive_ms;
+            if p.endpoint.is_none() || !(handshake_due || keepalive_due) {
                 continue;
             }
             let hello = Hello {
@@ -517,8 +564,10 @@ impl Relay {
             };
             let len = self.seal_hello(i, hello, now_ms, out)?;
             let p = &mut self.peers[i];
-            p.hello_wanted = true; // until an answer confirms the peer
-            p.next_hello_ms = now_ms + HELLO_RETRY_MS;
+            if handshake_due {
+                p.next_hello_ms = now_ms + HELLO_RETRY_MS;
+            }
+            p.next_keepalive_ms = now_ms + keepalive;
             self.hello_cursor = (i + 1) % n;
             return Some((len, i));
         }
@@ -692,14 +741,26 @@ impl Relay {
         // encrypted to this peer's endpoint only.
         let challenge_met = hello.echo_challenge == self.challenger.challenge(hello.echo_counter);
         let peer = &mut self.peers[i];
-        let answers_us = hello.echo_epoch == my_epoch
-            && challenge_met
-            && peer.awaiting.contains(&Some(hello.echo_counter));
-        if answers_us {
+        let asked = peer
+            .awaiting
+            .iter()
+            .flatten()
+            .find(|(c, _, _)| *c == hello.echo_counter)
+            .copied();
+        let answers_us = hello.echo_epoch == my_epoch && challenge_met && asked.is_some();
+        if let Some((_, asked_ms, ping)) = asked.filter(|_| answers_us) {
             // Each question is answered once: a replayed answer confirms
             // nothing.
             for a in peer.awaiting.iter_mut() {
                 *a = None;
+            }
+            let s = &mut peer.stats;
+            s.pings_answered += 1;
+            s.rtt_ms = Some(now_ms.saturating_sub(asked_ms));
+            s.last_answer_ms = Some(now_ms);
+            let age = peer.pings.saturating_sub(ping + 1);
+            if age < 16 {
+                s.recent_answered |= 1 << age;
             }
             if peer.confirmed_epoch() != Some(h.epoch) {
                 let key = match peer.candidate.take() {
@@ -835,6 +896,7 @@ mod tests {
             epoch: start_ms * 1_000_000 + u64::from(me),
             max_clock_skew_ms: SKEW,
             inject_rate_limit: rate,
+            keepalive_ms: 1000,
             challenge_secret: [me.wrapping_add(start_ms as u8); 32],
         });
         for i in 0..r.peer_count() {
@@ -1257,6 +1319,7 @@ mod tests {
             allow,
             max_clock_skew_ms: SKEW,
             inject_rate_limit: 5_000,
+            keepalive_ms: 1000,
         });
         let h1 = b.peer_by_name("h1").expect("h1 kept");
         let h4 = b.peer_by_name("h4").expect("h4 added");
@@ -1365,15 +1428,74 @@ mod tests {
         assert!(a.poll_hello(T0 + 999, &mut out).is_none());
         assert!(a.poll_hello(T0 + 1000, &mut out).is_some());
         meet(&mut [(1, &mut a), (2, &mut b)], T0 + 1000);
-        // h2 confirmed: only h3 (never answering) is still greeted.
+        // h2 confirmed: only h3 (never answering) is greeted again, and
+        // h2 only with keepalives, one per keepalive interval.
+        assert!(a.poll_hello(T0 + 1999, &mut out).is_none());
         let mut later = Vec::new();
-        while let Some((_, p)) = a.poll_hello(T0 + 5000, &mut out) {
+        while let Some((_, p)) = a.poll_hello(T0 + 2000, &mut out) {
             later.push(a.peer_name(p).to_string());
         }
-        assert_eq!(later, ["h3"]);
+        later.sort();
+        assert_eq!(later, ["h2", "h3"]);
+        assert!(a.poll_hello(T0 + 2999, &mut out).is_none());
         // Insecure mode has no handshake at all.
         let mut ins = node_with(1, 3, T0, Security::Insecure);
         assert!(ins.poll_hello(T0, &mut out).is_none());
+    }
+
+    #[test]
+    fn keepalives_measure_round_trip_and_loss() {
+        let (mut a, mut b) = (node(1), node(2));
+        meet(&mut [(1, &mut a), (2, &mut b)], T0);
+        let h2 = peer_index(&a, "h2");
+        let before = a.peer_stats(h2);
+        let mut out = [0u8; 256];
+        // Sends every due hello of `a` at `t`; returns the one to h2.
+        let poll = |a: &mut Relay, t: u64| -> Vec<u8> {
+            let mut out = [0u8; 256];
+            let mut to_b = Vec::new();
+            while let Some((len, p)) = a.poll_hello(t, &mut out) {
+                if p == h2 {
+                    to_b = out[..len].to_vec();
+                }
+            }
+            to_b
+        };
+        let answer = |b: &mut Relay, q: Vec<u8>, t: u64| -> Vec<u8> {
+            let mut q = q;
+            let mut out = [0u8; 256];
+            match b.from_net(&mut q, ep(1), t, &mut out) {
+                Inbound::Reply { len, .. } => out[..len].to_vec(),
+                other => panic!("no answer to a keepalive: {other:?}"),
+            }
+        };
+        // Answered after 30 ms.
+        let q = poll(&mut a, T0 + 1000);
+        let mut r = answer(&mut b, q, T0 + 1010);
+        assert!(matches!(
+            a.from_net(&mut r, ep(2), T0 + 1030, &mut out),
+            Inbound::Handled
+        ));
+        let s = a.peer_stats(h2);
+        assert_eq!(s.rtt_ms, Some(30));
+        assert_eq!(s.last_answer_ms, Some(T0 + 1030));
+        assert_eq!(s.pings_sent - before.pings_sent, 1);
+        assert_eq!(s.pings_answered - before.pings_answered, 1);
+        // Lost, then answered after 5 ms.
+        let _lost = poll(&mut a, T0 + 2030);
+        let q = poll(&mut a, T0 + 3030);
+        let mut r = answer(&mut b, q, T0 + 3032);
+        a.from_net(&mut r, ep(2), T0 + 3035, &mut out);
+        let s = a.peer_stats(h2);
+        assert_eq!(s.rtt_ms, Some(5));
+        assert_eq!(
+            s.recent_answered & 0b111,
+            0b101,
+            "newest answered, one lost, one answered"
+        );
+        // The confirmed epoch is untouched by keepalives.
+        let (data, _) = send(&mut b, &vrrp_from(2), T0 + 3040);
+        assert!(recv(&mut a, &data, 2, T0 + 3040).is_ok());
     }
 
     #[test]

@@ -12,7 +12,8 @@ pub struct Plan {
     pub removed: Vec<String>,
     /// Same name, another overlay address or endpoint.
     pub changed: Vec<String>,
-    /// `[allow]`, `max_clock_skew`, `inject_rate_limit`, `resolve_interval`.
+    /// `[allow]`, `max_clock_skew`, `inject_rate_limit`, `resolve_interval`,
+    /// `keepalive`.
     pub settings_changed: bool,
 }
 
@@ -78,7 +79,8 @@ pub fn plan(old: &Config, new: &Config) -> Result<Plan, String> {
     p.settings_changed = old.allow != new.allow
         || old.node.max_clock_skew != new.node.max_clock_skew
         || old.node.inject_rate_limit != new.node.inject_rate_limit
-        || old.node.resolve_interval != new.node.resolve_interval;
+        || old.node.resolve_interval != new.node.resolve_interval
+        || old.node.keepalive != new.node.keepalive;
     Ok(p)
 }
 
