@@ -450,25 +450,6 @@ fn logged(lab: &Lab, hosts: &[usize], needle: &str) -> Vec<usize> {
         .collect()
 }
 
-/// Makes host `h` drop relay datagrams from host `from`'s underlay
-/// address before they reach its relay.
-fn drop_relay_traffic(lab: &Lab, h: usize, from: usize) {
-    lab.exec(h, &["nft", "add", "table", "ip", "hostile"]);
-    lab.exec(
-        h,
-        &[
-            "nft",
-            "add chain ip hostile in { type filter hook input priority -300; }",
-        ],
-    );
-    let rule = format!("add rule ip hostile in ip saddr 10.77.0.{from} udp dport 7112 drop");
-    lab.exec(h, &["nft", &rule]);
-}
-
-fn allow_relay_traffic(lab: &Lab, h: usize) {
-    lab.exec(h, &["nft", "delete", "table", "ip", "hostile"]);
-}
-
 // ------------------------------------------------------- compromised peer
 
 /// A process on h3 that holds the cluster key and speaks the protocol
@@ -860,11 +841,11 @@ fn nothing_forged_replayed_or_disallowed_reaches_the_host() {
     // so h4's relay has never seen those datagrams.
     send_markers(&lab, 1);
     let a = wire.take_batch(&keys, 1);
-    drop_relay_traffic(&lab, SPARE, SENDER);
+    lab.drop_relay_traffic(SPARE, SENDER);
     send_markers(&lab, 2);
     let b = wire.take_batch(&keys, 2);
     std::thread::sleep(Duration::from_millis(200));
-    allow_relay_traffic(&lab, SPARE);
+    lab.allow_relay_traffic(SPARE);
 
     let top = b.iter().map(|d| header_of(d).counter).max().unwrap_or(0);
 
@@ -1035,7 +1016,7 @@ fn nothing_forged_replayed_or_disallowed_reaches_the_host() {
         // The real h1 would answer h2's question within a millisecond and
         // use it up; silence it, as if its relay were down, so that the
         // guesses are the only answers h2 gets.
-        drop_relay_traffic(&lab, MASTER, BACKUP);
+        lab.drop_relay_traffic(MASTER, BACKUP);
         let first = evil.seal_as(MASTER, fake, 0, Kind::Data, &steal);
         evil.sock.send_to(&first, underlay(BACKUP)).expect("send");
         std::thread::sleep(Duration::from_millis(50));
@@ -1060,7 +1041,7 @@ fn nothing_forged_replayed_or_disallowed_reaches_the_host() {
             .collect();
         blast(&evil.sock, BACKUP, &data);
         expect(&lab, BACKUP, &before, &[], "posing as h1");
-        allow_relay_traffic(&lab, MASTER);
+        lab.allow_relay_traffic(MASTER);
         let refused = unconfirmed(&lab) - before_unconfirmed;
         assert!(
             refused > N as u64,

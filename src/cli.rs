@@ -37,6 +37,16 @@ pub enum Command {
         #[arg(long = "tool-config", value_name = "FILE")]
         tool_configs: Vec<PathBuf>,
     },
+    /// Ask the running relay what it sees: peers and their health, who is
+    /// master of each virtual router, alarms, counters.
+    Status {
+        /// Print the JSON the relay sends instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// The relay's status socket (node.status_socket).
+        #[arg(short, long, default_value = config::DEFAULT_STATUS_SOCKET)]
+        socket: PathBuf,
+    },
     /// Write a new random cluster key (mode 0600), or print it.
     Keygen {
         /// File to write; without it the key is printed to standard output.

@@ -28,6 +28,10 @@ pub const DEFAULT_INJECT_RATE_LIMIT: u32 = 5_000;
 pub const DEFAULT_RESOLVE_INTERVAL_SECS: f64 = 30.0;
 /// How often a relay asks each peer for a sign of life, by default.
 pub const DEFAULT_KEEPALIVE_SECS: f64 = 1.0;
+/// Where the running relay answers `mcast-relay status`.
+pub const DEFAULT_STATUS_SOCKET: &str = "/run/mcast-relay/status.sock";
+/// The group that may read the status socket, by default.
+pub const DEFAULT_STATUS_GROUP: &str = "adm";
 /// Unprivileged account the relay runs as after set-up.
 pub const DEFAULT_USER: &str = "nobody";
 
@@ -58,6 +62,10 @@ pub struct NodeConfig {
     pub inject_rate_limit: u32,
     /// The account the relay switches to after set-up when started as root.
     pub user: String,
+    /// The unix socket `mcast-relay status` reads.
+    pub status_socket: PathBuf,
+    /// The group allowed to read it (besides root).
+    pub status_group: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,6 +169,8 @@ struct RawNode {
     keepalive: Option<Spanned<f64>>,
     inject_rate_limit: Option<Spanned<i64>>,
     user: Option<Spanned<String>>,
+    status_socket: Option<Spanned<String>>,
+    status_group: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -421,6 +431,16 @@ fn validate(ctx: &Ctx, raw: RawConfig, default_name: &str) -> Result<Config, Con
             keepalive,
             inject_rate_limit,
             user,
+            status_socket: raw_node
+                .status_socket
+                .as_ref()
+                .map_or(PathBuf::from(DEFAULT_STATUS_SOCKET), |s| {
+                    PathBuf::from(s.get_ref())
+                }),
+            status_group: raw_node
+                .status_group
+                .as_ref()
+                .map_or(DEFAULT_STATUS_GROUP.to_string(), |s| s.get_ref().clone()),
         },
         interface,
         allow,

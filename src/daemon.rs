@@ -27,7 +27,9 @@ use crate::relay::{
     Inbound, NodeAddrs, OVERHEAD, Outbound, PeerSpec, Relay, RelayParams, Reload, Security, Target,
 };
 use crate::reload;
+use crate::status;
 use crate::tun::{self, Tun, TunSpec};
+use crate::vrrp_watch::{Alarm, Watch};
 
 /// Packets handled per readiness event before the loop looks at the other
 /// source, so neither direction can starve the other.
@@ -186,6 +188,10 @@ struct State {
     drops: DropLog,
     sends: SendLog,
     inject_warned: Option<Instant>,
+    /// Who is master of which virtual router, from the adverts relayed.
+    watch: Watch,
+    /// This node's name, for the watch's reports.
+    me: String,
 }
 
 impl State {
@@ -194,8 +200,39 @@ impl State {
             .relay
             .from_tun(&self.tun_buf[..n], now_ms(), &mut self.out_buf)
         {
-            Outbound::Send { len, target } => self.send(len, target, sock),
+            Outbound::Send { len, target } => {
+                let alarm = self.watch.observe(0, &self.tun_buf[..n], now_ms());
+                self.log_alarm(alarm);
+                self.send(len, target, sock);
+            }
             Outbound::Drop(r) => self.drops.note(r, None),
+        }
+    }
+
+    fn node_name(&self, n: usize) -> String {
+        match n {
+            0 => self.me.clone(),
+            i if i <= self.relay.peer_count() => self.relay.peer_name(i - 1).to_string(),
+            _ => format!("node #{n}"),
+        }
+    }
+
+    fn log_alarm(&self, alarm: Option<Alarm>) {
+        match alarm {
+            Some(Alarm::Raised(r)) => tracing::warn!(
+                vrid = r.vrid,
+                family = r.family.name(),
+                "split brain: two nodes advertise as VRRP master: {} and {}; check the network between them",
+                self.node_name(r.master),
+                r.rival.map_or("?".to_string(), |n| self.node_name(n))
+            ),
+            Some(Alarm::Cleared(r)) => tracing::info!(
+                vrid = r.vrid,
+                family = r.family.name(),
+                master = %self.node_name(r.master),
+                "split brain over: one master again"
+            ),
+            None => {}
         }
     }
 
@@ -236,7 +273,11 @@ impl State {
         {
             Inbound::Reply { len, peer } => self.send(len, Target::Peer(peer), &io.sock),
             Inbound::Handled => {}
-            Inbound::Inject { start, len, .. } => {
+            Inbound::Inject { start, len, peer } => {
+                let alarm =
+                    self.watch
+                        .observe(peer + 1, &self.net_buf[start..start + len], now_ms());
+                self.log_alarm(alarm);
                 if let Err(e) = tun.write(&self.net_buf[start..start + len]) {
                     self.relay.count_drop(DropReason::InjectFailed);
                     let now = Instant::now();
@@ -287,6 +328,35 @@ impl State {
         }
         self.send_hellos(&io.sock);
     }
+}
+
+/// The next status connection, or never without a socket.
+async fn accept(
+    l: Option<&tokio::net::UnixListener>,
+) -> io::Result<(tokio::net::UnixStream, tokio::net::unix::SocketAddr)> {
+    match l {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Writes a snapshot to a status client off the loop, so a slow reader
+/// cannot stall the packet path.
+fn serve_status(mut conn: tokio::net::UnixStream, snap: &status::Status) {
+    let body = serde_json::to_vec_pretty(snap).unwrap_or_default();
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let write = async {
+            conn.write_all(&body).await?;
+            conn.shutdown().await
+        };
+        if let Err(e) = tokio::time::timeout(Duration::from_secs(5), write)
+            .await
+            .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+        {
+            tracing::debug!(error = %e, "status client");
+        }
+    });
 }
 
 /// One background lookup per peer given by a DNS name.
@@ -444,6 +514,17 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
         .into_async()
         .map_err(|e| format!("registering the interface: {e}"))?;
     let sock = net::bind(cfg.node.listen).map_err(|e| e.to_string())?;
+    // The status socket is optional: the relay runs without it.
+    let status_listener = match status::listen(&cfg.node.status_socket, &cfg.node.status_group)
+        .and_then(|l| tokio::net::UnixListener::from_std(l).map_err(|e| e.to_string()))
+    {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::warn!("no status socket, `mcast-relay status` will not work: {e}");
+            None
+        }
+    };
+    let started = Instant::now();
     let sock = UdpSocket::from_std(sock).map_err(|e| format!("registering the UDP socket: {e}"))?;
     match privilege::drop_to(&run_as)? {
         privilege::Outcome::Dropped => {
@@ -536,6 +617,8 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
             last_warn: vec![None; peer_count],
         },
         inject_warned: None,
+        watch: Watch::default(),
+        me: cfg.node.name.clone(),
     };
 
     loop {
@@ -549,6 +632,8 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
                     }
                     generation += 1;
                     resolvers = spawn_resolvers(&new, generation, &tx);
+                    // Node numbers in the watch may name other peers now.
+                    st.watch = Watch::default();
                     cfg = new;
                     st.send_hellos(&io.sock);
                 }
@@ -562,7 +647,20 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
                 }
             }
             _ = report.tick() => st.drops.report(&st.relay.counters().drops),
-            _ = hello_tick.tick() => st.send_hellos(&io.sock),
+            _ = hello_tick.tick() => {
+                st.send_hellos(&io.sock);
+                let alarm = st.watch.tick(now_ms());
+                st.log_alarm(alarm);
+            }
+            Ok((conn, _)) = accept(status_listener.as_ref()) => {
+                let snap = status::snapshot(&st.relay, &st.watch, &status::Context {
+                    node: &cfg.node.name,
+                    interface: &cfg.interface.name,
+                    uptime_s: started.elapsed().as_secs_f64(),
+                    now_ms: now_ms(),
+                });
+                serve_status(conn, &snap);
+            }
             _ = watchdog.tick(), if ping_every.is_some() => {
                 if let Some(n) = &notifier {
                     n.ping();

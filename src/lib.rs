@@ -23,6 +23,8 @@ pub mod privilege;
 pub mod relay;
 pub mod reload;
 pub mod replay;
+pub mod status;
 pub mod toolconf;
 pub mod tun;
+pub mod vrrp_watch;
 pub mod wire;

@@ -51,6 +51,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
+        Command::Status { json, socket } => status(&socket, json),
         Command::Keygen { output, force } => {
             let key = match crypto::ClusterKey::generate() {
                 Ok(k) => k,
@@ -78,6 +79,37 @@ fn main() -> ExitCode {
                     }
                 },
             }
+        }
+    }
+}
+
+/// `mcast-relay status`: reads the relay's snapshot from its socket.
+fn status(socket: &std::path::Path, json: bool) -> ExitCode {
+    use std::io::Read;
+    let shown = socket.display();
+    let mut body = String::new();
+    let read = std::os::unix::net::UnixStream::connect(socket).and_then(|mut c| {
+        c.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+        c.read_to_string(&mut body)
+    });
+    if let Err(e) = read {
+        eprintln!(
+            "error: cannot read the relay's status from {shown}: {e} (is mcast-relay running? reading it needs root or the node.status_group)"
+        );
+        return ExitCode::FAILURE;
+    }
+    if json {
+        println!("{body}");
+        return ExitCode::SUCCESS;
+    }
+    match serde_json::from_str::<mcast_relay::status::Status>(&body) {
+        Ok(s) => {
+            print!("{}", mcast_relay::status::render(&s));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: the relay at {shown} sent a status this version cannot read: {e}");
+            ExitCode::FAILURE
         }
     }
 }

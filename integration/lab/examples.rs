@@ -88,6 +88,10 @@ impl Lab {
                 "key_file".into(),
                 self.path("key").display().to_string().into(),
             );
+            node.insert(
+                "status_socket".into(),
+                self.status_socket(h).display().to_string().into(),
+            );
             let iface = cfg["interface"].as_table_mut().expect("[interface]");
             iface.insert("address".into(), format!("{}/{prefix}", me.v4).into());
             if let (Some(v6), Some((_, p6))) = (&me.v6, own6) {

@@ -457,15 +457,16 @@ impl Lab {
             "0.0.0.0:7112"
         };
         let presets: Vec<String> = o.presets.iter().map(|p| format!("\"{p}\"")).collect();
-        let mut skew = o
+        let mut node_extra = o
             .max_clock_skew
             .map(|s| format!("max_clock_skew = {s:?}\n"))
             .unwrap_or_default();
         if let Some(r) = o.resolve_interval {
-            skew += &format!("resolve_interval = {r:?}\n");
+            node_extra += &format!("resolve_interval = {r:?}\n");
         }
+        node_extra += &format!("status_socket = \"{}\"\n", self.status_socket(h).display());
         let mut s = format!(
-            "[node]\nname = \"h{h}\"\nlisten = \"{listen}\"\nkey_file = \"{}\"\n{skew}\n\
+            "[node]\nname = \"h{h}\"\nlisten = \"{listen}\"\nkey_file = \"{}\"\n{node_extra}\n\
              [interface]\nname = \"mcast0\"\naddress = \"10.250.0.{h}/24\"\naddress6 = \"fd00:250::{h}/64\"\n",
             self.path("key").display()
         );
@@ -528,6 +529,26 @@ impl Lab {
         .expect("cannot write the namespace's resolv.conf");
     }
 
+    /// Makes host `h` drop relay datagrams from host `from`'s underlay
+    /// address before they reach its relay (one direction only).
+    pub fn drop_relay_traffic(&self, h: usize, from: usize) {
+        self.exec(h, &["nft", "add", "table", "ip", "lab_drop"]);
+        self.exec(
+            h,
+            &[
+                "nft",
+                "add chain ip lab_drop in { type filter hook input priority -300; }",
+            ],
+        );
+        let rule = format!("add rule ip lab_drop in ip saddr 10.77.0.{from} udp dport 7112 drop");
+        self.exec(h, &["nft", &rule]);
+    }
+
+    /// Undoes [`Lab::drop_relay_traffic`] on host `h`.
+    pub fn allow_relay_traffic(&self, h: usize) {
+        self.exec(h, &["nft", "delete", "table", "ip", "lab_drop"]);
+    }
+
     /// Which hosts the relay configs written from now on list as peers.
     pub fn set_members(&mut self, members: &[usize]) {
         self.members = members.to_vec();
@@ -565,6 +586,37 @@ impl Lab {
         for h in self.host_ids() {
             self.start_relay(h);
         }
+    }
+
+    /// Where the relay of host `h` answers `mcast-relay status`.
+    pub fn status_socket(&self, h: usize) -> PathBuf {
+        self.path(&format!("status{h}.sock"))
+    }
+
+    /// `mcast-relay status --json` against the relay of host `h`.
+    pub fn relay_status(&self, h: usize) -> serde_json::Value {
+        let out = Command::new(relay_bin())
+            .args(["status", "--json", "--socket"])
+            .arg(self.status_socket(h))
+            .output()
+            .expect("cannot run mcast-relay status");
+        assert!(
+            out.status.success(),
+            "mcast-relay status failed for h{h}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("status --json printed JSON")
+    }
+
+    /// `mcast-relay status` (the tables) against the relay of host `h`.
+    pub fn relay_status_text(&self, h: usize) -> String {
+        let out = Command::new(relay_bin())
+            .args(["status", "--socket"])
+            .arg(self.status_socket(h))
+            .output()
+            .expect("cannot run mcast-relay status");
+        assert!(out.status.success(), "mcast-relay status failed for h{h}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     pub fn relay_log(&self, h: usize) -> PathBuf {

@@ -1,0 +1,361 @@
+//! What `mcast-relay status` shows: a snapshot of the running relay (peers
+//! and their health, virtual routers and their masters, alarms, counters)
+//! that the daemon writes as JSON to each connection on its unix socket,
+//! and the table the command prints from it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::counters::DropReason;
+use crate::relay::Relay;
+use crate::vrrp_watch::Watch;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Status {
+    pub node: String,
+    pub version: String,
+    pub uptime_s: f64,
+    pub interface: String,
+    pub peers: Vec<PeerStatus>,
+    pub routers: Vec<RouterStatus>,
+    pub alarms: Vec<String>,
+    pub counters: CounterStatus,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PeerStatus {
+    pub name: String,
+    pub endpoint: Option<String>,
+    /// Its current run is confirmed by the handshake.
+    pub confirmed: bool,
+    /// A keepalive was answered within the last three intervals.
+    pub reachable: bool,
+    pub rtt_ms: Option<u64>,
+    /// Unanswered share of the last (up to 16) keepalives, percent.
+    pub loss_pct: Option<f64>,
+    pub last_heard_s: Option<f64>,
+    pub packets_in: u64,
+    pub bytes_in: u64,
+    pub packets_out: u64,
+    pub bytes_out: u64,
+    pub rate_limited: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RouterStatus {
+    pub vrid: u8,
+    pub family: String,
+    pub version: u8,
+    pub master: String,
+    pub priority: u8,
+    pub interval_ms: u64,
+    pub last_seen_s: f64,
+    pub split_brain: bool,
+    /// The other node advertising while `split_brain`.
+    pub rival: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CounterStatus {
+    pub sealed: u64,
+    pub sent: u64,
+    pub injected: u64,
+    pub drops: BTreeMap<String, u64>,
+}
+
+/// Everything the snapshot needs besides the core and the watch.
+pub struct Context<'a> {
+    pub node: &'a str,
+    pub interface: &'a str,
+    pub uptime_s: f64,
+    pub now_ms: u64,
+}
+
+fn secs_since(now_ms: u64, then_ms: u64) -> f64 {
+    now_ms.saturating_sub(then_ms) as f64 / 1000.0
+}
+
+/// The relay as it is now.
+pub fn snapshot(relay: &Relay, watch: &Watch, cx: &Context) -> Status {
+    let now = cx.now_ms;
+    let keepalive = relay.keepalive_ms().max(1);
+    let peers: Vec<PeerStatus> = (0..relay.peer_count())
+        .map(|i| {
+            let s = relay.peer_stats(i);
+            let count = u32::from(s.recent_count);
+            let loss_pct = (count > 0).then(|| {
+                let window = if count >= 16 {
+                    u16::MAX
+                } else {
+                    (1u16 << count) - 1
+                };
+                let answered = (s.recent_answered & window).count_ones();
+                // The newest ping may simply not be answered yet.
+                let pending = u32::from(s.recent_answered & 1 == 0 && count > 1);
+                let asked = count - pending;
+                100.0 * f64::from(asked - answered.min(asked)) / f64::from(asked.max(1))
+            });
+            PeerStatus {
+                name: relay.peer_name(i).to_string(),
+                endpoint: relay.endpoint(i).map(|e| e.to_string()),
+                confirmed: s.epoch.is_some(),
+                reachable: s
+                    .last_answer_ms
+                    .is_some_and(|t| now.saturating_sub(t) <= 3 * keepalive + 500),
+                rtt_ms: s.rtt_ms,
+                loss_pct,
+                last_heard_s: s.last_heard_ms.map(|t| secs_since(now, t)),
+                packets_in: s.injected,
+                bytes_in: s.injected_bytes,
+                packets_out: s.sent,
+                bytes_out: s.sent_bytes,
+                rate_limited: s.rate_limited,
+            }
+        })
+        .collect();
+    let name_of = |n: usize| -> String {
+        match n {
+            0 => cx.node.to_string(),
+            i if i <= relay.peer_count() => relay.peer_name(i - 1).to_string(),
+            _ => format!("node #{n}"),
+        }
+    };
+    let routers: Vec<RouterStatus> = watch
+        .routers()
+        .iter()
+        .map(|r| RouterStatus {
+            vrid: r.vrid,
+            family: r.family.name().to_string(),
+            version: r.version,
+            master: name_of(r.master),
+            priority: r.priority,
+            interval_ms: r.interval_ms,
+            last_seen_s: secs_since(now, r.last_ms),
+            split_brain: r.split_since.is_some(),
+            rival: r.rival.map(name_of),
+        })
+        .collect();
+    let mut alarms: Vec<String> = routers
+        .iter()
+        .filter(|r| r.split_brain)
+        .map(|r| {
+            format!(
+                "split brain: VRID {} ({}) has two masters: {} and {}",
+                r.vrid,
+                r.family,
+                r.master,
+                r.rival.as_deref().unwrap_or("another node")
+            )
+        })
+        .collect();
+    alarms.extend(
+        peers
+            .iter()
+            .filter(|p| p.confirmed && !p.reachable)
+            .map(|p| format!("peer {} does not answer keepalives", p.name)),
+    );
+    let c = relay.counters();
+    Status {
+        node: cx.node.to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        uptime_s: cx.uptime_s,
+        interface: cx.interface.to_string(),
+        peers,
+        routers,
+        alarms,
+        counters: CounterStatus {
+            sealed: c.sealed,
+            sent: c.sent,
+            injected: c.injected,
+            drops: DropReason::ALL
+                .iter()
+                .filter(|r| c.drops.get(**r) > 0)
+                .map(|r| (r.name().to_string(), c.drops.get(*r)))
+                .collect(),
+        },
+    }
+}
+
+fn opt<T: std::fmt::Display>(v: &Option<T>, unit: &str) -> String {
+    v.as_ref().map_or("-".to_string(), |x| format!("{x}{unit}"))
+}
+
+/// The human-readable form of a snapshot.
+pub fn render(s: &Status) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "node {} (mcast-relay {}), interface {}, up {:.0} s",
+        s.node, s.version, s.interface, s.uptime_s
+    );
+    let _ = writeln!(
+        o,
+        "\n{:<12} {:<22} {:<10} {:>8} {:>7} {:>10} {:>10} {:>10}",
+        "PEER", "ENDPOINT", "STATE", "RTT", "LOSS", "HEARD", "PKTS IN", "PKTS OUT"
+    );
+    for p in &s.peers {
+        let state = match (p.confirmed, p.reachable) {
+            (true, true) => "up",
+            (true, false) => "silent",
+            (false, _) => "unconfirmed",
+        };
+        let _ = writeln!(
+            o,
+            "{:<12} {:<22} {:<10} {:>8} {:>7} {:>10} {:>10} {:>10}",
+            p.name,
+            p.endpoint.as_deref().unwrap_or("unresolved"),
+            state,
+            opt(&p.rtt_ms, " ms"),
+            opt(&p.loss_pct.map(|l| format!("{l:.0}")), "%"),
+            opt(&p.last_heard_s.map(|t| format!("{t:.1}")), " s"),
+            p.packets_in,
+            p.packets_out
+        );
+    }
+    let _ = writeln!(
+        o,
+        "\n{:<6} {:<6} {:<4} {:<12} {:>8} {:>10} {:>10}  STATE",
+        "VRID", "FAMILY", "VRRP", "MASTER", "PRIORITY", "INTERVAL", "SEEN"
+    );
+    for r in &s.routers {
+        let state = if r.split_brain {
+            format!("SPLIT BRAIN with {}", r.rival.as_deref().unwrap_or("?"))
+        } else {
+            "ok".to_string()
+        };
+        let _ = writeln!(
+            o,
+            "{:<6} {:<6} v{:<3} {:<12} {:>8} {:>7} ms {:>8.1} s  {state}",
+            r.vrid, r.family, r.version, r.master, r.priority, r.interval_ms, r.last_seen_s
+        );
+    }
+    if s.routers.is_empty() {
+        let _ = writeln!(o, "(no VRRP adverts seen)");
+    }
+    let _ = writeln!(
+        o,
+        "\nalarms: {}",
+        if s.alarms.is_empty() {
+            "none".to_string()
+        } else {
+            s.alarms.join("; ")
+        }
+    );
+    let drops: Vec<String> = s
+        .counters
+        .drops
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let _ = writeln!(
+        o,
+        "counters: sealed={} sent={} injected={}{}{}",
+        s.counters.sealed,
+        s.counters.sent,
+        s.counters.injected,
+        if drops.is_empty() { "" } else { " " },
+        drops.join(" ")
+    );
+    o
+}
+
+/// Binds the status socket (replacing a stale one), readable and writable
+/// by root and `group`. Done before privileges are dropped; connections
+/// are accepted afterwards on the bound socket.
+pub fn listen(
+    path: &std::path::Path,
+    group: &str,
+) -> Result<std::os::unix::net::UnixListener, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = path.display();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot remove the old {shown}: {e}")),
+    }
+    let l = std::os::unix::net::UnixListener::bind(path)
+        .map_err(|e| format!("cannot bind {shown}: {e}"))?;
+    let gid = nix::unistd::Group::from_name(group)
+        .ok()
+        .flatten()
+        .map(|g| g.gid);
+    let mode = if gid.is_some() { 0o660 } else { 0o600 };
+    if let Some(gid) = gid {
+        // Best effort: without it only root can read the status.
+        let _ = nix::unistd::chown(path, None, Some(gid));
+    } else {
+        tracing::warn!(group, socket = %shown, "status group does not exist; only root can read the status (set node.status_group)");
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("cannot set the mode of {shown}: {e}"))?;
+    l.set_nonblocking(true)
+        .map_err(|e| format!("{shown}: {e}"))?;
+    Ok(l)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_shows_peers_routers_and_alarms() {
+        let s = Status {
+            node: "h1".into(),
+            version: "0.1.0".into(),
+            uptime_s: 12.0,
+            interface: "mcast0".into(),
+            peers: vec![PeerStatus {
+                name: "h2".into(),
+                endpoint: Some("10.77.0.2:7112".into()),
+                confirmed: true,
+                reachable: false,
+                rtt_ms: Some(3),
+                loss_pct: Some(50.0),
+                last_heard_s: Some(4.2),
+                packets_in: 7,
+                bytes_in: 300,
+                packets_out: 9,
+                bytes_out: 400,
+                rate_limited: 0,
+            }],
+            routers: vec![RouterStatus {
+                vrid: 51,
+                family: "IPv4".into(),
+                version: 3,
+                master: "h1".into(),
+                priority: 200,
+                interval_ms: 100,
+                last_seen_s: 0.05,
+                split_brain: true,
+                rival: Some("h2".into()),
+            }],
+            alarms: vec!["split brain: VRID 51 (IPv4) has two masters: h1 and h2".into()],
+            counters: CounterStatus {
+                sealed: 1,
+                sent: 2,
+                injected: 7,
+                drops: [("replay".to_string(), 3)].into(),
+            },
+        };
+        let t = render(&s);
+        for want in [
+            "node h1 (mcast-relay 0.1.0)",
+            "h2           10.77.0.2:7112         silent",
+            "3 ms",
+            "50%",
+            "SPLIT BRAIN with h2",
+            "alarms: split brain: VRID 51",
+            "injected=7 replay=3",
+        ] {
+            assert!(t.contains(want), "missing {want:?} in:\n{t}");
+        }
+        let json = serde_json::to_string(&s).expect("serialise");
+        assert_eq!(serde_json::from_str::<Status>(&json).expect("parse"), s);
+    }
+}
