@@ -34,7 +34,10 @@ fn master(status: &Value) -> Option<String> {
 }
 
 fn cluster(lab: &mut Lab) -> (Vrrp, Vec<Keepalived>) {
-    lab.start_relays(RelayOptions::default());
+    lab.start_relays(RelayOptions {
+        metrics: true,
+        ..RelayOptions::default()
+    });
     let vrrp = Vrrp::v3(0.1);
     let kas = lab
         .host_ids()
@@ -193,5 +196,104 @@ fn an_asymmetric_partition_raises_a_split_brain_alarm() {
         "split brain: h2 cut off from h1 -> VIP on {holders:?}; h3's status raised \"{alarm}\" after {} ms; healed -> cleared after {} ms, VIP on h1 only",
         raised_after.as_millis(),
         cleared_after.as_millis()
+    ));
+}
+
+/// GET /metrics from the relay of host `h` (127.0.0.1:9712 in its namespace).
+fn scrape(lab: &Lab, h: usize) -> String {
+    lab::in_netns(&lab.ns(h), || {
+        use std::io::Read;
+        let mut c = std::net::TcpStream::connect("127.0.0.1:9712").expect("connect to metrics");
+        c.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("request");
+        let mut r = String::new();
+        c.read_to_string(&mut r).expect("response");
+        r
+    })
+}
+
+/// Parses an OpenMetrics exposition with Debian's python3-prometheus-client
+/// and returns "name{labels} value" per sample.
+fn parse_with_python(body: &str) -> Vec<String> {
+    let script = "import sys\n\
+        from prometheus_client.openmetrics.parser import text_string_to_metric_families as f\n\
+        for fam in f(sys.stdin.read()):\n\
+        \x20   for s in fam.samples:\n\
+        \x20       l = ','.join(f'{k}=\"{v}\"' for k, v in sorted(s.labels.items()))\n\
+        \x20       print(f'{s.name}{{{l}}} {s.value}')\n";
+    let mut child = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 (install-deps installs python3-prometheus-client)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(body.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("python3");
+    assert!(
+        out.status.success(),
+        "the exposition does not parse: {}\n{body}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn metrics_parse_and_show_peers_master_and_drops() {
+    if !lab::root_or_skip("metrics_parse_and_show_peers_master_and_drops") {
+        return;
+    }
+    lab::require_programs(lab::keepalived::PROGRAMS);
+    lab::require_programs(&[("/usr/bin/python3", "python3-prometheus-client")]);
+    let mut lab = Lab::new(3);
+    let _cluster = cluster(&mut lab);
+    let samples = lab::wait_for(
+        "h3's metrics to show both peers up",
+        Duration::from_secs(10),
+        || {
+            let resp = scrape(&lab, 3);
+            let (head, body) = resp.split_once("\r\n\r\n")?;
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+            assert!(head.contains("application/openmetrics-text"), "{head}");
+            let samples = parse_with_python(body);
+            let up =
+                |p: &str| samples.contains(&format!("mcast_relay_peer_up{{peer=\"{p}\"}} 1"));
+            (up("h1") && up("h2")).then_some(samples)
+        },
+    );
+    for want in [
+        "mcast_relay_vrrp_master{family=\"IPv4\",node=\"h1\",vrid=\"51\"} 1",
+        "mcast_relay_vrrp_priority{family=\"IPv4\",vrid=\"51\"} 200",
+        "mcast_relay_split_brain{family=\"IPv4\",vrid=\"51\"} 0",
+        "mcast_relay_drops_total{reason=\"bad_auth\"} 0",
+    ] {
+        assert!(
+            samples.iter().any(|s| s == want),
+            "no {want} in:\n{}",
+            samples.join("\n")
+        );
+    }
+    let injected = samples
+        .iter()
+        .find(|s| s.starts_with("mcast_relay_peer_packets_total{direction=\"in\",peer=\"h1\"}"))
+        .expect("h1's packets");
+    let resp = scrape(&lab, 3);
+    assert!(
+        resp.starts_with("HTTP/1.1 200"),
+        "a second scrape works too"
+    );
+    report(&format!(
+        "metrics: h3's /metrics parsed by python3-prometheus-client: {} samples; both peers up, h1 master of VRID 51 at priority 200, {injected}",
+        samples.len()
     ));
 }

@@ -66,6 +66,8 @@ pub struct NodeConfig {
     pub status_socket: PathBuf,
     /// The group allowed to read it (besides root).
     pub status_group: String,
+    /// Where Prometheus metrics are served over HTTP, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,6 +173,7 @@ struct RawNode {
     user: Option<Spanned<String>>,
     status_socket: Option<Spanned<String>>,
     status_group: Option<Spanned<String>>,
+    metrics_listen: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -342,6 +345,17 @@ fn validate(ctx: &Ctx, raw: RawConfig, default_name: &str) -> Result<Config, Con
         Some(s) => parse_listen(s.get_ref()).map_err(|m| ctx.err(s.span(), "node.listen", m))?,
     };
 
+    let metrics_listen = match &raw_node.metrics_listen {
+        None => None,
+        Some(s) => Some(s.get_ref().trim().parse::<SocketAddr>().map_err(|_| {
+            ctx.err(
+                s.span(),
+                "node.metrics_listen",
+                "must be an address and port such as \"127.0.0.1:9712\" (leave it out for no metrics)",
+            )
+        })?),
+    };
+
     let name = match &raw_node.name {
         None => default_name.to_string(),
         Some(s) => {
@@ -441,6 +455,7 @@ fn validate(ctx: &Ctx, raw: RawConfig, default_name: &str) -> Result<Config, Con
                 .status_group
                 .as_ref()
                 .map_or(DEFAULT_STATUS_GROUP.to_string(), |s| s.get_ref().clone()),
+            metrics_listen,
         },
         interface,
         allow,

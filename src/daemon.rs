@@ -20,6 +20,7 @@ use crate::config::{Config, Endpoint};
 use crate::counters::{DropCounters, DropReason};
 use crate::crypto::Challenger;
 use crate::keyfile;
+use crate::metrics;
 use crate::net::{self, EndpointUpdate};
 use crate::notify::Notifier;
 use crate::privilege;
@@ -209,6 +210,19 @@ impl State {
         }
     }
 
+    fn snapshot(&self, cfg: &Config, started: Instant) -> status::Status {
+        status::snapshot(
+            &self.relay,
+            &self.watch,
+            &status::Context {
+                node: &cfg.node.name,
+                interface: &cfg.interface.name,
+                uptime_s: started.elapsed().as_secs_f64(),
+                now_ms: now_ms(),
+            },
+        )
+    }
+
     fn node_name(&self, n: usize) -> String {
         match n {
             0 => self.me.clone(),
@@ -338,6 +352,39 @@ async fn accept(
         Some(l) => l.accept().await,
         None => std::future::pending().await,
     }
+}
+
+/// The next metrics connection, or never without a listener.
+async fn accept_tcp(
+    l: Option<&tokio::net::TcpListener>,
+) -> io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match l {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Answers one HTTP request for the metrics, off the loop and bounded in
+/// time, so a slow or silent client cannot stall the packet path.
+fn serve_metrics(mut conn: tokio::net::TcpStream, body: String) {
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let exchange = async {
+            let mut req = [0u8; 1024];
+            let n = conn.read(&mut req).await?;
+            let text = String::from_utf8_lossy(&req[..n]);
+            let first = text.lines().next().unwrap_or("");
+            conn.write_all(metrics::respond(first, &body).as_bytes())
+                .await?;
+            conn.shutdown().await
+        };
+        if let Err(e) = tokio::time::timeout(Duration::from_secs(5), exchange)
+            .await
+            .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+        {
+            tracing::debug!(error = %e, "metrics client");
+        }
+    });
 }
 
 /// Writes a snapshot to a status client off the loop, so a slow reader
@@ -524,6 +571,14 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
             None
         }
     };
+    let metrics_listener = match cfg.node.metrics_listen {
+        None => None,
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("binding node.metrics_listen {addr}: {e}"))?,
+        ),
+    };
     let started = Instant::now();
     let sock = UdpSocket::from_std(sock).map_err(|e| format!("registering the UDP socket: {e}"))?;
     match privilege::drop_to(&run_as)? {
@@ -653,13 +708,10 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
                 st.log_alarm(alarm);
             }
             Ok((conn, _)) = accept(status_listener.as_ref()) => {
-                let snap = status::snapshot(&st.relay, &st.watch, &status::Context {
-                    node: &cfg.node.name,
-                    interface: &cfg.interface.name,
-                    uptime_s: started.elapsed().as_secs_f64(),
-                    now_ms: now_ms(),
-                });
-                serve_status(conn, &snap);
+                serve_status(conn, &st.snapshot(&cfg, started));
+            }
+            Ok((conn, _)) = accept_tcp(metrics_listener.as_ref()) => {
+                serve_metrics(conn, metrics::render(&st.snapshot(&cfg, started)));
             }
             _ = watchdog.tick(), if ping_every.is_some() => {
                 if let Some(n) = &notifier {

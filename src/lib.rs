@@ -15,6 +15,7 @@ pub mod crypto;
 pub mod daemon;
 pub mod hostcheck;
 pub mod keyfile;
+pub mod metrics;
 pub mod net;
 pub mod notify;
 pub mod overlay;

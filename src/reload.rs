@@ -36,6 +36,9 @@ fn restart_keys(old: &Config, new: &Config) -> Vec<&'static str> {
         ("node.key_file", o.key_file != n.key_file),
         ("node.insecure", o.insecure != n.insecure),
         ("node.user", o.user != n.user),
+        ("node.status_socket", o.status_socket != n.status_socket),
+        ("node.status_group", o.status_group != n.status_group),
+        ("node.metrics_listen", o.metrics_listen != n.metrics_listen),
         ("interface.name", oi.name != ni.name),
         ("interface.mode", oi.mode != ni.mode),
         (

@@ -143,6 +143,8 @@ pub struct RelayOptions {
     pub endpoint_names: bool,
     /// `node.resolve_interval` in seconds; `None` keeps the default.
     pub resolve_interval: Option<f64>,
+    /// Serve metrics on 127.0.0.1:9712 inside each host.
+    pub metrics: bool,
 }
 
 impl Default for RelayOptions {
@@ -154,6 +156,7 @@ impl Default for RelayOptions {
             max_clock_skew: None,
             endpoint_names: false,
             resolve_interval: None,
+            metrics: false,
         }
     }
 }
@@ -463,6 +466,9 @@ impl Lab {
             .unwrap_or_default();
         if let Some(r) = o.resolve_interval {
             node_extra += &format!("resolve_interval = {r:?}\n");
+        }
+        if o.metrics {
+            node_extra += "metrics_listen = \"127.0.0.1:9712\"\n";
         }
         node_extra += &format!("status_socket = \"{}\"\n", self.status_socket(h).display());
         let mut s = format!(

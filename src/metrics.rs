@@ -1,0 +1,274 @@
+//! Prometheus metrics from a status snapshot, in the OpenMetrics text
+//! format as prometheus-client encodes it, and the minimal HTTP exchange
+//! that serves them on `node.metrics_listen`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+use crate::counters::DropReason;
+use crate::status::Status;
+
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Peer {
+    peer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeerDirection {
+    peer: String,
+    direction: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Router {
+    vrid: String,
+    family: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Master {
+    vrid: String,
+    family: String,
+    node: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// The snapshot as an OpenMetrics exposition.
+pub fn render(s: &Status) -> String {
+    let mut reg = Registry::with_prefix("mcast_relay");
+    let uptime = FloatGauge::default();
+    uptime.set(s.uptime_s);
+    reg.register("uptime_seconds", "Seconds since the relay started", uptime);
+
+    let up = Family::<Peer, Gauge>::default();
+    let rtt = Family::<Peer, FloatGauge>::default();
+    let loss = Family::<Peer, FloatGauge>::default();
+    let packets = Family::<PeerDirection, Counter>::default();
+    let bytes = Family::<PeerDirection, Counter>::default();
+    for p in &s.peers {
+        let peer = Peer {
+            peer: p.name.clone(),
+        };
+        up.get_or_create(&peer).set(i64::from(p.reachable));
+        if let Some(ms) = p.rtt_ms {
+            rtt.get_or_create(&peer).set(ms as f64 / 1000.0);
+        }
+        if let Some(l) = p.loss_pct {
+            loss.get_or_create(&peer).set(l / 100.0);
+        }
+        for (dir, n, b) in [
+            ("in", p.packets_in, p.bytes_in),
+            ("out", p.packets_out, p.bytes_out),
+        ] {
+            let l = PeerDirection {
+                peer: p.name.clone(),
+                direction: dir.to_string(),
+            };
+            packets.get_or_create(&l).inc_by(n);
+            bytes.get_or_create(&l).inc_by(b);
+        }
+    }
+    reg.register(
+        "peer_up",
+        "1 if the peer answered a keepalive within three intervals",
+        up,
+    );
+    reg.register(
+        "peer_rtt_seconds",
+        "Round trip of the peer's last answered keepalive",
+        rtt,
+    );
+    reg.register(
+        "peer_loss_ratio",
+        "Unanswered share of the peer's last 16 keepalives",
+        loss,
+    );
+    reg.register(
+        "peer_packets",
+        "Packets injected from (in) and datagrams sent to (out) the peer",
+        packets,
+    );
+    reg.register(
+        "peer_bytes",
+        "Bytes injected from (in) and sent to (out) the peer",
+        bytes,
+    );
+
+    let totals = [
+        (
+            "sealed",
+            s.counters.sealed,
+            "Packets read from the interface and sealed",
+        ),
+        (
+            "sent",
+            s.counters.sent,
+            "Datagrams handed to the kernel, one per peer",
+        ),
+        (
+            "injected",
+            s.counters.injected,
+            "Packets written into the interface",
+        ),
+    ];
+    for (name, v, help) in totals {
+        let c = Counter::<u64>::default();
+        c.inc_by(v);
+        reg.register(format!("packets_{name}"), help, c);
+    }
+    let drops = Family::<Reason, Counter>::default();
+    for r in DropReason::ALL {
+        let n = s.counters.drops.get(r.name()).copied().unwrap_or(0);
+        drops
+            .get_or_create(&Reason {
+                reason: r.name().to_string(),
+            })
+            .inc_by(n);
+    }
+    reg.register("drops", "Packets dropped, by reason", drops);
+
+    let master = Family::<Master, Gauge>::default();
+    let priority = Family::<Router, Gauge>::default();
+    let split = Family::<Router, Gauge>::default();
+    for r in &s.routers {
+        let router = Router {
+            vrid: r.vrid.to_string(),
+            family: r.family.clone(),
+        };
+        master
+            .get_or_create(&Master {
+                vrid: router.vrid.clone(),
+                family: router.family.clone(),
+                node: r.master.clone(),
+            })
+            .set(1);
+        priority.get_or_create(&router).set(i64::from(r.priority));
+        split.get_or_create(&router).set(i64::from(r.split_brain));
+    }
+    reg.register(
+        "vrrp_master",
+        "1 for the node that advertises as master of the virtual router",
+        master,
+    );
+    reg.register(
+        "vrrp_priority",
+        "Priority in the master's last advert",
+        priority,
+    );
+    reg.register(
+        "split_brain",
+        "1 while two nodes advertise as master of the virtual router",
+        split,
+    );
+
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = encode(&mut out, &reg);
+    out
+}
+
+/// The HTTP response for a request whose first line is `request_line`.
+pub fn respond(request_line: &str, body: &str) -> String {
+    let mut parts = request_line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let (status, kind, body) = match (method, path) {
+        ("GET", "/metrics") => ("200 OK", CONTENT_TYPE, body),
+        ("GET", _) => (
+            "404 Not Found",
+            "text/plain",
+            "only /metrics is served here\n",
+        ),
+        _ => ("405 Method Not Allowed", "text/plain", "GET /metrics\n"),
+    };
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::{CounterStatus, PeerStatus, RouterStatus};
+
+    fn status() -> Status {
+        Status {
+            node: "h1".into(),
+            version: "0".into(),
+            uptime_s: 3.5,
+            interface: "mcast0".into(),
+            peers: vec![PeerStatus {
+                name: "h2".into(),
+                endpoint: None,
+                confirmed: true,
+                reachable: true,
+                rtt_ms: Some(2),
+                loss_pct: Some(25.0),
+                last_heard_s: None,
+                packets_in: 5,
+                bytes_in: 50,
+                packets_out: 6,
+                bytes_out: 60,
+                rate_limited: 0,
+            }],
+            routers: vec![RouterStatus {
+                vrid: 51,
+                family: "IPv4".into(),
+                version: 3,
+                master: "h2".into(),
+                priority: 150,
+                interval_ms: 100,
+                last_seen_s: 0.0,
+                split_brain: false,
+                rival: None,
+            }],
+            alarms: vec![],
+            counters: CounterStatus {
+                sealed: 1,
+                sent: 2,
+                injected: 3,
+                drops: [("replay".to_string(), 4)].into(),
+            },
+        }
+    }
+
+    #[test]
+    fn exposition_has_the_series() {
+        let t = render(&status());
+        for want in [
+            "mcast_relay_peer_up{peer=\"h2\"} 1",
+            "mcast_relay_peer_rtt_seconds{peer=\"h2\"} 0.002",
+            "mcast_relay_peer_loss_ratio{peer=\"h2\"} 0.25",
+            "mcast_relay_peer_packets_total{peer=\"h2\",direction=\"in\"} 5",
+            "mcast_relay_drops_total{reason=\"replay\"} 4",
+            "mcast_relay_drops_total{reason=\"bad_auth\"} 0",
+            "mcast_relay_vrrp_master{vrid=\"51\",family=\"IPv4\",node=\"h2\"} 1",
+            "mcast_relay_split_brain{vrid=\"51\",family=\"IPv4\"} 0",
+            "# EOF",
+        ] {
+            assert!(t.contains(want), "missing {want:?} in:\n{t}");
+        }
+    }
+
+    #[test]
+    fn http_exchange() {
+        let r = respond("GET /metrics HTTP/1.1", "x 1\n");
+        assert!(r.starts_with("HTTP/1.1 200 OK\r\n") && r.ends_with("\r\n\r\nx 1\n"));
+        assert!(r.contains("Content-Length: 4\r\n"));
+        assert!(respond("GET / HTTP/1.1", "").starts_with("HTTP/1.1 404"));
+        assert!(respond("POST /metrics HTTP/1.1", "").starts_with("HTTP/1.1 405"));
+    }
+}
