@@ -266,8 +266,7 @@ fn metrics_parse_and_show_peers_master_and_drops() {
             assert!(head.starts_with("HTTP/1.1 200"), "{head}");
             assert!(head.contains("application/openmetrics-text"), "{head}");
             let samples = parse_with_python(body);
-            let up =
-                |p: &str| samples.contains(&format!("mcast_relay_peer_up{{peer=\"{p}\"}} 1"));
+            let up = |p: &str| samples.contains(&format!("mcast_relay_peer_up{{peer=\"{p}\"}} 1"));
             (up("h1") && up("h2")).then_some(samples)
         },
     );
@@ -295,5 +294,70 @@ fn metrics_parse_and_show_peers_master_and_drops() {
     report(&format!(
         "metrics: h3's /metrics parsed by python3-prometheus-client: {} samples; both peers up, h1 master of VRID 51 at priority 200, {injected}",
         samples.len()
+    ));
+}
+
+/// Cuts h1 (the master) off from h2 and h3 for 8 s with keepalived at
+/// advert_int 1 (h2 takes over after 3.4 s of silence), sampling the VIP's
+/// holders every 50 ms; then heals. Returns the most hosts seen holding
+/// the VIP at once, the holders at the end of the partition, and the
+/// moment (since the cut) h1 let go of it, if it did.
+fn partition_run(quorum: bool) -> (usize, Vec<usize>, Option<Duration>) {
+    let mut lab = Lab::new(3);
+    lab.start_relays(RelayOptions {
+        quorum,
+        keepalive: Some(0.2),
+        ..RelayOptions::default()
+    });
+    let vrrp = Vrrp::v3(1.0);
+    let _kas: Vec<Keepalived> = lab
+        .host_ids()
+        .map(|h| lab.start_keepalived(h, vrrp, PRIORITY[h - 1]))
+        .collect();
+    let all: Vec<usize> = lab.host_ids().collect();
+    let stable = vrrp.master_down(PRIORITY[2]) + Duration::from_millis(500);
+    vip::converge_on(&lab, vrrp.vip(), &all, 1, stable, Duration::from_secs(30));
+
+    lab.partition(1);
+    let cut = Instant::now();
+    let mut most = 0;
+    let mut h1_gone = None;
+    let mut last = Vec::new();
+    while cut.elapsed() < Duration::from_secs(8) {
+        last = vip::holders(&lab, vrrp.vip());
+        most = most.max(last.len());
+        if h1_gone.is_none() && !last.contains(&1) {
+            h1_gone = Some(cut.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    lab.heal();
+    vip::converge_on(&lab, vrrp.vip(), &all, 1, stable, Duration::from_secs(30));
+    (most, last, h1_gone)
+}
+
+#[test]
+fn quorum_turns_a_partition_into_one_master() {
+    if !lab::root_or_skip("quorum_turns_a_partition_into_one_master") {
+        return;
+    }
+    lab::require_programs(lab::keepalived::PROGRAMS);
+    let (most, holders, _) = partition_run(false);
+    assert_eq!(
+        holders,
+        vec![1, 2],
+        "without quorum a partitioned master keeps the VIP while h2 takes it too"
+    );
+    let (most_q, holders_q, gone) = partition_run(true);
+    assert_eq!(most_q, 1, "with quorum two hosts held the VIP at once");
+    assert_eq!(
+        holders_q,
+        vec![2],
+        "with quorum h2 alone should hold the VIP"
+    );
+    report(&format!(
+        "quorum: h1 partitioned for 8 s (VRRPv3 advert_int 1, keepalive 0.2 s): without quorum up to {most} holders, at the end {holders:?}; \
+         with quorum = true at most {most_q} holder, h1 let go after {} ms, at the end {holders_q:?}; healed, h1 master again in both",
+        gone.map_or(0, |d| d.as_millis())
     ));
 }

@@ -68,6 +68,9 @@ pub struct NodeConfig {
     pub status_group: String,
     /// Where Prometheus metrics are served over HTTP, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// Take the interface's carrier down while fewer than a majority of
+    /// the cluster's relays (this one included) answer keepalives.
+    pub quorum: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,6 +177,7 @@ struct RawNode {
     status_socket: Option<Spanned<String>>,
     status_group: Option<Spanned<String>>,
     metrics_listen: Option<Spanned<String>>,
+    quorum: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -456,6 +460,7 @@ fn validate(ctx: &Ctx, raw: RawConfig, default_name: &str) -> Result<Config, Con
                 .as_ref()
                 .map_or(DEFAULT_STATUS_GROUP.to_string(), |s| s.get_ref().clone()),
             metrics_listen,
+            quorum: raw_node.quorum.unwrap_or(false),
         },
         interface,
         allow,

@@ -24,6 +24,7 @@ use crate::metrics;
 use crate::net::{self, EndpointUpdate};
 use crate::notify::Notifier;
 use crate::privilege;
+use crate::quorum::Quorum;
 use crate::relay::{
     Inbound, NodeAddrs, OVERHEAD, Outbound, PeerSpec, Relay, RelayParams, Reload, Security, Target,
 };
@@ -193,6 +194,8 @@ struct State {
     watch: Watch,
     /// This node's name, for the watch's reports.
     me: String,
+    /// With `node.quorum`: the carrier decisions.
+    quorum: Option<Quorum>,
 }
 
 impl State {
@@ -219,8 +222,36 @@ impl State {
                 interface: &cfg.interface.name,
                 uptime_s: started.elapsed().as_secs_f64(),
                 now_ms: now_ms(),
+                quorum: self.quorum.as_ref().and_then(Quorum::is_up),
             },
         )
+    }
+
+    /// With `node.quorum`: raises or drops the interface's carrier as the
+    /// majority comes and goes.
+    fn check_quorum(&mut self, tun: &Tun) {
+        let Some(q) = &mut self.quorum else { return };
+        let reachable = self.relay.reachable_peers(now_ms());
+        let Some(c) = q.update(reachable, self.relay.peer_count()) else {
+            return;
+        };
+        if let Err(e) = tun.set_carrier(c.up) {
+            tracing::error!("quorum: {e}");
+        } else if c.up {
+            tracing::info!(
+                "quorum: {} of {} nodes reachable; carrier of {} up",
+                c.reachable,
+                c.cluster,
+                tun.name()
+            );
+        } else {
+            tracing::warn!(
+                "quorum lost: {} of {} nodes reachable; carrier of {} down so the failover tool steps down",
+                c.reachable,
+                c.cluster,
+                tun.name()
+            );
+        }
     }
 
     fn node_name(&self, n: usize) -> String {
@@ -674,6 +705,7 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
         inject_warned: None,
         watch: Watch::default(),
         me: cfg.node.name.clone(),
+        quorum: cfg.node.quorum.then(Quorum::default),
     };
 
     loop {
@@ -704,6 +736,7 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
             _ = report.tick() => st.drops.report(&st.relay.counters().drops),
             _ = hello_tick.tick() => {
                 st.send_hellos(&io.sock);
+                st.check_quorum(io.tun.get_ref());
                 let alarm = st.watch.tick(now_ms());
                 st.log_alarm(alarm);
             }

@@ -21,6 +21,7 @@ pub mod notify;
 pub mod overlay;
 pub mod packet;
 pub mod privilege;
+pub mod quorum;
 pub mod relay;
 pub mod reload;
 pub mod replay;

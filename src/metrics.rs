@@ -242,6 +242,7 @@ mod tests {
                 injected: 3,
                 drops: [("replay".to_string(), 4)].into(),
             },
+            quorum: Some(true),
         }
     }
 
@@ -257,6 +258,7 @@ mod tests {
             "mcast_relay_drops_total{reason=\"bad_auth\"} 0",
             "mcast_relay_vrrp_master{vrid=\"51\",family=\"IPv4\",node=\"h2\"} 1",
             "mcast_relay_split_brain{vrid=\"51\",family=\"IPv4\"} 0",
+            "mcast_relay_quorum 1",
             "# EOF",
         ] {
             assert!(t.contains(want), "missing {want:?} in:\n{t}");

@@ -417,6 +417,23 @@ impl Relay {
         self.keepalive_ms
     }
 
+    /// Whether peer `i` answered a keepalive (or handshake question) in
+    /// the last three and a half keepalive intervals.
+    pub fn peer_reachable(&self, i: usize, now_ms: u64) -> bool {
+        let window = self.keepalive_ms.max(100) * 7 / 2;
+        self.peers[i]
+            .stats
+            .last_answer_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) <= window)
+    }
+
+    /// How many peers are reachable now.
+    pub fn reachable_peers(&self, now_ms: u64) -> usize {
+        (0..self.peers.len())
+            .filter(|i| self.peer_reachable(*i, now_ms))
+            .count()
+    }
+
     /// Decides what to do with a packet read from the interface, sealing
     /// it into `out` when it is to be sent.
     pub fn from_tun(&mut self, packet: &[u8], now_ms: u64, out: &mut [u8]) -> Outbound {

@@ -39,6 +39,7 @@ fn restart_keys(old: &Config, new: &Config) -> Vec<&'static str> {
         ("node.status_socket", o.status_socket != n.status_socket),
         ("node.status_group", o.status_group != n.status_group),
         ("node.metrics_listen", o.metrics_listen != n.metrics_listen),
+        ("node.quorum", o.quorum != n.quorum),
         ("interface.name", oi.name != ni.name),
         ("interface.mode", oi.mode != ni.mode),
         (

@@ -22,6 +22,9 @@ pub struct Status {
     pub routers: Vec<RouterStatus>,
     pub alarms: Vec<String>,
     pub counters: CounterStatus,
+    /// With `node.quorum`: whether this node has it (its carrier is up).
+    #[serde(default)]
+    pub quorum: Option<bool>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -30,7 +33,7 @@ pub struct PeerStatus {
     pub endpoint: Option<String>,
     /// Its current run is confirmed by the handshake.
     pub confirmed: bool,
-    /// A keepalive was answered within the last three intervals.
+    /// A keepalive was answered within the last three and a half intervals.
     pub reachable: bool,
     pub rtt_ms: Option<u64>,
     /// Unanswered share of the last (up to 16) keepalives, percent.
@@ -71,6 +74,8 @@ pub struct Context<'a> {
     pub interface: &'a str,
     pub uptime_s: f64,
     pub now_ms: u64,
+    /// With `node.quorum`: the current decision.
+    pub quorum: Option<bool>,
 }
 
 fn secs_since(now_ms: u64, then_ms: u64) -> f64 {
@@ -80,7 +85,6 @@ fn secs_since(now_ms: u64, then_ms: u64) -> f64 {
 /// The relay as it is now.
 pub fn snapshot(relay: &Relay, watch: &Watch, cx: &Context) -> Status {
     let now = cx.now_ms;
-    let keepalive = relay.keepalive_ms().max(1);
     let peers: Vec<PeerStatus> = (0..relay.peer_count())
         .map(|i| {
             let s = relay.peer_stats(i);
@@ -101,9 +105,7 @@ pub fn snapshot(relay: &Relay, watch: &Watch, cx: &Context) -> Status {
                 name: relay.peer_name(i).to_string(),
                 endpoint: relay.endpoint(i).map(|e| e.to_string()),
                 confirmed: s.epoch.is_some(),
-                reachable: s
-                    .last_answer_ms
-                    .is_some_and(|t| now.saturating_sub(t) <= 3 * keepalive + 500),
+                reachable: relay.peer_reachable(i, now),
                 rtt_ms: s.rtt_ms,
                 loss_pct,
                 last_heard_s: s.last_heard_ms.map(|t| secs_since(now, t)),
@@ -156,6 +158,14 @@ pub fn snapshot(relay: &Relay, watch: &Watch, cx: &Context) -> Status {
             .filter(|p| p.confirmed && !p.reachable)
             .map(|p| format!("peer {} does not answer keepalives", p.name)),
     );
+    if cx.quorum == Some(false) {
+        alarms.push(format!(
+            "no quorum: {} of {} nodes reachable; the carrier of {} is down so the failover tool steps down",
+            relay.reachable_peers(now) + 1,
+            relay.peer_count() + 1,
+            cx.interface
+        ));
+    }
     let c = relay.counters();
     Status {
         node: cx.node.to_string(),
@@ -175,6 +185,7 @@ pub fn snapshot(relay: &Relay, watch: &Watch, cx: &Context) -> Status {
                 .map(|r| (r.name().to_string(), c.drops.get(*r)))
                 .collect(),
         },
+        quorum: cx.quorum,
     }
 }
 
@@ -342,6 +353,7 @@ mod tests {
                 injected: 7,
                 drops: [("replay".to_string(), 3)].into(),
             },
+            quorum: None,
         };
         let t = render(&s);
         for want in [

@@ -284,6 +284,28 @@ impl Tun {
         Ok(())
     }
 
+    /// Raises or drops the interface's carrier, as a cable would: the
+    /// failover tools watching the link see it go down (keepalived then
+    /// enters FAULT and releases its VIP) and come back.
+    pub fn set_carrier(&self, up: bool) -> io::Result<()> {
+        let mut on: libc::c_int = up.into();
+        // SAFETY: TUNSETCARRIER takes a pointer to an int.
+        let r = unsafe {
+            libc::ioctl(
+                self.file.as_raw_fd(),
+                libc::TUNSETCARRIER,
+                &mut on as *mut libc::c_int,
+            )
+        };
+        if r < 0 {
+            return Err(ctx(
+                &format!("setting the carrier of {}", self.name),
+                io::Error::last_os_error(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Reads one packet; `WouldBlock` when none is queued.
     pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         // SAFETY: buf is valid for writes of buf.len() bytes.

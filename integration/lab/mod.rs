@@ -145,6 +145,10 @@ pub struct RelayOptions {
     pub resolve_interval: Option<f64>,
     /// Serve metrics on 127.0.0.1:9712 inside each host.
     pub metrics: bool,
+    /// `node.quorum`.
+    pub quorum: bool,
+    /// `node.keepalive` in seconds; `None` keeps the default.
+    pub keepalive: Option<f64>,
 }
 
 impl Default for RelayOptions {
@@ -157,6 +161,8 @@ impl Default for RelayOptions {
             endpoint_names: false,
             resolve_interval: None,
             metrics: false,
+            quorum: false,
+            keepalive: None,
         }
     }
 }
@@ -349,6 +355,42 @@ impl Lab {
         );
     }
 
+    /// Cuts host `h` off from all others in the cloud, both directions.
+    pub fn partition(&self, h: usize) {
+        let port = format!("v{h}");
+        let rules = format!(
+            "table bridge lab_partition {{\n chain forward {{\n  type filter hook forward priority -200;\n  \
+             iifname \"{port}\" drop\n  oifname \"{port}\" drop\n }}\n}}\n"
+        );
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.cloud(), "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                c.stdin
+                    .take()
+                    .expect("piped stdin")
+                    .write_all(rules.as_bytes())?;
+                c.wait_with_output()
+            })
+            .expect("cannot run nft");
+        assert!(
+            out.status.success(),
+            "nft failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Undoes [`Lab::partition`].
+    pub fn heal(&self) {
+        in_ns(
+            &self.cloud(),
+            &["nft", "delete", "table", "bridge", "lab_partition"],
+        );
+    }
+
     /// Lets multicast and broadcast through, as on a LAN: the baseline.
     pub fn open_bridge(&self) {
         in_ns(
@@ -469,6 +511,12 @@ impl Lab {
         }
         if o.metrics {
             node_extra += "metrics_listen = \"127.0.0.1:9712\"\n";
+        }
+        if o.quorum {
+            node_extra += "quorum = true\n";
+        }
+        if let Some(k) = o.keepalive {
+            node_extra += &format!("keepalive = {k:?}\n");
         }
         node_extra += &format!("status_socket = \"{}\"\n", self.status_socket(h).display());
         let mut s = format!(
