@@ -173,6 +173,15 @@ pub fn render(s: &Status) -> String {
         "1 while two nodes advertise as master of the virtual router",
         split,
     );
+    if let Some(q) = s.quorum {
+        let g = Gauge::<i64>::default();
+        g.set(i64::from(q));
+        reg.register(
+            "quorum",
+            "With node.quorum: 1 while a majority is reachable (carrier up)",
+            g,
+        );
+    }
 
     let mut out = String::new();
     // Writing into a String cannot fail.
@@ -227,7 +236,7 @@ mod tests {
             routers: vec![RouterStatus {
                 vrid: 51,
                 family: "IPv4".into(),
-                version: 3,
+                protocol: "VRRPv3".into(),
                 master: "h2".into(),
                 priority: 150,
                 interval_ms: 100,

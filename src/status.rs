@@ -50,7 +50,8 @@ pub struct PeerStatus {
 pub struct RouterStatus {
     pub vrid: u8,
     pub family: String,
-    pub version: u8,
+    /// "VRRPv2", "VRRPv3" or "CARP".
+    pub protocol: String,
     pub master: String,
     pub priority: u8,
     pub interval_ms: u64,
@@ -130,7 +131,10 @@ pub fn snapshot(relay: &Relay, watch: &Watch, cx: &Context) -> Status {
         .map(|r| RouterStatus {
             vrid: r.vrid,
             family: r.family.name().to_string(),
-            version: r.version,
+            protocol: match r.version {
+                crate::vrrp_watch::CARP => "CARP".to_string(),
+                v => format!("VRRPv{v}"),
+            },
             master: name_of(r.master),
             priority: r.priority,
             interval_ms: r.interval_ms,
@@ -227,8 +231,8 @@ pub fn render(s: &Status) -> String {
     }
     let _ = writeln!(
         o,
-        "\n{:<6} {:<6} {:<4} {:<12} {:>8} {:>10} {:>10}  STATE",
-        "VRID", "FAMILY", "VRRP", "MASTER", "PRIORITY", "INTERVAL", "SEEN"
+        "\n{:<6} {:<6} {:<8} {:<12} {:>8} {:>10} {:>10}  STATE",
+        "VRID", "FAMILY", "PROTOCOL", "MASTER", "PRIORITY", "INTERVAL", "SEEN"
     );
     for r in &s.routers {
         let state = if r.split_brain {
@@ -238,8 +242,8 @@ pub fn render(s: &Status) -> String {
         };
         let _ = writeln!(
             o,
-            "{:<6} {:<6} v{:<3} {:<12} {:>8} {:>7} ms {:>8.1} s  {state}",
-            r.vrid, r.family, r.version, r.master, r.priority, r.interval_ms, r.last_seen_s
+            "{:<6} {:<6} {:<8} {:<12} {:>8} {:>7} ms {:>8.1} s  {state}",
+            r.vrid, r.family, r.protocol, r.master, r.priority, r.interval_ms, r.last_seen_s
         );
     }
     if s.routers.is_empty() {
@@ -338,7 +342,7 @@ mod tests {
             routers: vec![RouterStatus {
                 vrid: 51,
                 family: "IPv4".into(),
-                version: 3,
+                protocol: "VRRPv3".into(),
                 master: "h1".into(),
                 priority: 200,
                 interval_ms: 100,

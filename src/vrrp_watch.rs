@@ -1,5 +1,6 @@
-//! Watches the VRRP adverts that pass through the relay, both ways: per
-//! virtual router (VRID and address family) who is master, at what
+//! Watches the VRRP and CARP adverts that pass through the relay, both
+//! ways: per virtual router (VRID or VHID, and address family) who is
+//! master, at what
 //! priority and interval, and when it was last heard. Only masters
 //! advertise, so two nodes taking turns advertising for one VRID are two
 //! masters: a split brain, raised as an alarm until one of them stops.
@@ -37,13 +38,23 @@ impl Family {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Advert {
     pub family: Family,
+    /// 2 or 3 for VRRP; [`CARP`] for CARP (whose `priority` is 255 minus
+    /// its advskew, so that higher is preferred as with VRRP).
     pub version: u8,
     pub vrid: u8,
     pub priority: u8,
     pub interval_ms: u64,
 }
 
-/// Decodes a VRRPv2 or VRRPv3 advert from an IP packet, if it is one.
+/// The `version` of a CARP advert.
+pub const CARP: u8 = 0xca;
+/// A CARP advert's length: header, counter and SHA-1 HMAC.
+const CARP_LEN: usize = 36;
+
+/// Decodes a VRRPv2, VRRPv3 or CARP advert from an IP packet, if it is one.
+/// CARP shares IP protocol 112 and version 2 with VRRPv2; it is told apart
+/// by its fixed length and its auth length of 7 words where VRRPv2 has an
+/// address count.
 pub fn parse(packet: &[u8]) -> Option<Advert> {
     let (family, payload) = match packet.first()? >> 4 {
         4 => {
@@ -65,6 +76,17 @@ pub fn parse(packet: &[u8]) -> Option<Advert> {
     let (version, kind) = (b[0] >> 4, b[0] & 0x0f);
     if kind != 1 {
         return None;
+    }
+    if version == 2 && payload.len() == CARP_LEN && b[3] == 7 {
+        // vhid, advskew, authlen, demote, advbase (s): the interval is
+        // advbase + advskew/256 s.
+        return Some(Advert {
+            family,
+            version: CARP,
+            vrid: b[1],
+            priority: 255 - b[2],
+            interval_ms: u64::from(b[5]) * 1000 + u64::from(b[2]) * 1000 / 256,
+        });
     }
     let interval_ms = match version {
         2 => u64::from(b[5]) * 1000,
@@ -232,6 +254,16 @@ mod tests {
         six.extend_from_slice(&[0x31, 9, 100, 0, 0x00, 100, 0, 0]);
         let a = parse(&six).expect("v6");
         assert_eq!((a.family, a.vrid, a.interval_ms), (Family::V6, 9, 1000));
+        // CARP (as ucarp sends it): vhid 5, advskew 10, advbase 1.
+        let mut carp = vec![0x45, 0x10, 0, 56, 0, 0, 0, 0, 255, PROTO_VRRP, 0, 0];
+        carp.extend_from_slice(&[10, 250, 0, 1, 224, 0, 0, 18]);
+        carp.extend_from_slice(&[0x21, 5, 10, 7, 0, 1, 0, 0]);
+        carp.extend_from_slice(&[0; 28]);
+        let a = parse(&carp).expect("carp");
+        assert_eq!(
+            (a.version, a.vrid, a.priority, a.interval_ms),
+            (CARP, 5, 245, 1039)
+        );
         let mut udp = v4(1, 1, 3);
         udp[9] = 17;
         assert_eq!(parse(&udp), None);
