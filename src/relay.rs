@@ -730,9 +730,7 @@ impl Relay {
             peer.stats.epoch = Some(h.epoch);
         }
 
-        let inner = &body[..plain_len];
-        let parsed = packet::parse(inner).map_err(|_| DropReason::BadInner)?;
-        self.check_inner(i, &parsed)?;
+        self.classify_inbound(i, &body[..plain_len])?;
         if !self.peers[i].bucket.take(self.inject_rate, now_ms) {
             return Err(DropReason::RateLimited);
         }
@@ -834,6 +832,17 @@ impl Relay {
             p.next_hello_ms = now_ms + HELLO_RETRY_MS;
         }
         Ok(Inbound::Reply { len, peer: i })
+    }
+
+    /// The verdict [`Relay::from_net`] gives an authenticated inner packet
+    /// from peer `peer` (an index below [`Relay::peer_count`]): it must
+    /// parse, come from that peer's own overlay address and go where this
+    /// node and the allow rules accept it. Changes no state; public so the
+    /// `classify` fuzz target can reach the receive-side classifier
+    /// without sealing every input.
+    pub fn classify_inbound(&self, peer: usize, packet: &[u8]) -> Result<(), DropReason> {
+        let parsed = packet::parse(packet).map_err(|_| DropReason::BadInner)?;
+        self.check_inner(peer, &parsed)
     }
 
     /// The receive-side rules: the packet speaks for its sender only and
