@@ -1,7 +1,13 @@
-//! Fuzzes the inner-packet classifier: arbitrary bytes as an IP packet,
-//! through the parser and the allow rules for every kind of destination,
-//! and through the send path as if read from the interface. Property:
-//! never a panic; what the send path relays parses and is permitted.
+//! Fuzzes the inner-packet classifier with arbitrary bytes as an IP packet,
+//! in both directions: as read from the local interface (`from_tun`: parse,
+//! kernel noise, own source, route, allow rules, seal) and as received from
+//! each peer (`classify_inbound`, the check `from_net` makes after
+//! authentication); plus the allow rules for every kind of destination and
+//! the VRRP/CARP advert decoder the daemon runs on packets both ways
+//! (`vrrp_watch`). Property: never a panic; what the send path relays
+//! parses and comes from this node's address; what the receive path
+//! accepts comes from that peer's address and is permitted by the allow
+//! rules.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -9,6 +15,7 @@ use libfuzzer_sys::fuzz_target;
 use mcast_relay::allow::DestKind;
 use mcast_relay::packet;
 use mcast_relay::relay::Outbound;
+use mcast_relay::vrrp_watch::{self, Watch};
 
 #[path = "../../integration/inproc.rs"]
 mod inproc;
@@ -23,7 +30,15 @@ fuzz_target!(|data: &[u8]| {
             let _ = rules.permits(inner, kind);
         }
     }
+    // Both ways, the daemon shows every packet to the advert watch.
+    let _ = vrrp_watch::parse(data);
+    let mut watch = Watch::default();
+    for (i, node) in [0, 1, 0, 2].into_iter().enumerate() {
+        let _ = watch.observe(node, data, T0 + 10 * i as u64);
+    }
+    let _ = watch.tick(T0 + 60_000);
     let mut a = node(1);
+    // From the interface.
     let mut out = [0u8; 2048];
     if let Outbound::Send { len, .. } = a.from_tun(data, T0, &mut out) {
         assert!(
@@ -36,5 +51,23 @@ fuzz_target!(|data: &[u8]| {
             "relayed a packet from {}",
             inner.src
         );
+    }
+    // From each peer, as if authenticated.
+    for p in 0..a.peer_count() {
+        if a.classify_inbound(p, data).is_ok() {
+            let inner = parsed.expect("accepted a packet that does not parse");
+            let n: u8 = a.peer_name(p)[1..].parse().unwrap_or(0);
+            assert!(
+                addrs(n).owns(inner.src),
+                "accepted from h{n} a packet from {}",
+                inner.src
+            );
+            assert!(
+                [DestKind::Multicast, DestKind::Broadcast, DestKind::Unicast]
+                    .iter()
+                    .any(|k| rules.permits(&inner, *k)),
+                "accepted a packet no allow rule permits"
+            );
+        }
     }
 });

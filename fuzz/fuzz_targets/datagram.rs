@@ -1,24 +1,32 @@
-//! Fuzzes the receive path: arbitrary bytes as a datagram from the network
-//! into a relay that has met its peer, and arbitrary bytes as an inner
-//! packet correctly sealed by that peer, so the fuzzer reaches the checks
-//! behind authentication too. Property: never a panic, and whatever is
-//! injected is a well-formed IP packet from the sending peer's own overlay
-//! address to an allowed multicast group, the broadcast address or the
-//! receiver's own address.
+//! Fuzzes the receive path of a relay (authenticated with a fixed test
+//! key, peers h1 and h3, the vrrp/heartbeat/corosync presets) that has
+//! completed the hello handshake with h1. The first input byte picks the
+//! mode: even, the rest goes to `from_net` as raw bytes off the network
+//! (and to `Header::parse`/`Hello::parse`); odd, the rest is sealed with
+//! the real key as a genuine data or hello datagram of h1, so the fuzzer
+//! also reaches everything behind authentication. A keepalive poll
+//! follows each datagram.
+//!
+//! Properties: never a panic; nothing is injected that does not open under
+//! the cluster key, and what is injected is exactly what was sealed, a
+//! well-formed IP packet from h1's own overlay address to an allowed
+//! group, the broadcast address or this node, permitted by the allow
+//! rules; the same datagram twice is never injected twice.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 use mcast_relay::allow::DestKind;
-use mcast_relay::crypto::KeySchedule;
+use mcast_relay::crypto::{ClusterKey, KeySchedule};
 use mcast_relay::packet;
 use mcast_relay::relay::Inbound;
-use mcast_relay::wire::{HEADER_LEN, Header, Hello, Kind};
+use mcast_relay::wire::{HEADER_LEN, Header, Hello, Kind, TAG_LEN};
 
 #[path = "../../integration/inproc.rs"]
 mod inproc;
 use inproc::*;
 
+/// An independent look at an injected packet (not the relay's own code).
 fn check_injected(inner_bytes: &[u8]) {
     let inner = packet::parse(inner_bytes).expect("injected a packet that does not parse");
     assert!(
@@ -44,6 +52,38 @@ fn check_injected(inner_bytes: &[u8]) {
     );
 }
 
+/// The plaintext of `datagram` if it opens under the cluster key.
+fn open(datagram: &[u8]) -> Option<Vec<u8>> {
+    let h = Header::parse(datagram).ok()?;
+    let mut body = datagram[HEADER_LEN..].to_vec();
+    let len = KeySchedule::new(&ClusterKey::from_bytes(KEY))
+        .stream_key(h.sender, h.epoch)
+        .open(h.counter, &datagram[..HEADER_LEN], &mut body)
+        .ok()?;
+    body.truncate(len);
+    Some(body)
+}
+
+fn seal(kind: Kind, counter: u64, payload: &[u8]) -> Vec<u8> {
+    let h = Header {
+        kind,
+        flags: 0,
+        sender: addrs(1).id(),
+        epoch: epoch_of(1),
+        counter,
+        timestamp_ms: T0,
+    };
+    let mut d = vec![0u8; HEADER_LEN];
+    h.encode(&mut d);
+    let mut body = payload.to_vec();
+    let tag = KeySchedule::new(&ClusterKey::from_bytes(KEY))
+        .stream_key(h.sender, h.epoch)
+        .seal(h.counter, &d, &mut body);
+    d.extend_from_slice(&body);
+    d.extend_from_slice(&tag);
+    d
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
@@ -54,39 +94,27 @@ fuzz_target!(|data: &[u8]| {
     let mut b = node(2);
     meet(&mut a, &mut b);
     let mut out = [0u8; 256];
-    let mut buf = if mode & 1 == 0 {
-        // Raw bytes off the network.
-        rest.to_vec()
-    } else {
-        // A genuine datagram from h1 carrying arbitrary bytes.
-        let h = Header {
-            kind: if mode & 2 == 0 {
-                Kind::Data
-            } else {
-                Kind::Hello
-            },
-            flags: 0,
-            sender: addrs(1).id(),
-            epoch: epoch_of(1),
-            counter: 1000 + u64::from(mode >> 2),
-            timestamp_ms: T0,
+    let sealed = mode & 1 == 1;
+    let mut buf = if sealed {
+        let kind = if mode & 2 == 0 {
+            Kind::Data
+        } else {
+            Kind::Hello
         };
-        let mut d = vec![0u8; HEADER_LEN];
-        h.encode(&mut d);
-        let mut body = rest.to_vec();
-        let tag = KeySchedule::new(&mcast_relay::crypto::ClusterKey::from_bytes(KEY))
-            .stream_key(h.sender, h.epoch)
-            .seal(h.counter, &d, &mut body);
-        d.extend_from_slice(&body);
-        d.extend_from_slice(&tag);
-        d
+        seal(kind, 1000 + u64::from(mode >> 2), rest)
+    } else {
+        rest.to_vec()
     };
     let before = buf.clone();
     match b.from_net(&mut buf, endpoint(1), T0, &mut out) {
         Inbound::Inject { start, len, .. } => {
-            assert!(mode & 1 == 1, "raw bytes were injected without the key");
             let inner = &buf[start..start + len];
-            assert_eq!(inner, rest, "the injected packet is not what was sealed");
+            let plain = open(&before).expect("injected a datagram that does not open");
+            assert_eq!(inner, &plain[..], "injected something else than was sealed");
+            assert_eq!(before.len(), HEADER_LEN + len + TAG_LEN);
+            if sealed {
+                assert_eq!(inner, rest, "the injected packet is not what was sealed");
+            }
             check_injected(inner);
         }
         Inbound::Reply { len, .. } => assert!(len <= out.len()),
@@ -98,4 +126,10 @@ fuzz_target!(|data: &[u8]| {
         b.from_net(&mut again, endpoint(1), T0, &mut out),
         Inbound::Inject { .. }
     ));
+    // Whatever state the datagram left, the timers still work.
+    for now in [T0 + 50, T0 + 1_500] {
+        while let Some((len, p)) = b.poll_hello(now, &mut out) {
+            assert!(len <= out.len() && p < b.peer_count());
+        }
+    }
 });

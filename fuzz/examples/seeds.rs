@@ -1,0 +1,203 @@
+//! Writes the seed inputs of the three fuzz targets into `corpus/<target>/`
+//! (the corpora themselves are not committed): `cargo run --example seeds`
+//! from `fuzz/`. The datagram seeds are real: packets sealed by the same
+//! in-process cluster the target builds, so the fuzzer starts from inputs
+//! that pass authentication.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+
+use mcast_relay::relay::Outbound;
+use mcast_relay::wire::{HEADER_LEN, HELLO_LEN, HELLO_WANT_REPLY, Header, Hello, Kind};
+
+#[path = "../../integration/inproc.rs"]
+mod inproc;
+use inproc::*;
+
+const PROTO_UDP: u8 = 17;
+const PROTO_VRRP: u8 = 112;
+
+fn checksum(b: &[u8]) -> u16 {
+    let mut sum: u32 = b
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn v4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, payload: &[u8]) -> Vec<u8> {
+    let total = (20 + payload.len()) as u16;
+    let mut p = vec![0x45, 0xc0];
+    p.extend_from_slice(&total.to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0x40, 0, 255, proto, 0, 0]);
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    let c = checksum(&p);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+fn v6(src: Ipv6Addr, dst: Ipv6Addr, next: u8, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x60, 0, 0, 0];
+    p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    p.extend_from_slice(&[next, 255]);
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    p.extend_from_slice(payload);
+    p
+}
+
+fn udp(dport: u16, data: &[u8]) -> Vec<u8> {
+    let mut u = dport.to_be_bytes().to_vec();
+    u.extend_from_slice(&dport.to_be_bytes());
+    u.extend_from_slice(&((8 + data.len()) as u16).to_be_bytes());
+    u.extend_from_slice(&[0, 0]);
+    u.extend_from_slice(data);
+    u
+}
+
+/// A VRRPv3 advert for VRID 51, priority 100, one address.
+fn vrrp(vip: &[u8]) -> Vec<u8> {
+    let mut a = vec![0x31, 51, 100, 1, 0x00, 0x64, 0, 0];
+    a.extend_from_slice(vip);
+    let c = checksum(&a);
+    a[6..8].copy_from_slice(&c.to_be_bytes());
+    a
+}
+
+/// The inner packets every target starts from, all from node 1.
+fn packets() -> Vec<(&'static str, Vec<u8>)> {
+    let me = overlay(1);
+    let me6 = addrs(1).v6.unwrap_or(Ipv6Addr::LOCALHOST);
+    let vip6 = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
+    vec![
+        (
+            "vrrp4",
+            v4(
+                me,
+                Ipv4Addr::new(224, 0, 0, 18),
+                PROTO_VRRP,
+                &vrrp(&[192, 0, 2, 100]),
+            ),
+        ),
+        (
+            "vrrp6",
+            v6(
+                me6,
+                Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12),
+                PROTO_VRRP,
+                &vrrp(&vip6.octets()),
+            ),
+        ),
+        (
+            "heartbeat-bcast",
+            v4(
+                me,
+                Ipv4Addr::new(10, 250, 0, 255),
+                PROTO_UDP,
+                &udp(694, b"t=status\nst=active\n"),
+            ),
+        ),
+        (
+            "corosync-mcast",
+            v4(
+                me,
+                Ipv4Addr::new(239, 192, 0, 1),
+                PROTO_UDP,
+                &udp(5405, &[0u8; 24]),
+            ),
+        ),
+        (
+            "corosync-unicast",
+            v4(me, overlay(2), PROTO_UDP, &udp(5404, &[1u8; 24])),
+        ),
+    ]
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) {
+    std::fs::create_dir_all(dir).expect("corpus directory");
+    std::fs::write(dir.join(format!("seed-{name}")), bytes).expect("seed file");
+}
+
+fn main() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let datagram = corpus.join("datagram");
+    let classify = corpus.join("classify");
+    for (name, p) in packets() {
+        write(&classify, name, &p);
+        // Mode 1: the target seals it as a data datagram of h1.
+        write(
+            &datagram,
+            &format!("sealed-{name}"),
+            &[&[1u8][..], &p].concat(),
+        );
+    }
+
+    // Mode 0: genuine datagrams off the wire, sealed by node 1 after the
+    // same handshake the target performs.
+    let mut a = node(1);
+    let mut b = node(2);
+    meet(&mut a, &mut b);
+    let mut out = [0u8; 2048];
+    for (name, p) in packets() {
+        if let Outbound::Send { len, .. } = a.from_tun(&p, T0, &mut out) {
+            write(
+                &datagram,
+                &format!("wire-{name}"),
+                &[&[0u8][..], &out[..len]].concat(),
+            );
+            // The target's fresh receiver injects it: the seed gets past
+            // authentication.
+            let (mut a2, mut b2) = (node(1), node(2));
+            meet(&mut a2, &mut b2);
+            let mut d = out[..len].to_vec();
+            let verdict = b2.from_net(&mut d, endpoint(1), T0, &mut [0u8; 256]);
+            println!("wire-{name}: {verdict:?}");
+        }
+    }
+    if let Some((len, _)) = a.poll_hello(T0 + 1_500, &mut out) {
+        write(
+            &datagram,
+            "wire-keepalive",
+            &[&[0u8][..], &out[..len]].concat(),
+        );
+    }
+    // Mode 3: a hello payload sealed by the target; and a bare header.
+    let mut hello = [0u8; HELLO_LEN];
+    Hello {
+        echo_epoch: epoch_of(2),
+        echo_counter: 0,
+        echo_challenge: 0,
+        challenge: 1,
+        flags: HELLO_WANT_REPLY,
+    }
+    .encode(&mut hello);
+    write(&datagram, "sealed-hello", &[&[3u8][..], &hello].concat());
+    let mut header = [0u8; 1 + HEADER_LEN];
+    Header {
+        kind: Kind::Data,
+        flags: 0,
+        sender: addrs(1).id(),
+        epoch: epoch_of(1),
+        counter: 1000,
+        timestamp_ms: T0,
+    }
+    .encode(&mut header[1..]);
+    write(&datagram, "wire-header", &header);
+
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut configs = vec![examples.join("mcast-relay.toml")];
+    for tool in ["keepalived", "heartbeat", "corosync", "spread"] {
+        configs.push(examples.join(tool).join("mcast-relay.toml"));
+    }
+    for (i, path) in configs.iter().enumerate() {
+        if let Ok(text) = std::fs::read(path) {
+            write(&corpus.join("config"), &format!("example{i}"), &text);
+        }
+    }
+    println!("seeds written under {}", corpus.display());
+}
