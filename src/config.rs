@@ -265,8 +265,13 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn line_col(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..offset];
+        // An offset inside a multi-byte character (the parser should never
+        // give one) moves back to the character's start instead of panicking.
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = self.text.get(..offset).unwrap_or_default();
         let line = before.matches('\n').count() + 1;
         let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
         (line, col)
@@ -1170,6 +1175,17 @@ address = "10.250.0.2"
         assert!(parse_endpoint("host:0").is_err());
         assert!(parse_endpoint("-bad").is_err());
         assert!(parse_endpoint("").is_err());
+    }
+
+    #[test]
+    fn positions_inside_a_character_do_not_panic() {
+        let cx = Ctx {
+            path: Path::new("x.toml"),
+            text: "a = \"é\"\nb",
+        };
+        // Byte 6 is inside the two-byte é.
+        assert_eq!(cx.line_col(6), (1, 6));
+        assert_eq!(cx.line_col(100), (2, 2));
     }
 
     /// Every relay configuration shipped in examples/ must stay valid.
