@@ -17,6 +17,7 @@ use std::time::Duration;
 use lab::keepalived::Vrrp;
 use lab::vip::{self, Watch};
 use lab::{Lab, RelayOptions};
+use mcast_relay::counters::DropReason;
 
 const PRIORITY: [u8; 4] = [200, 150, 100, 50];
 
@@ -27,14 +28,10 @@ fn report(line: &str) {
 /// Network drops, `unconfirmed_epoch` included: anything that would mean
 /// a peer's packet was refused.
 fn refused(c: &HashMap<String, u64>) -> u64 {
-    c.iter()
-        .filter(|(k, _)| {
-            !matches!(
-                k.as_str(),
-                "sealed" | "sent" | "injected" | "kernel_noise" | "local_disallowed" | "no_route"
-            )
-        })
-        .map(|(_, v)| v)
+    DropReason::ALL
+        .iter()
+        .filter(|r| r.from_network())
+        .map(|r| c.get(r.name()).copied().unwrap_or(0))
         .sum()
 }
 

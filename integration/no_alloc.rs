@@ -6,6 +6,7 @@
 use mcast_relay::relay::{Inbound, Outbound};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::net::Ipv4Addr;
 
 struct Counting;
 
@@ -43,22 +44,20 @@ fn allocations<T>(f: impl FnOnce() -> T) -> (T, u64) {
 
 #[path = "inproc.rs"]
 mod inproc;
+#[path = "testpkt.rs"]
+mod testpkt;
 use inproc::{T0, endpoint as ep, meet, node};
 
-/// A VRRPv3 advert from node 1's overlay address, IPv4 checksum filled.
+/// A VRRPv3 advert from node 1's overlay address.
 fn advert() -> Vec<u8> {
     let payload = [0x31u8, 51, 200, 1, 0, 10, 0, 0, 10, 77, 0, 100];
-    let mut p = vec![
-        0x45, 0xc0, 0, 32, 0, 0, 0, 0, 255, 112, 0, 0, 10, 250, 0, 1, 224, 0, 0, 18,
-    ];
-    let sum: u32 = p
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum();
-    let sum = (sum & 0xffff) + (sum >> 16);
-    p[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-    p.extend_from_slice(&payload);
-    p
+    testpkt::ipv4(
+        Ipv4Addr::new(10, 250, 0, 1),
+        Ipv4Addr::new(224, 0, 0, 18),
+        112,
+        255,
+        &payload,
+    )
 }
 
 #[test]

@@ -185,6 +185,23 @@ impl DropReason {
         }
     }
 
+    /// A datagram from the network was dropped (not a local packet, not
+    /// an I/O failure).
+    pub fn from_network(self) -> bool {
+        !matches!(
+            self,
+            DropReason::KernelNoise
+                | DropReason::LocalMalformed
+                | DropReason::LocalForeignSource
+                | DropReason::NoRoute
+                | DropReason::LocalDisallowed
+                | DropReason::TooBig
+                | DropReason::PeerUnresolved
+                | DropReason::SendFailed
+                | DropReason::InjectFailed
+        )
+    }
+
     /// Expected in normal operation; not worth a warning.
     pub fn is_benign(self) -> bool {
         matches!(self, DropReason::KernelNoise | DropReason::UnconfirmedEpoch)
@@ -281,6 +298,18 @@ mod tests {
         for (i, r) in DropReason::ALL.iter().enumerate() {
             assert_eq!(r.index(), i, "{r} is out of order in ALL");
         }
+    }
+
+    #[test]
+    fn network_reasons() {
+        let net: Vec<&str> = DropReason::ALL
+            .iter()
+            .filter(|r| r.from_network())
+            .map(|r| r.name())
+            .collect();
+        assert_eq!(net.len(), 14);
+        assert!(net.contains(&"rate_limited") && net.contains(&"unconfirmed_epoch"));
+        assert!(!net.contains(&"kernel_noise") && !net.contains(&"send_failed"));
     }
 
     #[test]

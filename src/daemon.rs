@@ -200,12 +200,13 @@ struct State {
 
 impl State {
     fn on_tun_packet(&mut self, n: usize, sock: &UdpSocket) {
+        let now = now_ms();
         match self
             .relay
-            .from_tun(&self.tun_buf[..n], now_ms(), &mut self.out_buf)
+            .from_tun(&self.tun_buf[..n], now, &mut self.out_buf)
         {
             Outbound::Send { len, target } => {
-                let alarm = self.watch.observe(0, &self.tun_buf[..n], now_ms());
+                let alarm = self.watch.observe(0, &self.tun_buf[..n], now);
                 self.log_alarm(alarm);
                 self.send(len, target, sock);
             }
@@ -255,11 +256,7 @@ impl State {
     }
 
     fn node_name(&self, n: usize) -> String {
-        match n {
-            0 => self.me.clone(),
-            i if i <= self.relay.peer_count() => self.relay.peer_name(i - 1).to_string(),
-            _ => format!("node #{n}"),
-        }
+        status::node_name(&self.relay, &self.me, n)
     }
 
     fn log_alarm(&self, alarm: Option<Alarm>) {
@@ -312,16 +309,17 @@ impl State {
     fn on_datagram(&mut self, n: usize, from: SocketAddr, io: &Io) {
         let tun = io.tun.get_ref();
         let from = net::canonical(from);
+        let now = now_ms();
         match self
             .relay
-            .from_net(&mut self.net_buf[..n], from, now_ms(), &mut self.out_buf)
+            .from_net(&mut self.net_buf[..n], from, now, &mut self.out_buf)
         {
             Inbound::Reply { len, peer } => self.send(len, Target::Peer(peer), &io.sock),
             Inbound::Handled => {}
             Inbound::Inject { start, len, peer } => {
-                let alarm =
-                    self.watch
-                        .observe(peer + 1, &self.net_buf[start..start + len], now_ms());
+                let alarm = self
+                    .watch
+                    .observe(peer + 1, &self.net_buf[start..start + len], now);
                 self.log_alarm(alarm);
                 if let Err(e) = tun.write(&self.net_buf[start..start + len]) {
                     self.relay.count_drop(DropReason::InjectFailed);

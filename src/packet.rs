@@ -26,6 +26,9 @@ pub struct Inner {
     pub dst_port: Option<u16>,
     /// Part of a fragmented datagram.
     pub fragment: bool,
+    /// Where the upper-layer payload (after any IPv6 extension headers)
+    /// starts in the packet.
+    pub payload: usize,
 }
 
 impl Inner {
@@ -57,7 +60,8 @@ fn parse_v4(packet: &[u8]) -> Result<Inner, Malformed> {
     }
     let offset = u16::from(h.fragments_offset());
     let fragment = h.is_fragmenting_payload();
-    let payload = &packet[h.slice().len()..];
+    let start = h.slice().len();
+    let payload = &packet[start..];
     let proto = h.protocol().0;
     let dst_port = if offset == 0 {
         port(proto, payload)
@@ -70,6 +74,7 @@ fn parse_v4(packet: &[u8]) -> Result<Inner, Malformed> {
         proto,
         dst_port,
         fragment,
+        payload: start,
     })
 }
 
@@ -92,6 +97,7 @@ fn parse_v6(packet: &[u8]) -> Result<Inner, Malformed> {
         proto,
         dst_port,
         fragment,
+        payload: packet.len() - payload.len(),
     })
 }
 

@@ -83,6 +83,16 @@ fn secs_since(now_ms: u64, then_ms: u64) -> f64 {
     now_ms.saturating_sub(then_ms) as f64 / 1000.0
 }
 
+/// The name of node number `n` as the advert watch counts them: 0 is
+/// this node (`me`), i + 1 is peer i.
+pub fn node_name(relay: &Relay, me: &str, n: usize) -> String {
+    match n {
+        0 => me.to_string(),
+        i if i <= relay.peer_count() => relay.peer_name(i - 1).to_string(),
+        _ => format!("node #{n}"),
+    }
+}
+
 /// The relay as it is now.
 pub fn snapshot(relay: &Relay, watch: &Watch, cx: &Context) -> Status {
     let now = cx.now_ms;
@@ -118,13 +128,7 @@ pub fn snapshot(relay: &Relay, watch: &Watch, cx: &Context) -> Status {
             }
         })
         .collect();
-    let name_of = |n: usize| -> String {
-        match n {
-            0 => cx.node.to_string(),
-            i if i <= relay.peer_count() => relay.peer_name(i - 1).to_string(),
-            _ => format!("node #{n}"),
-        }
-    };
+    let name_of = |n: usize| node_name(relay, cx.node, n);
     let routers: Vec<RouterStatus> = watch
         .routers()
         .iter()

@@ -8,7 +8,9 @@
 //! Allocation-free per packet: routers live in a vector reserved up front,
 //! nodes are numbers (0 is this node, i + 1 is peer i).
 
-use crate::packet::PROTO_VRRP;
+use std::net::IpAddr;
+
+use crate::packet::{self, PROTO_VRRP};
 
 /// At most this many virtual routers are tracked.
 pub const MAX_ROUTERS: usize = 256;
@@ -56,22 +58,15 @@ const CARP_LEN: usize = 36;
 /// by its fixed length and its auth length of 7 words where VRRPv2 has an
 /// address count.
 pub fn parse(packet: &[u8]) -> Option<Advert> {
-    let (family, payload) = match packet.first()? >> 4 {
-        4 => {
-            let ihl = usize::from(packet[0] & 0x0f) * 4;
-            if *packet.get(9)? != PROTO_VRRP {
-                return None;
-            }
-            (Family::V4, packet.get(ihl..)?)
-        }
-        6 => {
-            if *packet.get(6)? != PROTO_VRRP {
-                return None;
-            }
-            (Family::V6, packet.get(40..)?)
-        }
-        _ => return None,
+    let inner = packet::parse(packet).ok()?;
+    if inner.proto != PROTO_VRRP || inner.fragment {
+        return None;
+    }
+    let family = match inner.src {
+        IpAddr::V4(_) => Family::V4,
+        IpAddr::V6(_) => Family::V6,
     };
+    let payload = packet.get(inner.payload..)?;
     let b = payload.get(..8)?;
     let (version, kind) = (b[0] >> 4, b[0] & 0x0f);
     if kind != 1 {

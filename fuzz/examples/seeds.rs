@@ -13,32 +13,15 @@ use mcast_relay::wire::{HEADER_LEN, HELLO_LEN, HELLO_WANT_REPLY, Header, Hello, 
 #[path = "../../integration/inproc.rs"]
 mod inproc;
 use inproc::*;
+#[path = "../../integration/testpkt.rs"]
+mod testpkt;
+use testpkt::{checksum, ipv4, udp};
 
 const PROTO_UDP: u8 = 17;
 const PROTO_VRRP: u8 = 112;
 
-fn checksum(b: &[u8]) -> u16 {
-    let mut sum: u32 = b
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 fn v4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, payload: &[u8]) -> Vec<u8> {
-    let total = (20 + payload.len()) as u16;
-    let mut p = vec![0x45, 0xc0];
-    p.extend_from_slice(&total.to_be_bytes());
-    p.extend_from_slice(&[0, 0, 0x40, 0, 255, proto, 0, 0]);
-    p.extend_from_slice(&src.octets());
-    p.extend_from_slice(&dst.octets());
-    let c = checksum(&p);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p.extend_from_slice(payload);
-    p
+    ipv4(src, dst, proto, 255, payload)
 }
 
 fn v6(src: Ipv6Addr, dst: Ipv6Addr, next: u8, payload: &[u8]) -> Vec<u8> {
@@ -49,15 +32,6 @@ fn v6(src: Ipv6Addr, dst: Ipv6Addr, next: u8, payload: &[u8]) -> Vec<u8> {
     p.extend_from_slice(&dst.octets());
     p.extend_from_slice(payload);
     p
-}
-
-fn udp(dport: u16, data: &[u8]) -> Vec<u8> {
-    let mut u = dport.to_be_bytes().to_vec();
-    u.extend_from_slice(&dport.to_be_bytes());
-    u.extend_from_slice(&((8 + data.len()) as u16).to_be_bytes());
-    u.extend_from_slice(&[0, 0]);
-    u.extend_from_slice(data);
-    u
 }
 
 /// A VRRPv3 advert for VRID 51, priority 100, one address.
@@ -99,7 +73,7 @@ fn packets() -> Vec<(&'static str, Vec<u8>)> {
                 me,
                 Ipv4Addr::new(10, 250, 0, 255),
                 PROTO_UDP,
-                &udp(694, b"t=status\nst=active\n"),
+                &udp(694, 694, b"t=status\nst=active\n"),
             ),
         ),
         (
@@ -108,12 +82,12 @@ fn packets() -> Vec<(&'static str, Vec<u8>)> {
                 me,
                 Ipv4Addr::new(239, 192, 0, 1),
                 PROTO_UDP,
-                &udp(5405, &[0u8; 24]),
+                &udp(5405, 5405, &[0u8; 24]),
             ),
         ),
         (
             "corosync-unicast",
-            v4(me, overlay(2), PROTO_UDP, &udp(5404, &[1u8; 24])),
+            v4(me, overlay(2), PROTO_UDP, &udp(5404, 5404, &[1u8; 24])),
         ),
     ]
 }

@@ -35,20 +35,7 @@ impl Lab {
             log = dirs[3].display(),
         );
         let log = self.path(&format!("corosync{host}.log"));
-        let pid = self.spawn(
-            host,
-            "corosync",
-            &[
-                "unshare",
-                "-m",
-                "--propagation",
-                "private",
-                "sh",
-                "-c",
-                &script,
-            ],
-            &log,
-        );
+        let pid = self.spawn_private(host, "corosync", &script, false, &log);
         Corosync { host, pid }
     }
 

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use std::collections::HashMap;
 
+use mcast_relay::counters::DropReason;
+
 use super::keepalived::Vrrp;
 use super::vip::{self, Added, Watch};
 use super::{Lab, RelayOptions, in_netns, in_ns};
@@ -197,26 +199,14 @@ impl Flood {
     }
 }
 
-/// Counter names that are totals or local-side drops, not network drops.
-const NOT_NET_DROPS: &[&str] = &[
-    "sealed",
-    "sent",
-    "injected",
-    "kernel_noise",
-    "local_malformed",
-    "local_foreign_source",
-    "no_route",
-    "local_disallowed",
-    "too_big",
-    "peer_unresolved",
-    "send_failed",
-    "inject_failed",
-];
-
 fn net_drops(lab: &Lab, h: usize) -> HashMap<String, u64> {
     lab.relay_counters(h)
         .into_iter()
-        .filter(|(k, _)| !NOT_NET_DROPS.contains(&k.as_str()))
+        .filter(|(k, _)| {
+            DropReason::ALL
+                .iter()
+                .any(|r| r.from_network() && r.name() == k)
+        })
         .collect()
 }
 

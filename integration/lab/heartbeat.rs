@@ -63,21 +63,7 @@ impl Lab {
             etc = etc.display(),
         );
         let log = self.path(&format!("heartbeat{host}.log"));
-        self.spawn(
-            host,
-            "heartbeat",
-            &[
-                "unshare",
-                "-m",
-                "-u",
-                "--propagation",
-                "private",
-                "sh",
-                "-c",
-                &script,
-            ],
-            &log,
-        );
+        self.spawn_private(host, "heartbeat", &script, true, &log);
         Heartbeat { host, run }
     }
 

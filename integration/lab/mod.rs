@@ -333,53 +333,18 @@ impl Lab {
 
     /// Makes the cloud drop multicast and broadcast (the default).
     pub fn close_bridge(&self) {
-        let cloud = self.cloud();
-        let out = Command::new("ip")
-            .args(["netns", "exec", &cloud, "nft", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .and_then(|mut c| {
-                c.stdin
-                    .take()
-                    .expect("piped stdin")
-                    .write_all(CLOUD_RULES.as_bytes())?;
-                c.wait_with_output()
-            })
-            .expect("cannot run nft");
-        assert!(
-            out.status.success(),
-            "nft failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        nft(&self.cloud(), CLOUD_RULES);
     }
 
     /// Cuts host `h` off from all others in the cloud, both directions.
     pub fn partition(&self, h: usize) {
         let port = format!("v{h}");
-        let rules = format!(
-            "table bridge lab_partition {{\n chain forward {{\n  type filter hook forward priority -200;\n  \
-             iifname \"{port}\" drop\n  oifname \"{port}\" drop\n }}\n}}\n"
-        );
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.cloud(), "nft", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .and_then(|mut c| {
-                c.stdin
-                    .take()
-                    .expect("piped stdin")
-                    .write_all(rules.as_bytes())?;
-                c.wait_with_output()
-            })
-            .expect("cannot run nft");
-        assert!(
-            out.status.success(),
-            "nft failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        nft(
+            &self.cloud(),
+            &format!(
+                "table bridge lab_partition {{\n chain forward {{\n  type filter hook forward priority -200;\n  \
+                 iifname \"{port}\" drop\n  oifname \"{port}\" drop\n }}\n}}\n"
+            ),
         );
     }
 
@@ -431,6 +396,24 @@ impl Lab {
             .args(args)
             .output()
             .expect("cannot run ip netns exec")
+    }
+
+    /// Starts `script` (sh) in a host inside a private mount namespace (and
+    /// UTS namespace with `uts`), for daemons with fixed state paths.
+    pub(crate) fn spawn_private(
+        &mut self,
+        host: usize,
+        what: &str,
+        script: &str,
+        uts: bool,
+        log: &Path,
+    ) -> u32 {
+        let mut args = vec!["unshare", "-m"];
+        if uts {
+            args.push("-u");
+        }
+        args.extend(["--propagation", "private", "sh", "-c", script]);
+        self.spawn(host, what, &args, log)
     }
 
     /// Starts a long-running process in a host, its output in `log`.
@@ -586,16 +569,13 @@ impl Lab {
     /// Makes host `h` drop relay datagrams from host `from`'s underlay
     /// address before they reach its relay (one direction only).
     pub fn drop_relay_traffic(&self, h: usize, from: usize) {
-        self.exec(h, &["nft", "add", "table", "ip", "lab_drop"]);
-        self.exec(
-            h,
-            &[
-                "nft",
-                "add chain ip lab_drop in { type filter hook input priority -300; }",
-            ],
+        nft(
+            &self.ns(h),
+            &format!(
+                "table ip lab_drop {{\n chain in {{\n  type filter hook input priority -300;\n  \
+                 ip saddr 10.77.0.{from} udp dport 7112 drop\n }}\n}}\n"
+            ),
         );
-        let rule = format!("add rule ip lab_drop in ip saddr 10.77.0.{from} udp dport 7112 drop");
-        self.exec(h, &["nft", &rule]);
     }
 
     /// Undoes [`Lab::drop_relay_traffic`] on host `h`.
@@ -915,6 +895,29 @@ pub fn signal(pid: u32, sig: i32) {
     unsafe {
         libc::kill(pid as i32, sig);
     }
+}
+
+/// Loads an nftables ruleset into namespace `ns`; panics if nft refuses it.
+fn nft(ns: &str, rules: &str) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin
+                .take()
+                .expect("piped stdin")
+                .write_all(rules.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("cannot run nft");
+    assert!(
+        out.status.success(),
+        "nft failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Adds `addr` to eth0 in namespace `ns`.
