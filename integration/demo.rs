@@ -1,4 +1,4 @@
-//! The live demo behind `sudo ./integration/demo`: three hosts on a
+//! The live demo behind `./integration/demo` (as root): three hosts on a
 //! simulated cloud network that drops multicast, stock keepalived first
 //! without the relay (split brain), then through mcast-relay (one master),
 //! the master killed, the VIP moving and the time it took.
@@ -31,7 +31,7 @@ fn holders_line(lab: &Lab) -> String {
 
 fn main() {
     if !lab::is_root() {
-        eprintln!("the demo builds network namespaces and needs root: sudo ./integration/demo");
+        eprintln!("the demo builds network namespaces and needs root: run it as root");
         std::process::exit(1);
     }
     lab::require_programs(lab::keepalived::PROGRAMS);
@@ -133,7 +133,7 @@ fn main() {
 
     step("What the relay on h2 logged");
     println!("{}", indent(&lab::tail(&lab.relay_log(2), 5)));
-    println!("\nDone; the lab is removed. Run every test with: sudo ./integration/run-tests");
+    println!("\nDone; the lab is removed. Run every test with: ./integration/run-tests");
 }
 
 fn indent(s: &str) -> String {
