@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use mcast_relay::allow::{AllowList, Preset};
 use mcast_relay::crypto::ClusterKey;
-use mcast_relay::relay::{Inbound, NodeAddrs, PeerSpec, Relay, RelayParams, Security};
+use mcast_relay::relay::{Inbound, Link, NodeAddrs, PeerSpec, Relay, RelayParams, Security};
 
 pub const T0: u64 = 1_790_000_000_000;
 pub const KEY: [u8; 32] = [7; 32];
@@ -54,6 +54,7 @@ pub fn node(me: u8) -> Relay {
         .collect();
     let mut r = Relay::new(RelayParams {
         local: addrs(me),
+        link: Link::Ip,
         prefix_len: 24,
         peers,
         allow: allow(),

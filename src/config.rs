@@ -508,9 +508,7 @@ fn validate_interface(
         None => Mode::Tun,
         Some(s) => match s.get_ref().as_str() {
             "tun" => Mode::Tun,
-            "tap" => {
-                return Err(ctx.err(s.span(), "interface.mode", "\"tap\" is not available in this version yet; use \"tun\" (keepalived, heartbeat, corosync and spread all work in tun mode)"));
-            }
+            "tap" => Mode::Tap,
             other => {
                 return Err(ctx.err(
                     s.span(),
@@ -1003,7 +1001,6 @@ address = "10.250.0.3"
                 "interface.address6",
             ),
             ("mode = \"tun\"", "mode = \"tunnel\"", "interface.mode"),
-            ("mode = \"tun\"", "mode = \"tap\"", "interface.mode"),
             (
                 "name = \"mcast0\"",
                 "name = \"a-very-long-interface\"",

@@ -36,6 +36,9 @@ pub enum DropReason {
     UnconfirmedEpoch,
     /// The peer exceeded its injection rate limit.
     RateLimited,
+    /// The peer's interface mode differs: it sends Ethernet frames (tap)
+    /// and this node is in tun mode, or the reverse.
+    LinkMismatch,
     // --- packets from the local interface ---
     /// IGMP/MLD/router solicitations the kernel sends on its own.
     KernelNoise,
@@ -59,7 +62,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 23] = [
+    pub const ALL: [DropReason; 24] = [
         DropReason::Malformed,
         DropReason::UnknownVersion,
         DropReason::UnknownSender,
@@ -74,6 +77,7 @@ impl DropReason {
         DropReason::WrongEndpoint,
         DropReason::UnconfirmedEpoch,
         DropReason::RateLimited,
+        DropReason::LinkMismatch,
         DropReason::KernelNoise,
         DropReason::LocalMalformed,
         DropReason::LocalForeignSource,
@@ -102,6 +106,7 @@ impl DropReason {
             DropReason::WrongEndpoint => "wrong_endpoint",
             DropReason::UnconfirmedEpoch => "unconfirmed_epoch",
             DropReason::RateLimited => "rate_limited",
+            DropReason::LinkMismatch => "link_mismatch",
             DropReason::KernelNoise => "kernel_noise",
             DropReason::LocalMalformed => "local_malformed",
             DropReason::LocalForeignSource => "local_foreign_source",
@@ -143,9 +148,11 @@ impl DropReason {
             DropReason::BadAuth => {
                 "authentication failed: forged or corrupted, or the sender uses a different key file"
             }
-            DropReason::BadInner => "an authenticated datagram whose inner packet is not valid IP",
+            DropReason::BadInner => {
+                "an authenticated datagram whose inner packet is not valid IP (or, in tap mode, not an IPv4, IPv6 or ARP frame)"
+            }
             DropReason::WrongSource => {
-                "a peer sent a packet with a source that is not its own overlay address"
+                "a peer sent a packet with a source that is not its own overlay address (or, in tap mode, not its own MAC address)"
             }
             DropReason::Disallowed => {
                 "a peer sent a packet that [allow] does not permit here, or unicast for another node"
@@ -158,6 +165,9 @@ impl DropReason {
             }
             DropReason::RateLimited => {
                 "a peer sent more packets than node.inject_rate_limit allows (a flood, or raise the limit)"
+            }
+            DropReason::LinkMismatch => {
+                "a peer runs its interface in the other mode (one node has `mode = \"tap\"`, another `mode = \"tun\"`); configure every node the same way"
             }
             DropReason::KernelNoise => {
                 "the kernel's own IGMP/MLD/ICMPv6 traffic on the interface (normal)"
@@ -307,7 +317,7 @@ mod tests {
             .filter(|r| r.from_network())
             .map(|r| r.name())
             .collect();
-        assert_eq!(net.len(), 14);
+        assert_eq!(net.len(), 15);
         assert!(net.contains(&"rate_limited") && net.contains(&"unconfirmed_epoch"));
         assert!(!net.contains(&"kernel_noise") && !net.contains(&"send_failed"));
     }

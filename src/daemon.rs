@@ -16,9 +16,10 @@ use tokio::net::UdpSocket;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
-use crate::config::{Config, Endpoint};
+use crate::config::{Config, Endpoint, Mode};
 use crate::counters::{DropCounters, DropReason};
 use crate::crypto::Challenger;
+use crate::frame;
 use crate::keyfile;
 use crate::metrics;
 use crate::net::{self, EndpointUpdate};
@@ -26,7 +27,8 @@ use crate::notify::Notifier;
 use crate::privilege;
 use crate::quorum::Quorum;
 use crate::relay::{
-    Inbound, NodeAddrs, OVERHEAD, Outbound, PeerSpec, Relay, RelayParams, Reload, Security, Target,
+    Inbound, Link, NodeAddrs, OVERHEAD, Outbound, PeerSpec, Relay, RelayParams, Reload, Security,
+    Target,
 };
 use crate::reload;
 use crate::status;
@@ -36,8 +38,8 @@ use crate::vrrp_watch::{Alarm, Watch};
 /// Packets handled per readiness event before the loop looks at the other
 /// source, so neither direction can starve the other.
 const BATCH: usize = 64;
-/// Largest IP packet.
-const MAX_PACKET: usize = 65_535;
+/// Largest IP packet, in an Ethernet frame in tap mode.
+const MAX_FRAME: usize = 65_535 + frame::HEADER_LEN;
 /// How often the loop checks for hellos due (handshake retries).
 const HELLO_TICK: Duration = Duration::from_millis(100);
 /// How often drop counts are summarised in the log.
@@ -68,18 +70,24 @@ pub fn run(cfg: Config) -> Result<(), String> {
 /// The interface MTU: configured, or the smallest route MTU towards the
 /// peers minus what the relay adds, so no datagram is fragmented.
 fn choose_mtu(cfg: &Config, endpoints: &[Option<SocketAddr>]) -> u32 {
+    // A tap's MTU counts the IP packet; the frame adds its header.
+    let link = match cfg.interface.mode {
+        Mode::Tun => 0,
+        Mode::Tap => frame::HEADER_LEN as u32,
+    };
     let fitting = endpoints
         .iter()
         .flatten()
         .filter_map(|ep| match tun::route_mtu(*ep) {
-            Ok(m) => Some(net::inner_mtu(m, ep)),
+            Ok(m) => Some(net::inner_mtu(m, ep).saturating_sub(link)),
             Err(e) => {
                 tracing::debug!(endpoint = %ep, error = %e, "no route MTU");
                 None
             }
         })
         .min();
-    let fallback = net::inner_mtu(FALLBACK_UNDERLAY_MTU, &SocketAddr::from(([0, 0, 0, 0], 0)));
+    let fallback = net::inner_mtu(FALLBACK_UNDERLAY_MTU, &SocketAddr::from(([0, 0, 0, 0], 0)))
+        .saturating_sub(link);
     let computed = fitting.unwrap_or(fallback);
     let min = if cfg.interface.address6.is_some() {
         1280
@@ -206,7 +214,8 @@ impl State {
             .from_tun(&self.tun_buf[..n], now, &mut self.out_buf)
         {
             Outbound::Send { len, target } => {
-                let alarm = self.watch.observe(0, &self.tun_buf[..n], now);
+                let ip = self.relay.ip_packet(&self.tun_buf[..n]);
+                let alarm = self.watch.observe(0, ip, now);
                 self.log_alarm(alarm);
                 self.send(len, target, sock);
             }
@@ -317,9 +326,8 @@ impl State {
             Inbound::Reply { len, peer } => self.send(len, Target::Peer(peer), &io.sock),
             Inbound::Handled => {}
             Inbound::Inject { start, len, peer } => {
-                let alarm = self
-                    .watch
-                    .observe(peer + 1, &self.net_buf[start..start + len], now);
+                let ip = self.relay.ip_packet(&self.net_buf[start..start + len]);
+                let alarm = self.watch.observe(peer + 1, ip, now);
                 self.log_alarm(alarm);
                 if let Err(e) = tun.write(&self.net_buf[start..start + len]) {
                     self.relay.count_drop(DropReason::InjectFailed);
@@ -584,6 +592,7 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
         prefix_len: cfg.interface.prefix_len,
         broadcast: cfg.interface.broadcast(),
         address6: cfg.interface.address6,
+        tap_mac: (cfg.interface.mode == Mode::Tap).then(|| frame::node_mac(cfg.interface.address)),
     };
     let tun = Tun::open(&spec).map_err(|e| e.to_string())?;
     let tun = tun
@@ -630,6 +639,10 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
             v4: cfg.interface.address,
             v6: cfg.interface.address6.map(|(a, _)| a),
         },
+        link: match cfg.interface.mode {
+            Mode::Tun => Link::Ip,
+            Mode::Tap => Link::Ethernet,
+        },
         prefix_len: cfg.interface.prefix_len,
         peers,
         allow: cfg.allow.clone(),
@@ -669,6 +682,7 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
     tracing::info!(
         node = %cfg.node.name,
         interface = %cfg.interface.name,
+        mode = match cfg.interface.mode { Mode::Tun => "tun", Mode::Tap => "tap" },
         address = %format!("{}/{}", cfg.interface.address, cfg.interface.prefix_len),
         mtu,
         listen = %cfg.node.listen,
@@ -693,9 +707,9 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
     }
     let mut st = State {
         relay,
-        tun_buf: vec![0u8; MAX_PACKET],
-        out_buf: vec![0u8; MAX_PACKET + OVERHEAD],
-        net_buf: vec![0u8; MAX_PACKET + OVERHEAD],
+        tun_buf: vec![0u8; MAX_FRAME],
+        out_buf: vec![0u8; MAX_FRAME + OVERHEAD],
+        net_buf: vec![0u8; MAX_FRAME + OVERHEAD],
         drops: DropLog::new(),
         sends: SendLog {
             last_warn: vec![None; peer_count],

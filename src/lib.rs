@@ -1,10 +1,11 @@
 //! mcast-relay: carries the multicast and broadcast heartbeats of stock
-//! failover tools (keepalived, heartbeat, corosync, spread) between hosts
+//! failover tools (keepalived, ucarp, heartbeat, corosync, spread) between hosts
 //! over authenticated, encrypted unicast UDP, for networks that drop
 //! multicast.
 //!
 //! The packet logic is a sans-IO core ([`relay`]) built from small pure
-//! parts; the daemon wraps it with a tun device and a UDP socket.
+//! parts; the daemon wraps it with a tun (IP packets) or tap (Ethernet
+//! frames) device and a UDP socket.
 
 pub mod allow;
 pub mod check;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod counters;
 pub mod crypto;
 pub mod daemon;
+pub mod frame;
 pub mod hostcheck;
 pub mod keyfile;
 pub mod metrics;

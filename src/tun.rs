@@ -1,11 +1,12 @@
-//! The tun device and the host-network queries around it. This module is
+//! The tun (or tap) device and the host-network queries around it. This module is
 //! the only place with `unsafe`: ioctls on `/dev/net/tun` and on a control
 //! socket, and `getsockopt(IP_MTU)`.
 //!
 //! The device is created persistent so a relay restart never removes the
 //! interface from under keepalived (which exits when its interface goes
 //! away). Set-up is idempotent: attaching to an existing device with the
-//! same configuration changes nothing.
+//! same configuration changes nothing. A tap gets the node's MAC address
+//! (derived from its overlay address) so peers can check it.
 
 use std::ffi::CStr;
 use std::fs::{File, OpenOptions};
@@ -26,6 +27,14 @@ pub struct TunSpec {
     pub prefix_len: u8,
     pub broadcast: Ipv4Addr,
     pub address6: Option<(Ipv6Addr, u8)>,
+    /// `Some(mac)`: a tap device with this MAC address; `None`: a tun.
+    pub tap_mac: Option<[u8; 6]>,
+}
+
+impl TunSpec {
+    fn kind(&self) -> &'static str {
+        if self.tap_mac.is_some() { "tap" } else { "tun" }
+    }
 }
 
 /// An open, configured tun device (non-blocking).
@@ -127,7 +136,12 @@ impl Tun {
             .open("/dev/net/tun")
             .map_err(|e| ctx("opening /dev/net/tun", e))?;
         let mut req = ifreq(&spec.name)?;
-        req.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
+        let kind_flag = if spec.tap_mac.is_some() {
+            libc::IFF_TAP
+        } else {
+            libc::IFF_TUN
+        };
+        req.ifr_ifru.ifru_flags = (kind_flag | libc::IFF_NO_PI) as libc::c_short;
         // SAFETY: TUNSETIFF takes a pointer to ifreq.
         let r = unsafe {
             libc::ioctl(
@@ -144,10 +158,12 @@ impl Tun {
                     spec.name
                 ),
                 Some(libc::EINVAL) => format!(
-                    "interface {} exists but is not a tun device (a tap, or another kind of link); remove it with `ip link del {}` or choose another [interface] name",
-                    spec.name, spec.name
+                    "interface {} exists but is not a {} device (the other mode, or another kind of link); remove it with `ip link del {}` or choose another [interface] name",
+                    spec.name,
+                    spec.kind(),
+                    spec.name
                 ),
-                _ => format!("creating tun device {}", spec.name),
+                _ => format!("creating {} device {}", spec.kind(), spec.name),
             };
             return Err(ctx(&why, e));
         }
@@ -155,7 +171,7 @@ impl Tun {
         let r = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETPERSIST, 1 as libc::c_ulong) };
         if r < 0 {
             return Err(ctx(
-                "making the tun device persistent",
+                &format!("making the {} device persistent", spec.kind()),
                 io::Error::last_os_error(),
             ));
         }
@@ -197,6 +213,10 @@ impl Tun {
             return Err(io::Error::other(format!(
                 "IPv6 is disabled on this host ({ipv6_conf} is missing) but [interface] address6 is set; enable IPv6 or remove address6"
             )));
+        }
+
+        if let Some(mac) = spec.tap_mac {
+            set_mac(&ctl, name, mac)?;
         }
 
         let mut req = ifreq(name)?;
@@ -327,6 +347,37 @@ impl Tun {
             Ok(n as usize)
         }
     }
+}
+
+/// Gives a tap its node MAC unless it has it already (a restart).
+fn set_mac(ctl: &Ctl, name: &str, mac: [u8; 6]) -> io::Result<()> {
+    let mut req = ifreq(name)?;
+    ctl.ioctl(libc::SIOCGIFHWADDR, &mut req)
+        .map_err(|e| ctx(&format!("reading the MAC address of {name}"), e))?;
+    // SAFETY: SIOCGIFHWADDR filled ifru_hwaddr.
+    let current = unsafe { req.ifr_ifru.ifru_hwaddr };
+    if current.sa_data[..6]
+        .iter()
+        .zip(mac)
+        .all(|(a, b)| *a as u8 == b)
+    {
+        return Ok(());
+    }
+    let mut req = ifreq(name)?;
+    // SAFETY: a sockaddr is plain data; all-zero is valid.
+    let mut hw: libc::sockaddr = unsafe { mem::zeroed() };
+    hw.sa_family = libc::ARPHRD_ETHER;
+    for (d, s) in hw.sa_data.iter_mut().zip(mac) {
+        *d = s as libc::c_char;
+    }
+    req.ifr_ifru.ifru_hwaddr = hw;
+    let shown: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+    ctl.ioctl(libc::SIOCSIFHWADDR, &mut req).map_err(|e| {
+        ctx(
+            &format!("setting MAC address {} on {name}", shown.join(":")),
+            e,
+        )
+    })
 }
 
 fn write_sysctl(path: &str, value: &str) -> io::Result<()> {
@@ -464,37 +515,51 @@ mod tests {
         assert!(mtu >= 1500, "loopback MTU {mtu}");
     }
 
-    /// Creates a real tun in a throwaway network namespace; needs root.
-    #[test]
-    fn tun_set_up_is_idempotent() {
+    /// Runs `body` in a thread inside a fresh network namespace, so no
+    /// device appears on the host; skips (visibly) without root.
+    fn in_fresh_netns(test: &str, body: fn() -> Result<(), String>) {
         if !is_root() {
-            eprintln!("SKIPPED tun::tun_set_up_is_idempotent: needs root (creates a tun device)");
+            eprintln!("SKIPPED tun::{test}: needs root (creates a device)");
             return;
         }
         let out = std::process::Command::new("unshare")
             .args(["-n", "--", "true"])
             .status();
         if !matches!(out, Ok(s) if s.success()) {
-            eprintln!(
-                "SKIPPED tun::tun_set_up_is_idempotent: cannot create a network namespace here"
-            );
+            eprintln!("SKIPPED tun::{test}: cannot create a network namespace here");
             return;
         }
-        // Run the body in a child thread that moves into a fresh network
-        // namespace, so no device appears on the host.
-        let h = std::thread::spawn(|| -> Result<(), String> {
+        let h = std::thread::spawn(move || -> Result<(), String> {
             // SAFETY: unshare affects only this thread's network namespace.
             if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
                 return Err(format!("unshare: {}", io::Error::last_os_error()));
             }
-            let spec = TunSpec {
-                name: "mrtest0".into(),
-                mtu: 1400,
-                address: Ipv4Addr::new(10, 250, 0, 1),
-                prefix_len: 24,
-                broadcast: Ipv4Addr::new(10, 250, 0, 255),
-                address6: Some(("fd00:250::1".parse().map_err(|_| "ip")?, 64)),
-            };
+            body()
+        });
+        match h.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("{e}"),
+            Err(_) => panic!("{test} thread panicked"),
+        }
+    }
+
+    fn spec_of(name: &str, tap_mac: Option<[u8; 6]>) -> Result<TunSpec, String> {
+        Ok(TunSpec {
+            name: name.into(),
+            mtu: 1400,
+            address: Ipv4Addr::new(10, 250, 0, 1),
+            prefix_len: 24,
+            broadcast: Ipv4Addr::new(10, 250, 0, 255),
+            address6: Some(("fd00:250::1".parse().map_err(|_| "ip")?, 64)),
+            tap_mac,
+        })
+    }
+
+    /// Creates a real tun in a throwaway network namespace; needs root.
+    #[test]
+    fn tun_set_up_is_idempotent() {
+        in_fresh_netns("tun_set_up_is_idempotent", || {
+            let spec = spec_of("mrtest0", None)?;
             let t = Tun::open(&spec).map_err(|e| e.to_string())?;
             drop(t);
             // Persistent: still there after the fd closed; reopening works.
@@ -523,12 +588,54 @@ mod tests {
                 &[0x21, 1, 100, 1, 0, 1, 0, 0],
             );
             t.write(&pkt).map_err(|e| format!("write: {e}"))?;
+            // The other mode on the same name is refused with a way out.
+            let err = Tun::open(&spec_of("mrtest0", Some([2, 0x6d, 10, 250, 0, 1]))?)
+                .err()
+                .ok_or("a tap opened on a tun's name")?;
+            if !err.to_string().contains("is not a tap device") {
+                return Err(format!("mode clash message: {err}"));
+            }
             Ok(())
         });
-        match h.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => panic!("{e}"),
-            Err(_) => panic!("tun test thread panicked"),
-        }
+    }
+
+    /// A tap gets the node MAC, keeps it across a reattach, and passes
+    /// frames.
+    #[test]
+    fn tap_set_up_with_node_mac() {
+        in_fresh_netns("tap_set_up_with_node_mac", || {
+            let mac = crate::frame::node_mac(Ipv4Addr::new(10, 250, 0, 1));
+            let spec = spec_of("mrtest1", Some(mac))?;
+            drop(Tun::open(&spec).map_err(|e| e.to_string())?);
+            let t = Tun::open(&spec).map_err(|e| format!("reattach: {e}"))?;
+            // /sys shows the host's namespace, so ask the kernel directly.
+            let ctl = Ctl::new(libc::AF_INET).map_err(|e| e.to_string())?;
+            let mut req = ifreq("mrtest1").map_err(|e| e.to_string())?;
+            ctl.ioctl(libc::SIOCGIFHWADDR, &mut req)
+                .map_err(|e| e.to_string())?;
+            // SAFETY: SIOCGIFHWADDR filled ifru_hwaddr.
+            let hw = unsafe { req.ifr_ifru.ifru_hwaddr };
+            let got: Vec<u8> = hw.sa_data[..6].iter().map(|b| *b as u8).collect();
+            if got != [0x02, 0x6d, 10, 250, 0, 1] {
+                return Err(format!("MAC {got:02x?}"));
+            }
+            let mtu = mtu("mrtest1").map_err(|e| e.to_string())?;
+            if mtu != 1400 {
+                return Err(format!("mtu {mtu}"));
+            }
+            let pkt = crate::packet::testpkt::v4(
+                Ipv4Addr::new(10, 250, 0, 2),
+                Ipv4Addr::new(224, 0, 0, 18),
+                crate::packet::PROTO_VRRP,
+                &[0x21, 1, 100, 1, 0, 1, 0, 0],
+            );
+            let mut f = vec![0x01, 0, 0x5e, 0, 0, 0x12, 2, 0x6d, 10, 250, 0, 2, 0x08, 0];
+            f.extend_from_slice(&pkt);
+            let n = t.write(&f).map_err(|e| format!("write: {e}"))?;
+            if n != f.len() {
+                return Err(format!("short write {n}"));
+            }
+            Ok(())
+        });
     }
 }

@@ -12,6 +12,9 @@ pub const HEADER_LEN: usize = 32;
 pub const TAG_LEN: usize = 16;
 /// Flag bit: the payload is plaintext with no tag (`insecure = true`).
 pub const FLAG_PLAINTEXT: u8 = 0x01;
+/// Flag bit: the sender's interface is a tap, so data payloads are Ethernet
+/// frames rather than IP packets.
+pub const FLAG_FRAME: u8 = 0x02;
 
 /// What a datagram carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,7 +88,7 @@ impl Header {
             return Err(WireError::UnknownVersion);
         }
         let kind = Kind::from_byte(h[1]).ok_or(WireError::Malformed)?;
-        if h[2] & !FLAG_PLAINTEXT != 0 || h[3] != 0 {
+        if h[2] & !(FLAG_PLAINTEXT | FLAG_FRAME) != 0 || h[3] != 0 {
             return Err(WireError::Malformed);
         }
         Ok(Header {
@@ -100,6 +103,10 @@ impl Header {
 
     pub fn is_plaintext(&self) -> bool {
         self.flags & FLAG_PLAINTEXT != 0
+    }
+
+    pub fn carries_frames(&self) -> bool {
+        self.flags & FLAG_FRAME != 0
     }
 }
 

@@ -1,0 +1,341 @@
+//! Ethernet frames in tap mode: the 14-byte header, each node's MAC address
+//! (derived from its overlay address, so every node knows every other
+//! node's MAC from the configuration alone), and the fields of ARP and IPv6
+//! neighbour discovery the relay checks. Zero-copy, no allocation.
+
+use std::net::Ipv4Addr;
+
+use crate::packet::{Inner, PROTO_ICMPV6};
+
+pub const HEADER_LEN: usize = 14;
+/// Shortest Ethernet frame without its checksum: shorter payloads are
+/// padded up to it, so a small packet may be followed by padding.
+const MIN_FRAME: usize = 60;
+
+pub const ETHERTYPE_IPV4: u16 = 0x0800;
+pub const ETHERTYPE_ARP: u16 = 0x0806;
+pub const ETHERTYPE_IPV6: u16 = 0x86dd;
+
+pub type Mac = [u8; 6];
+
+pub const BROADCAST: Mac = [0xff; 6];
+
+/// First two bytes of a node's MAC: locally administered, unicast (0x02),
+/// then 0x6d ('m'); the overlay IPv4 address fills the other four.
+const NODE_MAC_PREFIX: [u8; 2] = [0x02, 0x6d];
+
+/// The MAC address of the node with overlay address `v4`.
+pub fn node_mac(v4: Ipv4Addr) -> Mac {
+    let o = v4.octets();
+    [
+        NODE_MAC_PREFIX[0],
+        NODE_MAC_PREFIX[1],
+        o[0],
+        o[1],
+        o[2],
+        o[3],
+    ]
+}
+
+/// The overlay address a node MAC was derived from.
+pub fn node_of_mac(mac: Mac) -> Option<Ipv4Addr> {
+    (mac[..2] == NODE_MAC_PREFIX).then(|| Ipv4Addr::new(mac[2], mac[3], mac[4], mac[5]))
+}
+
+/// Multicast or broadcast: the group bit of the first byte.
+pub fn is_group(mac: Mac) -> bool {
+    mac[0] & 1 == 1
+}
+
+/// The IANA block 00:00:5e:00:00:00–00:00:5e:00:02:ff that virtual-router
+/// protocols send from instead of the interface's own MAC: ucarp's
+/// adverts come from 00:00:5e:00:00:<vhid>, VRRP virtual MACs are
+/// 00:00:5e:00:01:<vrid> (IPv4) and 00:00:5e:00:02:<vrid> (IPv6). Every
+/// node of a cluster may send from the same one.
+pub fn is_virtual_router(mac: Mac) -> bool {
+    mac[..4] == [0x00, 0x00, 0x5e, 0x00] && mac[4] <= 0x02
+}
+
+/// What a frame carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// An IP packet at `frame[start..start + len]` (padding excluded).
+    Ip {
+        start: usize,
+        len: usize,
+    },
+    Arp(Arp),
+}
+
+/// The header and body of a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Frame {
+    pub dst: Mac,
+    pub src: Mac,
+    pub body: Body,
+}
+
+/// An ARP message for IPv4 over Ethernet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arp {
+    /// 1 request, 2 reply.
+    pub op: u16,
+    pub sender_mac: Mac,
+    pub sender_ip: Ipv4Addr,
+    pub target_ip: Ipv4Addr,
+}
+
+/// Why a frame was refused before any rule looked at it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameError {
+    /// Too short, inconsistent lengths, or not ARP for IPv4 over Ethernet.
+    Malformed,
+    /// An EtherType other than IPv4, IPv6 and ARP (VLAN tags, LLDP...).
+    EtherType,
+}
+
+fn mac_at(b: &[u8]) -> Mac {
+    let mut m = [0u8; 6];
+    m.copy_from_slice(&b[..6]);
+    m
+}
+
+fn ipv4_at(b: &[u8]) -> Ipv4Addr {
+    Ipv4Addr::new(b[0], b[1], b[2], b[3])
+}
+
+/// Parses a frame as read from, or to be written to, a tap device.
+pub fn parse(frame: &[u8]) -> Result<Frame, FrameError> {
+    if frame.len() < HEADER_LEN {
+        return Err(FrameError::Malformed);
+    }
+    let dst = mac_at(&frame[0..6]);
+    let src = mac_at(&frame[6..12]);
+    let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
+    let payload = &frame[HEADER_LEN..];
+    let body = match ethertype {
+        ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => {
+            let version = if ethertype == ETHERTYPE_IPV4 { 4 } else { 6 };
+            if payload.first().map(|b| b >> 4) != Some(version) {
+                return Err(FrameError::Malformed);
+            }
+            let stated = ip_length(payload).ok_or(FrameError::Malformed)?;
+            // Only a minimum-size frame may carry bytes after the packet.
+            let len = if stated < payload.len() && frame.len() <= MIN_FRAME {
+                stated
+            } else {
+                payload.len()
+            };
+            Body::Ip {
+                start: HEADER_LEN,
+                len,
+            }
+        }
+        ETHERTYPE_ARP => Body::Arp(parse_arp(payload)?),
+        _ => return Err(FrameError::EtherType),
+    };
+    Ok(Frame { dst, src, body })
+}
+
+/// The length an IP header says its packet has.
+fn ip_length(p: &[u8]) -> Option<usize> {
+    match p.first()? >> 4 {
+        4 => p
+            .get(2..4)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]]))),
+        _ => p
+            .get(4..6)
+            .map(|b| 40 + usize::from(u16::from_be_bytes([b[0], b[1]]))),
+    }
+}
+
+const ARP_LEN: usize = 28;
+
+fn parse_arp(p: &[u8]) -> Result<Arp, FrameError> {
+    let a = p.get(..ARP_LEN).ok_or(FrameError::Malformed)?;
+    // Ethernet (1), IPv4, 6-byte MACs, 4-byte addresses; request or reply.
+    let op = u16::from_be_bytes([a[6], a[7]]);
+    if a[0..6] != [0, 1, 0x08, 0x00, 6, 4] || !(op == 1 || op == 2) {
+        return Err(FrameError::Malformed);
+    }
+    if p.len() > ARP_LEN && HEADER_LEN + p.len() > MIN_FRAME {
+        return Err(FrameError::Malformed);
+    }
+    Ok(Arp {
+        op,
+        sender_mac: mac_at(&a[8..14]),
+        sender_ip: ipv4_at(&a[14..18]),
+        target_ip: ipv4_at(&a[24..28]),
+    })
+}
+
+/// IPv6 neighbour solicitation (135) or advertisement (136) with hop limit
+/// 255: what a host needs to reach another over the link, so tap mode
+/// carries it whatever `[allow]` says.
+pub fn is_neighbour_discovery(ip: &[u8], inner: &Inner) -> bool {
+    inner.proto == PROTO_ICMPV6
+        && ip.first().map(|b| b >> 4) == Some(6)
+        && ip.get(7) == Some(&255)
+        && matches!(ip.get(inner.payload), Some(135 | 136))
+}
+
+#[cfg(test)]
+pub mod testframe {
+    //! Builders for frames in tests.
+    use super::*;
+
+    pub fn ethernet(dst: Mac, src: Mac, ethertype: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = Vec::with_capacity(HEADER_LEN + payload.len());
+        f.extend_from_slice(&dst);
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    pub fn arp(op: u16, sender: Mac, sender_ip: Ipv4Addr, target_ip: Ipv4Addr) -> Vec<u8> {
+        let mut a = vec![0, 1, 0x08, 0x00, 6, 4];
+        a.extend_from_slice(&op.to_be_bytes());
+        a.extend_from_slice(&sender);
+        a.extend_from_slice(&sender_ip.octets());
+        a.extend_from_slice(&[0; 6]);
+        a.extend_from_slice(&target_ip.octets());
+        a
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testframe::*;
+    use super::*;
+    use crate::packet::{self, PROTO_VRRP, testpkt};
+    use std::net::Ipv6Addr;
+
+    const A: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 1);
+    const GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+    const CARP_MCAST: Mac = [0x01, 0x00, 0x5e, 0x00, 0x00, 0x12];
+
+    #[test]
+    fn node_macs_round_trip_and_are_local_unicast() {
+        let m = node_mac(A);
+        assert_eq!(m, [0x02, 0x6d, 10, 250, 0, 1]);
+        assert_eq!(node_of_mac(m), Some(A));
+        assert!(!is_group(m));
+        assert_eq!(m[0] & 2, 2, "locally administered");
+        assert_eq!(node_of_mac([0x02, 0x6e, 10, 250, 0, 1]), None);
+    }
+
+    #[test]
+    fn virtual_router_macs() {
+        assert!(is_virtual_router([0, 0, 0x5e, 0, 0, 7])); // ucarp vhid 7
+        assert!(is_virtual_router([0, 0, 0x5e, 0, 1, 51])); // VRRP v4
+        assert!(is_virtual_router([0, 0, 0x5e, 0, 2, 51])); // VRRP v6
+        assert!(!is_virtual_router([0, 0, 0x5e, 0, 3, 1]));
+        assert!(!is_virtual_router(node_mac(A)));
+        assert!(is_group(BROADCAST) && is_group(CARP_MCAST));
+    }
+
+    #[test]
+    fn ipv4_frame() {
+        let ip = testpkt::v4(A, GROUP, PROTO_VRRP, &[0u8; 36]);
+        let f = ethernet(CARP_MCAST, [0, 0, 0x5e, 0, 0, 1], ETHERTYPE_IPV4, &ip);
+        let p = parse(&f).expect("valid");
+        assert_eq!(p.dst, CARP_MCAST);
+        assert_eq!(
+            p.body,
+            Body::Ip {
+                start: 14,
+                len: ip.len()
+            }
+        );
+    }
+
+    #[test]
+    fn padding_only_in_minimum_frames() {
+        let ip = testpkt::v4(A, GROUP, PROTO_VRRP, &[0u8; 8]); // 28 bytes
+        let mut f = ethernet(CARP_MCAST, node_mac(A), ETHERTYPE_IPV4, &ip);
+        f.resize(MIN_FRAME, 0);
+        let Body::Ip { start, len } = parse(&f).expect("padded").body else {
+            panic!("not IP")
+        };
+        assert_eq!(&f[start..start + len], &ip[..]);
+        assert!(packet::parse(&f[start..start + len]).is_ok());
+        // Extra bytes behind a larger packet are not padding.
+        let ip = testpkt::v4(A, GROUP, PROTO_VRRP, &[0u8; 100]);
+        let mut f = ethernet(CARP_MCAST, node_mac(A), ETHERTYPE_IPV4, &ip);
+        f.push(0);
+        let Body::Ip { start, len } = parse(&f).expect("parses").body else {
+            panic!("not IP")
+        };
+        assert!(packet::parse(&f[start..start + len]).is_err());
+    }
+
+    #[test]
+    fn ethertype_and_version_must_agree() {
+        let ip = testpkt::v4(A, GROUP, PROTO_VRRP, &[0u8; 36]);
+        let f = ethernet(CARP_MCAST, node_mac(A), ETHERTYPE_IPV6, &ip);
+        assert_eq!(parse(&f), Err(FrameError::Malformed));
+        let f = ethernet(CARP_MCAST, node_mac(A), 0x8100, &ip);
+        assert_eq!(parse(&f), Err(FrameError::EtherType));
+        let f = ethernet(CARP_MCAST, node_mac(A), 0x88cc, &[0u8; 46]);
+        assert_eq!(parse(&f), Err(FrameError::EtherType));
+        assert_eq!(parse(&f[..13]), Err(FrameError::Malformed));
+        assert_eq!(
+            parse(&ethernet(BROADCAST, node_mac(A), ETHERTYPE_IPV4, &[])),
+            Err(FrameError::Malformed)
+        );
+    }
+
+    #[test]
+    fn arp_request_and_reply() {
+        let target = Ipv4Addr::new(10, 250, 0, 2);
+        let f = ethernet(
+            BROADCAST,
+            node_mac(A),
+            ETHERTYPE_ARP,
+            &arp(1, node_mac(A), A, target),
+        );
+        let p = parse(&f).expect("arp");
+        assert_eq!(
+            p.body,
+            Body::Arp(Arp {
+                op: 1,
+                sender_mac: node_mac(A),
+                sender_ip: A,
+                target_ip: target
+            })
+        );
+        // Padded to the minimum frame: fine.
+        let mut padded = f.clone();
+        padded.resize(MIN_FRAME, 0);
+        assert!(parse(&padded).is_ok());
+        // Not IPv4-over-Ethernet, or an unknown operation: refused.
+        let mut bad = f.clone();
+        bad[HEADER_LEN + 3] = 0xdd;
+        assert_eq!(parse(&bad), Err(FrameError::Malformed));
+        let mut bad = f.clone();
+        bad[HEADER_LEN + 7] = 3;
+        assert_eq!(parse(&bad), Err(FrameError::Malformed));
+        assert_eq!(parse(&f[..f.len() - 1]), Err(FrameError::Malformed));
+        let mut long = f;
+        long.resize(100, 0);
+        assert_eq!(parse(&long), Err(FrameError::Malformed));
+    }
+
+    #[test]
+    fn neighbour_discovery() {
+        let src = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+        let dst = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00, 2);
+        let ns = testpkt::v6(src, dst, PROTO_ICMPV6, &[135, 0, 0, 0, 0, 0, 0, 0]);
+        let inner = packet::parse(&ns).expect("v6");
+        assert!(is_neighbour_discovery(&ns, &inner));
+        let mld = testpkt::v6(src, dst, PROTO_ICMPV6, &[143, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(!is_neighbour_discovery(
+            &mld,
+            &packet::parse(&mld).expect("v6")
+        ));
+        let mut low_hops = ns.clone();
+        low_hops[7] = 64;
+        assert!(!is_neighbour_discovery(&low_hops, &inner));
+    }
+}
