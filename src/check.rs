@@ -164,6 +164,7 @@ fn host(cfg: &Config, out: &mut Vec<Finding>) {
                 ep,
                 &tun::route_mtu(ep),
                 cfg.interface.mtu,
+                cfg.interface.mode,
             ));
         }
     }

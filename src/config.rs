@@ -79,6 +79,17 @@ pub enum Mode {
     Tap,
 }
 
+impl Mode {
+    /// Bytes in front of each IP packet on the interface: a tap's MTU
+    /// counts the packet, the frame adds its Ethernet header.
+    pub fn link_header(self) -> u32 {
+        match self {
+            Mode::Tun => 0,
+            Mode::Tap => crate::frame::HEADER_LEN as u32,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InterfaceConfig {
     pub name: String,

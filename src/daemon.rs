@@ -70,24 +70,22 @@ pub fn run(cfg: Config) -> Result<(), String> {
 /// The interface MTU: configured, or the smallest route MTU towards the
 /// peers minus what the relay adds, so no datagram is fragmented.
 fn choose_mtu(cfg: &Config, endpoints: &[Option<SocketAddr>]) -> u32 {
-    // A tap's MTU counts the IP packet; the frame adds its header.
-    let link = match cfg.interface.mode {
-        Mode::Tun => 0,
-        Mode::Tap => frame::HEADER_LEN as u32,
-    };
     let fitting = endpoints
         .iter()
         .flatten()
         .filter_map(|ep| match tun::route_mtu(*ep) {
-            Ok(m) => Some(net::inner_mtu(m, ep).saturating_sub(link)),
+            Ok(m) => Some(net::inner_mtu(m, ep, cfg.interface.mode)),
             Err(e) => {
                 tracing::debug!(endpoint = %ep, error = %e, "no route MTU");
                 None
             }
         })
         .min();
-    let fallback = net::inner_mtu(FALLBACK_UNDERLAY_MTU, &SocketAddr::from(([0, 0, 0, 0], 0)))
-        .saturating_sub(link);
+    let fallback = net::inner_mtu(
+        FALLBACK_UNDERLAY_MTU,
+        &SocketAddr::from(([0, 0, 0, 0], 0)),
+        cfg.interface.mode,
+    );
     let computed = fitting.unwrap_or(fallback);
     let min = if cfg.interface.address6.is_some() {
         1280

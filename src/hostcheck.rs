@@ -8,6 +8,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 
 use crate::check::Finding;
+use crate::config::Mode;
 use crate::overlay::mask_v4;
 
 /// One IPv4 route of the main table, as `/proc/net/route` lists it.
@@ -94,6 +95,7 @@ pub fn mtu_finding(
     endpoint: SocketAddr,
     route_mtu: &io::Result<u32>,
     configured: Option<u32>,
+    mode: Mode,
 ) -> Finding {
     let route_mtu = match route_mtu {
         Ok(m) => *m,
@@ -104,7 +106,7 @@ pub fn mtu_finding(
             ));
         }
     };
-    let fits = crate::net::inner_mtu(route_mtu, &endpoint);
+    let fits = crate::net::inner_mtu(route_mtu, &endpoint, mode);
     match configured {
         Some(m) if m > fits => Finding::Error(format!(
             "interface.mtu = {m} does not fit the route to peer {peer} (MTU {route_mtu}): every large packet would be fragmented, and clouds often drop fragments; set interface.mtu to {fits} or less, or leave it out"
@@ -215,17 +217,29 @@ mod tests {
     #[test]
     fn mtu_too_big_for_the_route() {
         let ep: SocketAddr = "192.0.2.2:7112".parse().expect("addr");
-        let f = mtu_finding("b", ep, &Ok(1500), Some(1500));
+        let f = mtu_finding("b", ep, &Ok(1500), Some(1500), Mode::Tun);
         assert!(
             f.is_error() && f.to_string().contains("1424 or less"),
             "{f}"
         );
-        let f = mtu_finding("b", ep, &Ok(1500), None);
+        let f = mtu_finding("b", ep, &Ok(1500), None, Mode::Tun);
         assert!(
             matches!(f, Finding::Ok(_)) && f.to_string().contains("1424"),
             "{f}"
         );
-        let f = mtu_finding("b", ep, &Err(io::Error::other("unreachable")), None);
+        // A tap's frames carry 14 bytes of Ethernet header too.
+        let f = mtu_finding("b", ep, &Ok(1500), Some(1424), Mode::Tap);
+        assert!(
+            f.is_error() && f.to_string().contains("1410 or less"),
+            "{f}"
+        );
+        let f = mtu_finding(
+            "b",
+            ep,
+            &Err(io::Error::other("unreachable")),
+            None,
+            Mode::Tun,
+        );
         assert!(matches!(f, Finding::Warning(_)), "{f}");
     }
 

@@ -8,21 +8,21 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::mpsc;
 
-use crate::config::Endpoint;
+use crate::config::{Endpoint, Mode};
 
 /// IPv4/IPv6 + UDP header bytes in front of every datagram on the underlay.
 const UNDERLAY_V4: u32 = 20 + 8;
 const UNDERLAY_V6: u32 = 40 + 8;
 
-/// The largest inner packet that fits in one datagram to `endpoint` over a
-/// route with MTU `route_mtu`.
-pub fn inner_mtu(route_mtu: u32, endpoint: &SocketAddr) -> u32 {
+/// The largest inner IP packet that fits in one datagram to `endpoint` over
+/// a route with MTU `route_mtu`, with `mode`'s link header in front of it.
+pub fn inner_mtu(route_mtu: u32, endpoint: &SocketAddr, mode: Mode) -> u32 {
     let underlay = if endpoint.is_ipv4() {
         UNDERLAY_V4
     } else {
         UNDERLAY_V6
     };
-    route_mtu.saturating_sub(underlay + crate::relay::OVERHEAD as u32)
+    route_mtu.saturating_sub(underlay + crate::relay::OVERHEAD as u32 + mode.link_header())
 }
 
 /// Socket buffers sized for bursts of heartbeats to many peers.
