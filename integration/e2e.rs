@@ -171,6 +171,17 @@ fn keepalived_vrrp3_ipv6_over_ipv6_underlay() {
     failover_cycle("keepalived_vrrp3_ipv6_over_ipv6_underlay", vrrp, opts);
 }
 
+/// The same VRRP cycle with the relays in tap mode: keepalived speaks on an
+/// Ethernet device and the relay carries whole frames.
+#[test]
+fn keepalived_vrrp3_tap_mode() {
+    let opts = RelayOptions {
+        tap: true,
+        ..RelayOptions::default()
+    };
+    failover_cycle("keepalived_vrrp3_tap_mode", Vrrp::v3(1.0), opts);
+}
+
 #[test]
 fn relay_restart_keeps_the_interface_and_the_cluster_converges() {
     let name = "relay_restart_keeps_the_interface_and_the_cluster_converges";

@@ -149,6 +149,8 @@ pub struct RelayOptions {
     pub quorum: bool,
     /// `node.keepalive` in seconds; `None` keeps the default.
     pub keepalive: Option<f64>,
+    /// `interface.mode = "tap"`: Ethernet frames (ucarp).
+    pub tap: bool,
 }
 
 impl Default for RelayOptions {
@@ -163,6 +165,7 @@ impl Default for RelayOptions {
             metrics: false,
             quorum: false,
             keepalive: None,
+            tap: false,
         }
     }
 }
@@ -509,6 +512,9 @@ impl Lab {
         );
         if let Some(mtu) = o.mtu {
             s += &format!("mtu = {mtu}\n");
+        }
+        if o.tap {
+            s += "mode = \"tap\"\n";
         }
         s += &format!("\n[allow]\npresets = [{}]\n", presets.join(", "));
         for p in self.members.iter().copied().filter(|p| *p != h) {
