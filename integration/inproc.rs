@@ -37,14 +37,24 @@ pub fn epoch_of(n: u8) -> u64 {
 
 pub fn allow() -> AllowList {
     AllowList::new(
-        [Preset::Vrrp, Preset::Heartbeat, Preset::Corosync]
-            .iter()
-            .map(|p| p.rule())
-            .collect(),
+        [
+            Preset::Vrrp,
+            Preset::Carp,
+            Preset::Heartbeat,
+            Preset::Corosync,
+        ]
+        .iter()
+        .map(|p| p.rule())
+        .collect(),
     )
 }
 
 pub fn node(me: u8) -> Relay {
+    node_on(me, Link::Ip)
+}
+
+/// Node `me` with a tap (`Link::Ethernet`) or tun interface.
+pub fn node_on(me: u8, link: Link) -> Relay {
     let peers = (1..=3)
         .filter(|n| *n != me)
         .map(|n| PeerSpec {
@@ -54,7 +64,7 @@ pub fn node(me: u8) -> Relay {
         .collect();
     let mut r = Relay::new(RelayParams {
         local: addrs(me),
-        link: Link::Ip,
+        link,
         prefix_len: 24,
         peers,
         allow: allow(),

@@ -7,6 +7,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
+use mcast_relay::frame;
 use mcast_relay::relay::Outbound;
 use mcast_relay::wire::{HEADER_LEN, HELLO_LEN, HELLO_WANT_REPLY, Header, Hello, Kind};
 
@@ -92,6 +93,51 @@ fn packets() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// The same packets in Ethernet frames as a tap carries them, plus ARP: a
+/// CARP advert from ucarp's virtual-router MAC, the others from node 1's
+/// MAC.
+fn frames() -> Vec<(String, Vec<u8>)> {
+    let me = frame::node_mac(overlay(1));
+    let eth = |dst: [u8; 6], src: [u8; 6], ethertype: u16, body: &[u8]| {
+        [&dst[..], &src[..], &ethertype.to_be_bytes(), body].concat()
+    };
+    let mut out: Vec<(String, Vec<u8>)> = packets()
+        .into_iter()
+        .map(|(name, p)| {
+            let (ethertype, dst) = if p[0] >> 4 == 6 {
+                (0x86dd, [0x33, 0x33, 0, 0, 0, 0x12])
+            } else if name == "corosync-unicast" {
+                (0x0800, frame::node_mac(overlay(2)))
+            } else {
+                (0x0800, [0x01, 0, 0x5e, 0, 0, 0x12])
+            };
+            (format!("frame-{name}"), eth(dst, me, ethertype, &p))
+        })
+        .collect();
+    let carp = v4(
+        overlay(1),
+        Ipv4Addr::new(224, 0, 0, 18),
+        PROTO_VRRP,
+        &[0x21; 36],
+    );
+    out.push((
+        "frame-carp".into(),
+        eth(
+            [0x01, 0, 0x5e, 0, 0, 0x12],
+            [0, 0, 0x5e, 0, 0, 1],
+            0x0800,
+            &carp,
+        ),
+    ));
+    let mut arp = vec![0, 1, 0x08, 0, 6, 4, 0, 1];
+    arp.extend_from_slice(&me);
+    arp.extend_from_slice(&overlay(1).octets());
+    arp.extend_from_slice(&[0; 6]);
+    arp.extend_from_slice(&overlay(2).octets());
+    out.push(("frame-arp".into(), eth([0xff; 6], me, 0x0806, &arp)));
+    out
+}
+
 fn write(dir: &Path, name: &str, bytes: &[u8]) {
     std::fs::create_dir_all(dir).expect("corpus directory");
     std::fs::write(dir.join(format!("seed-{name}")), bytes).expect("seed file");
@@ -101,6 +147,9 @@ fn main() {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
     let datagram = corpus.join("datagram");
     let classify = corpus.join("classify");
+    for (name, f) in frames() {
+        write(&classify, &name, &f);
+    }
     for (name, p) in packets() {
         write(&classify, name, &p);
         // Mode 1: the target seals it as a data datagram of h1.

@@ -7,14 +7,17 @@
 //! (`vrrp_watch`). Property: never a panic; what the send path relays
 //! parses and comes from this node's address; what the receive path
 //! accepts comes from that peer's address and is permitted by the allow
-//! rules.
+//! rules. The same bytes as an Ethernet frame go through a tap-mode relay:
+//! what it relays or accepts must be a frame from the node's own MAC (or a
+//! virtual-router MAC) whose IP packet or ARP claim speaks for that node.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 use mcast_relay::allow::DestKind;
+use mcast_relay::frame::{self, Body};
 use mcast_relay::packet;
-use mcast_relay::relay::Outbound;
+use mcast_relay::relay::{Link, Outbound};
 use mcast_relay::vrrp_watch::{self, Watch};
 
 #[path = "../../integration/inproc.rs"]
@@ -70,4 +73,56 @@ fuzz_target!(|data: &[u8]| {
             );
         }
     }
+    tap_mode(data);
 });
+
+/// The bytes as a frame on a tap: both directions.
+fn tap_mode(data: &[u8]) {
+    let mut a = node_on(1, Link::Ethernet);
+    let mut out = [0u8; 2048];
+    if let Outbound::Send { .. } = a.from_tun(data, T0, &mut out) {
+        speaks_for(1, data, "relayed");
+    }
+    for p in 0..a.peer_count() {
+        if a.classify_inbound(p, data).is_ok() {
+            let n: u8 = a.peer_name(p)[1..].parse().unwrap_or(0);
+            speaks_for(n, data, "accepted");
+        }
+    }
+}
+
+/// `frame` is node `n`'s: its MAC (or a virtual-router MAC for IP), and
+/// an IP source or ARP sender address of its own (or unspecified).
+fn speaks_for(n: u8, data: &[u8], what: &str) {
+    let f =
+        frame::parse(data).unwrap_or_else(|e| panic!("{what} a frame that does not parse: {e:?}"));
+    let own_mac = f.src == frame::node_mac(overlay(n));
+    match f.body {
+        Body::Ip { start, len } => {
+            assert!(
+                own_mac || frame::is_virtual_router(f.src),
+                "{what} IP from MAC {:02x?}",
+                f.src
+            );
+            let inner = packet::parse(&data[start..start + len])
+                .unwrap_or_else(|_| panic!("{what} a frame whose IP does not parse"));
+            assert!(
+                addrs(n).owns(inner.src) || inner.src.is_unspecified(),
+                "{what} as h{n} a packet from {}",
+                inner.src
+            );
+        }
+        Body::Arp(arp) => {
+            assert!(
+                own_mac && arp.sender_mac == f.src,
+                "{what} ARP from MAC {:02x?}",
+                f.src
+            );
+            assert!(
+                arp.sender_ip == overlay(n) || arp.sender_ip.is_unspecified(),
+                "{what} as h{n} an ARP claim for {}",
+                arp.sender_ip
+            );
+        }
+    }
+}
