@@ -1222,8 +1222,15 @@ address = "10.250.0.2"
             }
         }
         let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-        // mcast-relay.toml and one per tool: keepalived, heartbeat, corosync, spread.
-        assert_eq!(files.len(), 5, "examples found: {names:?}");
+        // mcast-relay.toml and one per tool: keepalived, heartbeat, corosync,
+        // spread, ucarp (tap mode).
+        assert_eq!(files.len(), 6, "examples found: {names:?}");
+        let ucarp = files
+            .iter()
+            .find(|f| f.ends_with("ucarp/mcast-relay.toml"))
+            .and_then(|f| Config::load(f).ok())
+            .expect("examples/ucarp/mcast-relay.toml");
+        assert_eq!(ucarp.interface.mode, Mode::Tap);
     }
 
     #[test]
