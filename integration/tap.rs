@@ -9,8 +9,10 @@
 mod lab;
 
 use std::io::Write;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use lab::ucarp::Carp;
+use lab::vip::{self, Watch};
 use lab::{Lab, RelayOptions};
 use mcast_relay::counters::DropReason;
 
@@ -119,4 +121,138 @@ fn overlay_unicast_resolves_neighbours_over_the_relay() {
         "{name}: ARP and neighbour discovery crossed the relay; h1's neighbours on mcast0:\n{}",
         neigh.trim_end()
     ));
+}
+
+/// advskew of h1, h2, h3: h1 is the preferred master, h2 next in line.
+const ADVSKEW: [u8; HOSTS] = [0, 10, 20];
+
+/// How long one holder must stay alone before we call it elected.
+fn settle(carp: Carp) -> Duration {
+    carp.master_down(ADVSKEW[HOSTS - 1]) + Duration::from_millis(500)
+}
+
+const ELECTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The same ucarp on eth0 with the relay absent: the lab's cloud drops
+/// multicast, so every node believes it is the master.
+#[test]
+fn ucarp_without_the_relay_splits() {
+    let name = "ucarp_without_the_relay_splits";
+    if !lab::root_or_skip(name) {
+        return;
+    }
+    lab::require_programs(lab::ucarp::PROGRAMS);
+    let mut lab = Lab::new(HOSTS);
+    let carp = Carp {
+        advbase: 1,
+        interface: "eth0",
+    };
+    let _ucarps: Vec<_> = lab
+        .host_ids()
+        .map(|h| lab.start_ucarp(h, carp, ADVSKEW[h - 1]))
+        .collect();
+    let holders = lab::wait_for(
+        "several masters on a network that drops multicast",
+        Duration::from_secs(15),
+        || {
+            let now = vip::holders(&lab, vip::VIP4);
+            (now.len() >= 2).then_some(now)
+        },
+    );
+    report(&format!(
+        "{name}: without the relay {} hosts hold the VIP: {holders:?}",
+        holders.len()
+    ));
+}
+
+/// ucarp on 3 hosts through the relays in tap mode, configured from
+/// examples/ucarp/ as shipped: one master; kill -9 of the master moves the
+/// VIP to the next in line within its master-down time; the returning
+/// preferred node preempts.
+#[test]
+fn ucarp_elects_fails_over_and_preempts_through_the_relay() {
+    let name = "ucarp_elects_fails_over_and_preempts_through_the_relay";
+    if !lab::root_or_skip(name) {
+        return;
+    }
+    lab::require_programs(lab::ucarp::PROGRAMS);
+    let mut lab = Lab::new(HOSTS);
+    lab.configure_relays_from_example("ucarp/mcast-relay.toml");
+    for h in lab.host_ids() {
+        lab.start_relay(h);
+    }
+    let carp = Carp {
+        advbase: 1,
+        interface: "mcast0",
+    };
+    let vip = vip::VIP4;
+    let watch = Watch::start(&lab, vip);
+    let mut ucarps: Vec<_> = lab
+        .host_ids()
+        .map(|h| Some(lab.start_ucarp(h, carp, ADVSKEW[h - 1])))
+        .collect();
+    let all: Vec<usize> = lab.host_ids().collect();
+    let master = vip::converge(&lab, vip, &all, settle(carp), ELECTION_TIMEOUT);
+    assert_eq!(master, 1, "the lowest advskew must win the election");
+
+    watch.clear();
+    ucarps[0].take().expect("h1 ucarp").crash(&mut lab);
+    let killed = Instant::now();
+    let theory = carp.master_down(ADVSKEW[1]);
+    // The master's last advert went out up to advbase before the kill, so
+    // the takeover is due at most master-down after the kill; ucarp only
+    // looks at its timers when its poll (advbase + advskew/256 long)
+    // returns, which can add one such interval; 200 ms for the scripts
+    // and scheduling.
+    let bound = theory + carp.poll_interval(ADVSKEW[1]) + Duration::from_millis(200);
+    let added = watch
+        .next_added(&[1], bound * 3)
+        .unwrap_or_else(|| panic!("no node took {vip} over within {:?}", bound * 3));
+    let took = added.at.duration_since(killed);
+    report(&format!(
+        "{name}: VIP moved h1 -> h{} in {:.0} ms (theory: 3 x advbase + advskew/256 = {:.0} ms after the last advert; bound {:.0} ms)",
+        added.host,
+        took.as_secs_f64() * 1e3,
+        theory.as_secs_f64() * 1e3,
+        bound.as_secs_f64() * 1e3
+    ));
+    assert_eq!(added.host, 2, "the next in line must take over");
+    assert!(took <= bound, "failover took {took:?}, more than {bound:?}");
+    assert_eq!(
+        vip::converge(&lab, vip, &[2, 3], settle(carp), ELECTION_TIMEOUT),
+        2
+    );
+
+    // h1 returns (without the stale VIP, as after a reboot) and preempts.
+    lab.exec(
+        1,
+        &["ip", "addr", "del", &format!("{vip}/32"), "dev", "eth0"],
+    );
+    watch.clear();
+    let back = Instant::now();
+    ucarps[0] = Some(lab.start_ucarp(1, carp, ADVSKEW[0]));
+    vip::converge_on(&lab, vip, &all, 1, settle(carp), ELECTION_TIMEOUT);
+    let returned = watch
+        .next_added(&[2, 3], Duration::ZERO)
+        .map(|a| a.at.duration_since(back));
+    report(&format!(
+        "{name}: h1 preempted {:.0} ms after it restarted",
+        returned.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
+    ));
+
+    // What crossed the relays: CARP adverts and nothing refused. ucarp's
+    // own gratuitous ARP for the VIP on the tap is kept off the overlay.
+    for h in lab.host_ids() {
+        let c = lab.relay_counters(h);
+        let refused: u64 = DropReason::ALL
+            .iter()
+            .filter(|r| r.from_network() && **r != DropReason::UnconfirmedEpoch)
+            .map(|r| c.get(r.name()).copied().unwrap_or(0))
+            .sum();
+        assert_eq!(refused, 0, "h{h}'s relay refused frames: {c:?}");
+        assert!(
+            c.get("injected").copied().unwrap_or(0) > 0,
+            "h{h} injected nothing"
+        );
+    }
 }

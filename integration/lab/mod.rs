@@ -20,6 +20,7 @@ pub mod examples;
 pub mod flood;
 pub mod heartbeat;
 pub mod keepalived;
+pub mod ucarp;
 pub mod vip;
 
 use std::fs::{self, File};
