@@ -915,14 +915,18 @@ impl Relay {
             return Err(DropReason::LinkMismatch);
         }
         let inner = &body[..plain_len];
-        self.classify_inbound(i, inner)?;
+        let sender_mac = match self.link {
+            Link::Ip => {
+                self.classify_inbound(i, inner)?;
+                None
+            }
+            Link::Ethernet => Some(self.classify_inbound_frame(i, inner)?),
+        };
         if !self.peers[i].bucket.take(self.inject_rate, now_ms) {
             return Err(DropReason::RateLimited);
         }
-        if self.link == Link::Ethernet {
-            if let Ok(f) = frame::parse(inner) {
-                self.learn(i, f.src, now_ms);
-            }
+        if let Some(mac) = sender_mac {
+            self.learn(i, mac, now_ms);
         }
         Ok(Inbound::Inject {
             start: HEADER_LEN,
@@ -1032,7 +1036,7 @@ impl Relay {
     /// without sealing every input.
     pub fn classify_inbound(&self, peer: usize, packet: &[u8]) -> Result<(), DropReason> {
         if self.link == Link::Ethernet {
-            return self.classify_inbound_frame(peer, packet);
+            return self.classify_inbound_frame(peer, packet).map(|_| ());
         }
         let parsed = packet::parse(packet).map_err(|_| DropReason::BadInner)?;
         self.check_inner(peer, &parsed)
@@ -1042,8 +1046,9 @@ impl Relay {
     /// the peer's own (its MAC, or a virtual-router MAC for IP) addressed
     /// to this node's MAC, a virtual-router MAC or a group; a group MAC
     /// exactly when the IP destination is a group. ARP must speak for the
-    /// peer's overlay address with the peer's MAC.
-    fn classify_inbound_frame(&self, peer: usize, packet: &[u8]) -> Result<(), DropReason> {
+    /// peer's overlay address with the peer's MAC. Returns the frame's
+    /// source MAC, for learning.
+    fn classify_inbound_frame(&self, peer: usize, packet: &[u8]) -> Result<Mac, DropReason> {
         let f = frame::parse(packet).map_err(|e| match e {
             FrameError::Malformed => DropReason::BadInner,
             FrameError::EtherType => DropReason::Disallowed,
@@ -1069,7 +1074,7 @@ impl Relay {
                 if frame::is_group(f.dst) != self.is_group(inner.dst) {
                     return Err(DropReason::Disallowed);
                 }
-                Ok(())
+                Ok(f.src)
             }
             Body::Arp(a) => {
                 let claim_ok =
@@ -1077,7 +1082,7 @@ impl Relay {
                 if !peer_mac || a.sender_mac != f.src || !claim_ok {
                     return Err(DropReason::WrongSource);
                 }
-                Ok(())
+                Ok(f.src)
             }
         }
     }
