@@ -199,12 +199,12 @@ fn ucarp_elects_fails_over_and_preempts_through_the_relay() {
     ucarps[0].take().expect("h1 ucarp").crash(&mut lab);
     let killed = Instant::now();
     let theory = carp.master_down(ADVSKEW[1]);
-    // The master's last advert went out up to advbase before the kill, so
-    // the takeover is due at most master-down after the kill; ucarp only
-    // looks at its timers when its poll (advbase + advskew/256 long)
-    // returns, which can add one such interval; 200 ms for the scripts
-    // and scheduling.
-    let bound = theory + carp.poll_interval(ADVSKEW[1]) + Duration::from_millis(200);
+    // The master's last advert went out before the kill, so the latest
+    // takeover after it also bounds the takeover after the kill: ucarp
+    // sees adverts up to its capture timeout late and checks its timer
+    // only when its poll returns (see lab/ucarp.rs); 200 ms for the up
+    // script and scheduling.
+    let bound = carp.latest_takeover(ADVSKEW[1]) + Duration::from_millis(200);
     let added = watch
         .next_added(&[1], bound * 3)
         .unwrap_or_else(|| panic!("no node took {vip} over within {:?}", bound * 3));
