@@ -152,6 +152,10 @@ pub struct RelayOptions {
     pub keepalive: Option<f64>,
     /// `interface.mode = "tap"`: Ethernet frames (ucarp).
     pub tap: bool,
+    /// `insecure = true` instead of the key file (benchmarks' baseline).
+    pub insecure: bool,
+    /// `node.inject_rate_limit`; `None` keeps the default.
+    pub inject_rate_limit: Option<u32>,
 }
 
 impl Default for RelayOptions {
@@ -167,6 +171,8 @@ impl Default for RelayOptions {
             quorum: false,
             keepalive: None,
             tap: false,
+            insecure: false,
+            inject_rate_limit: None,
         }
     }
 }
@@ -505,11 +511,18 @@ impl Lab {
         if let Some(k) = o.keepalive {
             node_extra += &format!("keepalive = {k:?}\n");
         }
+        if let Some(r) = o.inject_rate_limit {
+            node_extra += &format!("inject_rate_limit = {r}\n");
+        }
         node_extra += &format!("status_socket = \"{}\"\n", self.status_socket(h).display());
+        let auth = if o.insecure {
+            "insecure = true".to_string()
+        } else {
+            format!("key_file = \"{}\"", self.path("key").display())
+        };
         let mut s = format!(
-            "[node]\nname = \"h{h}\"\nlisten = \"{listen}\"\nkey_file = \"{}\"\n{node_extra}\n\
-             [interface]\nname = \"mcast0\"\naddress = \"10.250.0.{h}/24\"\naddress6 = \"fd00:250::{h}/64\"\n",
-            self.path("key").display()
+            "[node]\nname = \"h{h}\"\nlisten = \"{listen}\"\n{auth}\n{node_extra}\n\
+             [interface]\nname = \"mcast0\"\naddress = \"10.250.0.{h}/24\"\naddress6 = \"fd00:250::{h}/64\"\n"
         );
         if let Some(mtu) = o.mtu {
             s += &format!("mtu = {mtu}\n");
