@@ -349,18 +349,23 @@ impl Tun {
     }
 }
 
-/// Gives a tap its node MAC unless it has it already (a restart).
-fn set_mac(ctl: &Ctl, name: &str, mac: [u8; 6]) -> io::Result<()> {
+/// The interface's hardware address.
+fn mac_of(ctl: &Ctl, name: &str) -> io::Result<[u8; 6]> {
     let mut req = ifreq(name)?;
     ctl.ioctl(libc::SIOCGIFHWADDR, &mut req)
         .map_err(|e| ctx(&format!("reading the MAC address of {name}"), e))?;
     // SAFETY: SIOCGIFHWADDR filled ifru_hwaddr.
-    let current = unsafe { req.ifr_ifru.ifru_hwaddr };
-    if current.sa_data[..6]
-        .iter()
-        .zip(mac)
-        .all(|(a, b)| *a as u8 == b)
-    {
+    let hw = unsafe { req.ifr_ifru.ifru_hwaddr };
+    let mut mac = [0u8; 6];
+    for (d, s) in mac.iter_mut().zip(hw.sa_data) {
+        *d = s as u8;
+    }
+    Ok(mac)
+}
+
+/// Gives a tap its node MAC unless it has it already (a restart).
+fn set_mac(ctl: &Ctl, name: &str, mac: [u8; 6]) -> io::Result<()> {
+    if mac_of(ctl, name)? == mac {
         return Ok(());
     }
     let mut req = ifreq(name)?;
@@ -543,6 +548,16 @@ mod tests {
         }
     }
 
+    /// A VRRP advert from another node, as a peer's relay would inject it.
+    fn advert_from_node2() -> Vec<u8> {
+        crate::packet::testpkt::v4(
+            Ipv4Addr::new(10, 250, 0, 2),
+            Ipv4Addr::new(224, 0, 0, 18),
+            crate::packet::PROTO_VRRP,
+            &[0x21, 1, 100, 1, 0, 1, 0, 0],
+        )
+    }
+
     fn spec_of(name: &str, tap_mac: Option<[u8; 6]>) -> Result<TunSpec, String> {
         Ok(TunSpec {
             name: name.into(),
@@ -581,12 +596,7 @@ mod tests {
                 return Err(format!("mtu {mtu}"));
             }
             // A packet written into the device is accepted (interface up).
-            let pkt = crate::packet::testpkt::v4(
-                Ipv4Addr::new(10, 250, 0, 2),
-                Ipv4Addr::new(224, 0, 0, 18),
-                crate::packet::PROTO_VRRP,
-                &[0x21, 1, 100, 1, 0, 1, 0, 0],
-            );
+            let pkt = advert_from_node2();
             t.write(&pkt).map_err(|e| format!("write: {e}"))?;
             // The other mode on the same name is refused with a way out.
             let err = Tun::open(&spec_of("mrtest0", Some([2, 0x6d, 10, 250, 0, 1]))?)
@@ -610,12 +620,7 @@ mod tests {
             let t = Tun::open(&spec).map_err(|e| format!("reattach: {e}"))?;
             // /sys shows the host's namespace, so ask the kernel directly.
             let ctl = Ctl::new(libc::AF_INET).map_err(|e| e.to_string())?;
-            let mut req = ifreq("mrtest1").map_err(|e| e.to_string())?;
-            ctl.ioctl(libc::SIOCGIFHWADDR, &mut req)
-                .map_err(|e| e.to_string())?;
-            // SAFETY: SIOCGIFHWADDR filled ifru_hwaddr.
-            let hw = unsafe { req.ifr_ifru.ifru_hwaddr };
-            let got: Vec<u8> = hw.sa_data[..6].iter().map(|b| *b as u8).collect();
+            let got = mac_of(&ctl, "mrtest1").map_err(|e| e.to_string())?;
             if got != [0x02, 0x6d, 10, 250, 0, 1] {
                 return Err(format!("MAC {got:02x?}"));
             }
@@ -623,12 +628,7 @@ mod tests {
             if mtu != 1400 {
                 return Err(format!("mtu {mtu}"));
             }
-            let pkt = crate::packet::testpkt::v4(
-                Ipv4Addr::new(10, 250, 0, 2),
-                Ipv4Addr::new(224, 0, 0, 18),
-                crate::packet::PROTO_VRRP,
-                &[0x21, 1, 100, 1, 0, 1, 0, 0],
-            );
+            let pkt = advert_from_node2();
             let mut f = vec![0x01, 0, 0x5e, 0, 0, 0x12, 2, 0x6d, 10, 250, 0, 2, 0x08, 0];
             f.extend_from_slice(&pkt);
             let n = t.write(&f).map_err(|e| format!("write: {e}"))?;
