@@ -40,8 +40,11 @@ use crate::vrrp_watch::{Alarm, Watch};
 const BATCH: usize = 64;
 /// Largest IP packet, in an Ethernet frame in tap mode.
 const MAX_FRAME: usize = 65_535 + frame::HEADER_LEN;
-/// How often the loop checks for hellos due (handshake retries).
-const HELLO_TICK: Duration = Duration::from_millis(100);
+/// The longest the loop sleeps when nothing is due: how late, at most, the
+/// advert watch clears a split-brain alarm.
+const IDLE_WAKE: Duration = Duration::from_secs(1);
+/// With `node.quorum`: how closely the carrier follows reachability.
+const QUORUM_TICK: Duration = Duration::from_millis(100);
 /// How often drop counts are summarised in the log.
 const REPORT_EVERY: Duration = Duration::from_secs(60);
 const FALLBACK_UNDERLAY_MTU: u32 = 1500;
@@ -304,6 +307,21 @@ impl State {
                 }
             }
         }
+    }
+
+    /// When the loop must next wake without traffic: the next hello or
+    /// keepalive, and at least every [`IDLE_WAKE`] ([`QUORUM_TICK`] with
+    /// `node.quorum`).
+    fn next_wake(&self) -> tokio::time::Instant {
+        let cap = if self.quorum.is_some() {
+            QUORUM_TICK
+        } else {
+            IDLE_WAKE
+        };
+        let wait = self.relay.next_hello_ms().map_or(cap, |at| {
+            Duration::from_millis(at.saturating_sub(now_ms())).min(cap)
+        });
+        tokio::time::Instant::now() + wait
     }
 
     /// Sends every hello the core wants out now.
@@ -668,10 +686,10 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
     );
     let mut report =
         tokio::time::interval_at(tokio::time::Instant::now() + REPORT_EVERY, REPORT_EVERY);
-    // Hellos are retried every second until answered; this only decides
-    // how promptly, and costs nothing when no peer is unconfirmed.
-    let mut hello_tick = tokio::time::interval(HELLO_TICK);
-    hello_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Wakes the loop when a hello or keepalive is due (and for the
+    // periodic checks), rather than on a fixed tick: an idle relay sleeps.
+    let timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(timer);
 
     let unresolved: Vec<&str> = (0..relay.peer_count())
         .filter(|i| relay.endpoint(*i).is_none())
@@ -719,6 +737,12 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
     };
 
     loop {
+        // Only ever brought forward here (a new peer to greet); moved
+        // later when it fires, so the packet path rarely touches it.
+        let due = st.next_wake();
+        if due < timer.deadline() {
+            timer.as_mut().reset(due);
+        }
         tokio::select! {
             _ = term.recv() => { tracing::info!("SIGTERM received"); break; }
             _ = int.recv() => { tracing::info!("SIGINT received"); break; }
@@ -744,11 +768,12 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
                 }
             }
             _ = report.tick() => st.drops.report(&st.relay.counters().drops),
-            _ = hello_tick.tick() => {
+            () = &mut timer => {
                 st.send_hellos(&io.sock);
                 st.check_quorum(io.tun.get_ref());
                 let alarm = st.watch.tick(now_ms());
                 st.log_alarm(alarm);
+                timer.as_mut().reset(st.next_wake());
             }
             Ok((conn, _)) = accept(status_listener.as_ref()) => {
                 serve_status(conn, &st.snapshot(&cfg, started));

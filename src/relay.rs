@@ -772,6 +772,27 @@ impl Relay {
         None
     }
 
+    /// When [`Relay::poll_hello`] next has something to send (our clock,
+    /// ms): the earliest handshake retry or keepalive; `None` when nothing
+    /// is scheduled (insecure mode, or no peer with an endpoint). Lets the
+    /// caller sleep until then instead of polling.
+    pub fn next_hello_ms(&self) -> Option<u64> {
+        self.tx_key.as_ref()?;
+        self.peers
+            .iter()
+            .filter(|p| p.endpoint.is_some())
+            .filter_map(|p| {
+                if p.hello_wanted {
+                    Some(p.next_hello_ms)
+                } else if self.keepalive_ms > 0 && p.rx.is_some() {
+                    Some(p.next_keepalive_ms)
+                } else {
+                    None
+                }
+            })
+            .min()
+    }
+
     /// Decides what to do with a datagram from `from`, opening it in place.
     /// A hello that needs an answer gets it sealed into `out` (at least
     /// [`HELLO_DATAGRAM`] bytes).
@@ -1712,6 +1733,23 @@ mod tests {
         assert!(recv(&mut b, &d, 1, T0 + 100).is_ok());
         let (d, _) = send(&mut a, &vrrp_from(1), T0 + 100);
         assert_eq!(recv(&mut b, &d, 1, T0 + 100), Err(DropReason::RateLimited));
+    }
+
+    #[test]
+    fn next_hello_time_is_when_poll_hello_has_something() {
+        let (mut a, _, _) = cluster3();
+        let mut out = [0u8; 256];
+        // Met at T0: the next things due are the keepalives, 1 s later.
+        let due = a.next_hello_ms().expect("keepalives are scheduled");
+        assert_eq!(due, T0 + 1000);
+        assert_eq!(a.poll_hello(due - 1, &mut out), None);
+        assert!(a.poll_hello(due, &mut out).is_some());
+        assert!(a.poll_hello(due, &mut out).is_some());
+        assert_eq!(a.poll_hello(due, &mut out), None);
+        assert_eq!(a.next_hello_ms(), Some(due + 1000));
+        // Insecure mode has no handshake and no keepalives.
+        let b = node_with(2, 3, T0, Security::Insecure);
+        assert_eq!(b.next_hello_ms(), None);
     }
 
     #[test]
