@@ -16,14 +16,6 @@ use std::time::{Duration, Instant};
 
 use lab::{Lab, RelayOptions};
 
-/// CPU time (ns) the process has used, from /proc/<pid>/schedstat.
-fn cpu_ns(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// A `/proc/<pid>/status` field as a number (kB for memory).
 fn status_field(pid: u32, key: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -59,13 +51,16 @@ fn main() {
     // Past the start-up handshakes.
     std::thread::sleep(Duration::from_secs(2));
     let pids: Vec<u32> = lab.host_ids().map(|h| lab.relay_pid(h)).collect();
-    let before: Vec<(u64, u64)> = pids.iter().map(|p| (cpu_ns(*p), switches(*p))).collect();
+    let before: Vec<(u64, u64)> = pids
+        .iter()
+        .map(|p| (lab::cpu_ns(*p), switches(*p)))
+        .collect();
     let start = Instant::now();
     std::thread::sleep(Duration::from_secs(secs));
     let elapsed = start.elapsed().as_secs_f64();
     println!("idle 3-host cluster, keepalive 1 s, {elapsed:.0} s:");
     for (h, (pid, (c0, s0))) in pids.iter().zip(&before).enumerate() {
-        let cpu = cpu_ns(*pid).saturating_sub(*c0) as f64 / 1e9;
+        let cpu = lab::cpu_ns(*pid).saturating_sub(*c0) as f64 / 1e9;
         let wakeups = switches(*pid).saturating_sub(*s0) as f64;
         println!(
             "  h{}: CPU {:.4} % of a core ({:.1} ms), {:.1} wake-ups/s, VmRSS {} kB",

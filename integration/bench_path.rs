@@ -179,14 +179,6 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
-/// CPU time (ns) the process has used, from /proc/<pid>/schedstat.
-fn cpu_ns(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 struct Row {
     path: Path,
     size: usize,
@@ -239,9 +231,9 @@ fn loss_free(lab: &Lab, path: Path, size: usize) -> (u64, bool) {
 fn measure(lab: &Lab, path: Path, size: usize, packets: u64) -> Row {
     let relayed = matches!(path, Path::Relay | Path::RelayInsecure);
     let pids = relayed.then(|| (lab.relay_pid(1), lab.relay_pid(2)));
-    let before = pids.map(|(a, b)| (cpu_ns(a), cpu_ns(b)));
+    let before = pids.map(|(a, b)| (lab::cpu_ns(a), lab::cpu_ns(b)));
     let (seen, _) = run(lab, path, size, 1_000, packets);
-    let after = pids.map(|(a, b)| (cpu_ns(a), cpu_ns(b)));
+    let after = pids.map(|(a, b)| (lab::cpu_ns(a), lab::cpu_ns(b)));
     let mut all: Vec<u64> = seen
         .iter()
         .flat_map(|s| s.latencies.iter().copied())

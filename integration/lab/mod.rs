@@ -909,6 +909,15 @@ pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'sta
     .expect("namespace thread panicked")
 }
 
+/// CPU time (ns) a process has used, from /proc/<pid>/schedstat; 0 if it
+/// is gone.
+pub fn cpu_ns(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Sends a signal; the lab only signals processes it started.
 pub fn signal(pid: u32, sig: i32) {
     // SAFETY: kill(2) has no memory effects; a stale pid only yields ESRCH.
