@@ -106,11 +106,7 @@ fn main() {
     }
     lab::require_programs(lab::keepalived::PROGRAMS);
     lab::require_programs(lab::ucarp::PROGRAMS);
-    let trials: usize = std::env::var("FAILOVER_TRIALS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(5);
+    let trials = lab::env_or("FAILOVER_TRIALS", 5) as usize;
     println!(
         "failover (kill -9 of the master until the VIP is on the next node), {trials} trials each"
     );

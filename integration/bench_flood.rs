@@ -12,14 +12,6 @@
 #[path = "lab/mod.rs"]
 mod lab;
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(default)
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` and `cargo test --benches` probes
@@ -28,8 +20,8 @@ fn main() {
         return;
     }
     lab::require_programs(lab::keepalived::PROGRAMS);
-    let secs = env_or("FLOOD_SECS", 30);
-    let rate = env_or("FLOOD_RATE", 100_000);
+    let secs = lab::env_or("FLOOD_SECS", 30);
+    let rate = lab::env_or("FLOOD_RATE", 100_000);
     let (junk, what) = match std::env::var("FLOOD_KIND").as_deref() {
         Ok("forged") => (
             lab::flood::Junk::ForgedHeaders,

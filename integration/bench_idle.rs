@@ -39,11 +39,7 @@ fn main() {
     if !lab::root_or_skip("idle benchmark") {
         return;
     }
-    let secs: u64 = std::env::var("IDLE_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(60);
+    let secs = lab::env_or("IDLE_SECONDS", 60);
     println!("relay binary: {}", lab::relay_bin().display());
 
     let mut lab = Lab::new(3);

@@ -331,11 +331,7 @@ fn main() {
     if !lab::root_or_skip("path benchmark") {
         return;
     }
-    let packets: u64 = std::env::var("LATENCY_PACKETS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(5_000);
+    let packets = lab::env_or("LATENCY_PACKETS", 5_000);
     println!("relay binary: {}", lab::relay_bin().display());
     let mut lab = Lab::new(3);
     add_vxlan(&lab);

@@ -17,7 +17,6 @@ use std::time::Duration;
 use lab::keepalived::Vrrp;
 use lab::vip::{self, Watch};
 use lab::{Lab, RelayOptions};
-use mcast_relay::counters::DropReason;
 
 const PRIORITY: [u8; 4] = [200, 150, 100, 50];
 
@@ -28,11 +27,7 @@ fn report(line: &str) {
 /// Network drops, `unconfirmed_epoch` included: anything that would mean
 /// a peer's packet was refused.
 fn refused(c: &HashMap<String, u64>) -> u64 {
-    DropReason::ALL
-        .iter()
-        .filter(|r| r.from_network())
-        .map(|r| c.get(r.name()).copied().unwrap_or(0))
-        .sum()
+    lab::refused(c, &[])
 }
 
 fn reload_all(lab: &Lab, hosts: &[usize], expect: &str) {

@@ -909,6 +909,29 @@ pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'sta
     .expect("namespace thread panicked")
 }
 
+/// A positive number from the environment (a benchmark's setting), or
+/// `default`.
+pub fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
+}
+
+/// Datagrams a relay refused, from its counters ([`Lab::relay_counters`]):
+/// every network drop reason but those in `except`.
+pub fn refused(
+    c: &std::collections::HashMap<String, u64>,
+    except: &[mcast_relay::counters::DropReason],
+) -> u64 {
+    mcast_relay::counters::DropReason::ALL
+        .iter()
+        .filter(|r| r.from_network() && !except.contains(r))
+        .map(|r| c.get(r.name()).copied().unwrap_or(0))
+        .sum()
+}
+
 /// CPU time (ns) a process has used, from /proc/<pid>/schedstat; 0 if it
 /// is gone.
 pub fn cpu_ns(pid: u32) -> u64 {
