@@ -8,7 +8,10 @@
 //! * `classify_inbound`: the receive-side inner-packet check alone, for an
 //!   IP packet (tun) and an Ethernet frame (tap);
 //! * `decide_drop`: the forwarding decision for a local packet `[allow]`
-//!   refuses (no crypto), and a junk datagram from the network.
+//!   refuses (no crypto), and a junk datagram from the network;
+//! * `fanout`: the system calls that send one 112-byte datagram to 15
+//!   peers (UDP sockets on loopback, drained between rounds): one
+//!   sendmmsg, as the daemon does, against one sendto per peer.
 
 use std::net::Ipv4Addr;
 
@@ -99,11 +102,60 @@ fn core(c: &mut Criterion) {
     });
 }
 
+/// One datagram to 15 listeners on loopback: the daemon's sendmmsg
+/// against a sendto per peer.
+fn fanout(c: &mut Criterion) {
+    use std::net::UdpSocket;
+    use std::os::fd::AsRawFd;
+    let tx = UdpSocket::bind("127.0.0.1:0").expect("bind on loopback");
+    let rx: Vec<UdpSocket> = (0..15)
+        .map(|_| {
+            let s = UdpSocket::bind("127.0.0.1:0").expect("bind on loopback");
+            s.set_nonblocking(true).expect("nonblocking");
+            s
+        })
+        .collect();
+    let addrs: Vec<_> = rx
+        .iter()
+        .map(|s| s.local_addr().expect("address"))
+        .collect();
+    let datagram = [0u8; 112];
+    // Empties the listeners' queues so neither variant meets full buffers.
+    let drain = || {
+        let mut buf = [0u8; 256];
+        for s in &rx {
+            while s.recv(&mut buf).is_ok() {}
+        }
+    };
+    let mut f = mcast_relay::fanout::Fanout::with_capacity(addrs.len());
+    for (i, a) in addrs.iter().enumerate() {
+        f.push(i, *a);
+    }
+    c.bench_function("fanout/15_peers_sendmmsg", |bench| {
+        bench.iter_batched(
+            drain,
+            |()| f.send(tx.as_raw_fd(), &datagram, |_, _, r| assert!(r.is_ok())),
+            criterion::BatchSize::PerIteration,
+        )
+    });
+    c.bench_function("fanout/15_peers_sendto_each", |bench| {
+        bench.iter_batched(
+            drain,
+            |()| {
+                for a in &addrs {
+                    tx.send_to(&datagram, a).expect("send on loopback");
+                }
+            },
+            criterion::BatchSize::PerIteration,
+        )
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(2));
-    targets = core
+    targets = core, fanout
 }
 criterion_main!(benches);

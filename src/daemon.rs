@@ -9,6 +9,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::io::unix::AsyncFd;
@@ -19,6 +20,7 @@ use tokio::sync::mpsc;
 use crate::config::{Config, Endpoint, Mode};
 use crate::counters::{DropCounters, DropReason};
 use crate::crypto::Challenger;
+use crate::fanout::Fanout;
 use crate::frame;
 use crate::keyfile;
 use crate::metrics;
@@ -198,6 +200,7 @@ struct State {
     net_buf: Vec<u8>,
     drops: DropLog,
     sends: SendLog,
+    fanout: Fanout,
     inject_warned: Option<Instant>,
     /// Who is master of which virtual router, from the adverts relayed.
     watch: Watch,
@@ -288,25 +291,32 @@ impl State {
         }
     }
 
-    /// One sealed datagram, the same bytes to each target peer.
+    /// One sealed datagram, the same bytes to each target peer, in one
+    /// system call.
     fn send(&mut self, len: usize, target: Target, sock: &UdpSocket) {
         let (first, end) = match target {
             Target::All => (0, self.relay.peer_count()),
             Target::Peer(i) => (i, i + 1),
         };
+        self.fanout.clear();
         for i in first..end {
-            let Some(ep) = self.relay.endpoint(i) else {
-                self.relay.count_drop(DropReason::PeerUnresolved);
-                continue;
-            };
-            match sock.try_send_to(&self.out_buf[..len], ep) {
-                Ok(_) => self.relay.count_sent(i, len),
-                Err(e) => {
-                    self.relay.count_drop(DropReason::SendFailed);
-                    self.sends.failed(&self.relay, i, ep, &e);
-                }
+            match self.relay.endpoint(i) {
+                Some(ep) => self.fanout.push(i, ep),
+                None => self.relay.count_drop(DropReason::PeerUnresolved),
             }
         }
+        if self.fanout.is_empty() {
+            return;
+        }
+        let (relay, sends) = (&mut self.relay, &mut self.sends);
+        self.fanout
+            .send(sock.as_raw_fd(), &self.out_buf[..len], |i, ep, r| match r {
+                Ok(()) => relay.count_sent(i, len),
+                Err(e) => {
+                    relay.count_drop(DropReason::SendFailed);
+                    sends.failed(relay, i, ep, &e);
+                }
+            });
     }
 
     /// When the loop must next wake without traffic: the next hello or
@@ -730,6 +740,7 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
         sends: SendLog {
             last_warn: vec![None; peer_count],
         },
+        fanout: Fanout::with_capacity(peer_count),
         inject_warned: None,
         watch: Watch::default(),
         me: cfg.node.name.clone(),

@@ -14,6 +14,7 @@ pub mod config;
 pub mod counters;
 pub mod crypto;
 pub mod daemon;
+pub mod fanout;
 pub mod frame;
 pub mod hostcheck;
 pub mod keyfile;
