@@ -6,7 +6,10 @@
 //!
 //! Underlay: 10.77.0.i/24 and fd77::i/64 on eth0; the VIPs keepalived moves
 //! are 10.77.0.100 and fd77::100. Overlay (mcast0): 10.250.0.i/24 and
-//! fd00:250::i/64.
+//! fd00:250::i/64. The IPv6 addresses spell i with its decimal digits
+//! (fd77::16 for h16): not i's value, but unique and readable. Host
+//! addresses stop at [`MAX_HOSTS`]; the lab's other addresses on the cloud
+//! lie above them.
 //!
 //! Labs are serialised (a process-wide mutex and a flock), named uniquely
 //! and torn down on drop, including every process left in their
@@ -52,6 +55,13 @@ const LOCK_FILE: &str = "/run/lock/mcast-relay-lab.lock";
 
 static IN_PROCESS: Mutex<()> = Mutex::new(());
 static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// The most hosts a lab can have. Host h owns 10.77.0.h and 10.250.0.h;
+/// the lab's own addresses on the cloud start just above: 10.77.0.97 (a
+/// test's spare address for a host), .98 and .99 (the outsider), .100 and
+/// up (VIPs). Names, namespaces, bridge ports and configs have no other
+/// bound; how many hosts a 2-core machine runs well is another matter.
+pub const MAX_HOSTS: usize = 96;
 
 /// The programs the lab needs, with the Debian package each comes from.
 pub const BASE_PROGRAMS: &[(&str, &str)] = &[
@@ -200,7 +210,10 @@ pub struct Lab {
 impl Lab {
     /// Builds the namespaces and the blocking cloud bridge.
     pub fn new(hosts: usize) -> Lab {
-        assert!((2..=9).contains(&hosts), "a lab has 2 to 9 hosts");
+        assert!(
+            (2..=MAX_HOSTS).contains(&hosts),
+            "a lab has 2 to {MAX_HOSTS} hosts"
+        );
         require_programs(BASE_PROGRAMS);
         let guard = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
         let lock_file = File::create(LOCK_FILE)
