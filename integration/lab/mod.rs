@@ -655,6 +655,23 @@ impl Lab {
         }
     }
 
+    /// Waits until every running relay has confirmed every peer it lists:
+    /// from then on no data packet meets an unconfirmed sender, so a
+    /// refusal counted afterwards is a real one.
+    pub fn wait_relays_confirmed(&self, timeout: Duration) {
+        for h in self.host_ids().filter(|h| self.relays[h - 1].is_some()) {
+            wait_for(
+                &format!("h{h}'s relay to confirm all its peers"),
+                timeout,
+                || {
+                    let st = self.relay_status(h);
+                    let peers = st["peers"].as_array()?;
+                    peers.iter().all(|p| p["confirmed"] == true).then_some(())
+                },
+            );
+        }
+    }
+
     /// Where the relay of host `h` answers `mcast-relay status`.
     pub fn status_socket(&self, h: usize) -> PathBuf {
         self.path(&format!("status{h}.sock"))
