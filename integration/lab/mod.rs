@@ -5,11 +5,11 @@
 //! discovery. Unicast between hosts works; nothing leaves the namespaces.
 //!
 //! Underlay: 10.77.0.i/24 and fd77::i/64 on eth0; the VIPs keepalived moves
-//! are 10.77.0.100 and fd77::100. Overlay (mcast0): 10.250.0.i/24 and
-//! fd00:250::i/64. The IPv6 addresses spell i with its decimal digits
-//! (fd77::16 for h16): not i's value, but unique and readable. Host
-//! addresses stop at [`MAX_HOSTS`]; the lab's other addresses on the cloud
-//! lie above them.
+//! are 10.77.0.100 and fd77::100 (and 10.77.0.101 up for the clusters of
+//! [`vrrp_cluster`]). Overlay (mcast0): 10.250.0.i/24 and fd00:250::i/64.
+//! The IPv6 addresses spell i with its decimal digits (fd77::16 for h16):
+//! not i's value, but unique and readable. Host addresses stop at
+//! [`MAX_HOSTS`]; the lab's other addresses on the cloud lie above them.
 //!
 //! Labs are serialised (a process-wide mutex and a flock), named uniquely
 //! and torn down on drop, including every process left in their
@@ -25,6 +25,7 @@ pub mod heartbeat;
 pub mod keepalived;
 pub mod ucarp;
 pub mod vip;
+pub mod vrrp_cluster;
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};
@@ -60,7 +61,8 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 /// the lab's own addresses on the cloud start just above: 10.77.0.97 (a
 /// test's spare address for a host), .98 and .99 (the outsider), .100 and
 /// up (VIPs). Names, namespaces, bridge ports and configs have no other
-/// bound; how many hosts a 2-core machine runs well is another matter.
+/// bound; how many hosts a 2-core machine runs well is another matter
+/// (16 with keepalived: `integration/scale.rs`).
 pub const MAX_HOSTS: usize = 96;
 
 /// The programs the lab needs, with the Debian package each comes from.
