@@ -973,6 +973,25 @@ pub fn cpu_ns(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// A `/proc/<pid>/status` field as a number (kB for memory); 0 if the
+/// process or the field is gone.
+pub fn status_field(pid: u32, key: &str) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l[key.len()..].split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Context switches of a process so far, voluntary or not: how often it
+/// went to sleep or was put off the CPU, i.e. its wake-ups.
+pub fn switches(pid: u32) -> u64 {
+    status_field(pid, "voluntary_ctxt_switches:") + status_field(pid, "nonvoluntary_ctxt_switches:")
+}
+
 /// Sends a signal; the lab only signals processes it started.
 pub fn signal(pid: u32, sig: i32) {
     // SAFETY: kill(2) has no memory effects; a stale pid only yields ESRCH.
