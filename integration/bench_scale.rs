@@ -142,7 +142,7 @@ fn main() {
     let next = cluster.master(victim);
     println!(
         "\nfailover: kill -9 of h{}'s keepalived (master of VRID {}): VIP on h{} after {:.0} ms \
-         (that host's master-down interval {:.0} ms); VIPs appearing elsewhere meanwhile: {}",
+         (that host's master-down interval {:.0} ms); VIPs appearing elsewhere meanwhile: {:?}",
         f.from,
         cluster.vrid(victim),
         f.first.host,
@@ -152,7 +152,10 @@ fn main() {
             .master_down(cluster.priority(victim, next))
             .as_secs_f64()
             * 1e3,
-        f.others.len()
+        f.others
+            .iter()
+            .map(|a| format!("{} on h{}", cluster.vips[a.vip], a.host))
+            .collect::<Vec<_>>()
     );
     assert_eq!(
         (f.first.vip, f.first.host),
