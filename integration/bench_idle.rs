@@ -14,23 +14,7 @@ mod lab;
 
 use std::time::{Duration, Instant};
 
-use lab::{Lab, RelayOptions};
-
-/// A `/proc/<pid>/status` field as a number (kB for memory).
-fn status_field(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(key))
-                .and_then(|l| l[key.len()..].split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn switches(pid: u32) -> u64 {
-    status_field(pid, "voluntary_ctxt_switches:") + status_field(pid, "nonvoluntary_ctxt_switches:")
-}
+use lab::{Lab, RelayOptions, status_field, switches};
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {

@@ -179,19 +179,19 @@ fn peers_by_dns_name_follow_a_moved_address() {
         2,
         &["sysctl", "-qw", "net.ipv4.conf.eth0.promote_secondaries=1"],
     );
-    lab.exec(2, &["ip", "addr", "add", "10.77.0.22/24", "dev", "eth0"]);
+    lab.exec(2, &["ip", "addr", "add", "10.77.0.97/24", "dev", "eth0"]);
     for h in [1, 3] {
-        lab.set_host_entry(h, "h2.lab", Some("10.77.0.22"));
+        lab.set_host_entry(h, "h2.lab", Some("10.77.0.97"));
     }
     for h in [1, 3] {
         let log = lab.relay_log(h);
         lab::wait_for(
-            &format!("h{h}'s relay to follow h2.lab to 10.77.0.22"),
+            &format!("h{h}'s relay to follow h2.lab to 10.77.0.97"),
             Duration::from_secs(10),
             || {
                 let text = std::fs::read_to_string(&log).unwrap_or_default();
                 text.lines()
-                    .any(|l| l.contains("peer endpoint resolved") && l.contains("10.77.0.22"))
+                    .any(|l| l.contains("peer endpoint resolved") && l.contains("10.77.0.97"))
                     .then_some(())
             },
         );
@@ -226,7 +226,7 @@ fn peers_by_dns_name_follow_a_moved_address() {
     assert!(moved.is_none(), "the VIP moved: {moved:?}");
     assert_eq!(vip::holders(&lab, vrrp.vip()), vec![1]);
     report(&format!(
-        "dns: h2.lab moved to 10.77.0.22 and the old address went away: h2 kept receiving ({followed} packets in 2 s); \
+        "dns: h2.lab moved to 10.77.0.97 and the old address went away: h2 kept receiving ({followed} packets in 2 s); \
          the name stopped resolving: 1 warning, last address kept ({kept} packets in 1 s); 0 master changes"
     ));
 }

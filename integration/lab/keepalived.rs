@@ -51,21 +51,28 @@ impl Vrrp {
     }
 
     fn config(&self, host: usize, priority: u8) -> String {
-        let vip = if self.ipv6 {
-            format!("{}/64", self.vip())
-        } else {
-            format!("{}/24", self.vip())
-        };
+        global_defs(host) + &self.instance("lab", 51, priority, self.vip())
+    }
+
+    /// One `vrrp_instance` block: virtual router `vrid` at `priority`,
+    /// adverts on this [`Vrrp`]'s interface, moving `vip` on eth0.
+    pub fn instance(&self, name: &str, vrid: u8, priority: u8, vip: &str) -> String {
+        // The VIPs share eth0's underlay subnet, so they take its prefix.
+        let prefix = if self.ipv6 { 64 } else { 24 };
         format!(
-            "global_defs {{\n  router_id h{host}\n  enable_script_security\n}}\n\
-             vrrp_instance lab {{\n  state BACKUP\n  interface {iface}\n  virtual_router_id 51\n  \
+            "vrrp_instance {name} {{\n  state BACKUP\n  interface {iface}\n  virtual_router_id {vrid}\n  \
              version {ver}\n  priority {priority}\n  advert_int {adv}\n  \
-             virtual_ipaddress {{\n    {vip} dev eth0\n  }}\n}}\n",
+             virtual_ipaddress {{\n    {vip}/{prefix} dev eth0\n  }}\n}}\n",
             iface = self.interface,
             ver = self.version,
             adv = self.advert,
         )
     }
+}
+
+/// The `global_defs` every lab keepalived starts with.
+pub fn global_defs(host: usize) -> String {
+    format!("global_defs {{\n  router_id h{host}\n  enable_script_security\n}}\n")
 }
 
 /// A running keepalived: the parent and, once started, its VRRP child.

@@ -5,8 +5,11 @@
 //! discovery. Unicast between hosts works; nothing leaves the namespaces.
 //!
 //! Underlay: 10.77.0.i/24 and fd77::i/64 on eth0; the VIPs keepalived moves
-//! are 10.77.0.100 and fd77::100. Overlay (mcast0): 10.250.0.i/24 and
-//! fd00:250::i/64.
+//! are 10.77.0.100 and fd77::100 (and 10.77.0.101 up for the clusters of
+//! [`vrrp_cluster`]). Overlay (mcast0): 10.250.0.i/24 and fd00:250::i/64.
+//! The IPv6 addresses spell i with its decimal digits (fd77::16 for h16):
+//! not i's value, but unique and readable. Host addresses stop at
+//! [`MAX_HOSTS`]; the lab's other addresses on the cloud lie above them.
 //!
 //! Labs are serialised (a process-wide mutex and a flock), named uniquely
 //! and torn down on drop, including every process left in their
@@ -22,6 +25,7 @@ pub mod heartbeat;
 pub mod keepalived;
 pub mod ucarp;
 pub mod vip;
+pub mod vrrp_cluster;
 
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};
@@ -52,6 +56,14 @@ const LOCK_FILE: &str = "/run/lock/mcast-relay-lab.lock";
 
 static IN_PROCESS: Mutex<()> = Mutex::new(());
 static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// The most hosts a lab can have. Host h owns 10.77.0.h and 10.250.0.h;
+/// the lab's own addresses on the cloud start just above: 10.77.0.97 (a
+/// test's spare address for a host), .98 and .99 (the outsider), .100 and
+/// up (VIPs). Names, namespaces, bridge ports and configs have no other
+/// bound; how many hosts a 2-core machine runs well is another matter
+/// (16 with keepalived: `integration/scale.rs`).
+pub const MAX_HOSTS: usize = 96;
 
 /// The programs the lab needs, with the Debian package each comes from.
 pub const BASE_PROGRAMS: &[(&str, &str)] = &[
@@ -200,7 +212,10 @@ pub struct Lab {
 impl Lab {
     /// Builds the namespaces and the blocking cloud bridge.
     pub fn new(hosts: usize) -> Lab {
-        assert!((2..=9).contains(&hosts), "a lab has 2 to 9 hosts");
+        assert!(
+            (2..=MAX_HOSTS).contains(&hosts),
+            "a lab has 2 to {MAX_HOSTS} hosts"
+        );
         require_programs(BASE_PROGRAMS);
         let guard = IN_PROCESS.lock().unwrap_or_else(|e| e.into_inner());
         let lock_file = File::create(LOCK_FILE)
@@ -642,6 +657,23 @@ impl Lab {
         }
     }
 
+    /// Waits until every running relay has confirmed every peer it lists:
+    /// from then on no data packet meets an unconfirmed sender, so a
+    /// refusal counted afterwards is a real one.
+    pub fn wait_relays_confirmed(&self, timeout: Duration) {
+        for h in self.host_ids().filter(|h| self.relays[h - 1].is_some()) {
+            wait_for(
+                &format!("h{h}'s relay to confirm all its peers"),
+                timeout,
+                || {
+                    let st = self.relay_status(h);
+                    let peers = st["peers"].as_array()?;
+                    peers.iter().all(|p| p["confirmed"] == true).then_some(())
+                },
+            );
+        }
+    }
+
     /// Where the relay of host `h` answers `mcast-relay status`.
     pub fn status_socket(&self, h: usize) -> PathBuf {
         self.path(&format!("status{h}.sock"))
@@ -939,6 +971,25 @@ pub fn cpu_ns(pid: u32) -> u64 {
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
+}
+
+/// A `/proc/<pid>/status` field as a number (kB for memory); 0 if the
+/// process or the field is gone.
+pub fn status_field(pid: u32, key: &str) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l[key.len()..].split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Context switches of a process so far, voluntary or not: how often it
+/// went to sleep or was put off the CPU, i.e. its wake-ups.
+pub fn switches(pid: u32) -> u64 {
+    status_field(pid, "voluntary_ctxt_switches:") + status_field(pid, "nonvoluntary_ctxt_switches:")
 }
 
 /// Sends a signal; the lab only signals processes it started.

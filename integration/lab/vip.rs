@@ -1,4 +1,4 @@
-//! Who holds the virtual IP, and when it moved. `ip monitor address` in
+//! Who holds the virtual IPs, and when they moved. `ip monitor address` in
 //! every host reports address changes as the kernel makes them, so a
 //! failover is timed from the kill to the netlink event, not to a poll.
 
@@ -24,13 +24,31 @@ fn token(vip: &str) -> String {
 
 /// The hosts that hold `vip` on eth0 right now.
 pub fn holders(lab: &Lab, vip: &str) -> Vec<usize> {
-    let t = token(vip);
-    lab.host_ids()
-        .filter(|h| {
-            let out = lab.try_exec(*h, &["ip", "-o", "addr", "show", "dev", "eth0"]);
-            String::from_utf8_lossy(&out.stdout).contains(&t)
-        })
-        .collect()
+    holders_each(lab, &[vip]).remove(0)
+}
+
+/// For each of `vips`, the hosts that hold it on eth0 right now: one look
+/// per host whatever the number of VIPs, so a sample of a big lab is quick
+/// enough to be close to one instant.
+pub fn holders_each(lab: &Lab, vips: &[&str]) -> Vec<Vec<usize>> {
+    let tokens: Vec<String> = vips.iter().map(|v| token(v)).collect();
+    let mut each = vec![Vec::new(); vips.len()];
+    for h in lab.host_ids() {
+        // `ip -n` only enters the namespace for its netlink socket; `ip
+        // netns exec` also sets up a mount namespace (about 40 % more CPU
+        // here), which polling 16 hosts takes from the daemons under test.
+        let out = Command::new("ip")
+            .args(["-n", &lab.ns(h), "-o", "addr", "show", "dev", "eth0"])
+            .output()
+            .expect("cannot run ip");
+        let text = String::from_utf8_lossy(&out.stdout);
+        for (t, held) in tokens.iter().zip(&mut each) {
+            if text.contains(t.as_str()) {
+                held.push(h);
+            }
+        }
+    }
+    each
 }
 
 /// Waits until exactly one host among `candidates` holds `vip` and keeps
@@ -78,14 +96,32 @@ pub fn converge_on(
     stable: Duration,
     timeout: Duration,
 ) {
+    converge_on_each(lab, &[(vip, expected)], candidates, stable, timeout);
+}
+
+/// [`converge_on`] for several VIPs at once: each `(vip, host)` of
+/// `wanted` has that host as its only holder among `candidates`, all of
+/// them in the same samples, for `stable`.
+pub fn converge_on_each(
+    lab: &Lab,
+    wanted: &[(&str, usize)],
+    candidates: &[usize],
+    stable: Duration,
+    timeout: Duration,
+) {
+    let vips: Vec<&str> = wanted.iter().map(|(v, _)| *v).collect();
     let deadline = Instant::now() + timeout;
     let mut since: Option<Instant> = None;
     loop {
-        let now: Vec<usize> = holders(lab, vip)
+        let now: Vec<Vec<usize>> = holders_each(lab, &vips)
             .into_iter()
-            .filter(|h| candidates.contains(h))
+            .map(|held| {
+                held.into_iter()
+                    .filter(|h| candidates.contains(h))
+                    .collect()
+            })
             .collect();
-        if now == [expected] {
+        if now.iter().zip(wanted).all(|(held, (_, h))| held == &[*h]) {
             let t = *since.get_or_insert_with(Instant::now);
             if t.elapsed() >= stable {
                 return;
@@ -95,7 +131,7 @@ pub fn converge_on(
         }
         assert!(
             Instant::now() < deadline,
-            "h{expected} did not become the only stable holder of {vip} among {candidates:?} within {timeout:?}; holders: {now:?}"
+            "not every VIP on its expected host alone among {candidates:?} within {timeout:?}; wanted (VIP, host) {wanted:?}, holders {now:?}"
         );
         sleep(Duration::from_millis(100));
     }
@@ -106,6 +142,8 @@ pub fn converge_on(
 pub struct Added {
     pub host: usize,
     pub at: Instant,
+    /// Which of the watched VIPs (its index in [`Watch::start_each`]).
+    pub vip: usize,
 }
 
 /// `ip monitor address` in every host of a lab.
@@ -116,6 +154,12 @@ pub struct Watch {
 
 impl Watch {
     pub fn start(lab: &Lab, vip: &str) -> Watch {
+        Watch::start_each(lab, &[vip])
+    }
+
+    /// Watches several VIPs with one monitor per host.
+    pub fn start_each(lab: &Lab, vips: &[&str]) -> Watch {
+        let tokens: Vec<String> = vips.iter().map(|v| token(v)).collect();
         let (tx, rx) = channel();
         let mut children = Vec::new();
         for h in lab.host_ids() {
@@ -126,7 +170,7 @@ impl Watch {
                 .spawn()
                 .expect("cannot start ip monitor");
             let out = child.stdout.take().expect("piped stdout");
-            spawn_reader(h, token(vip), out, tx.clone());
+            spawn_reader(h, tokens.clone(), out, tx.clone());
             children.push(child);
         }
         // ip monitor subscribes right after it starts; give it that moment.
@@ -139,7 +183,13 @@ impl Watch {
         while self.rx.try_recv().is_ok() {}
     }
 
-    /// The first host, not in `exclude`, that gains the VIP before `timeout`.
+    /// Every event seen so far, oldest first.
+    pub fn drain(&self) -> Vec<Added> {
+        self.rx.try_iter().collect()
+    }
+
+    /// The first host, not in `exclude`, that gains a watched VIP before
+    /// `timeout`.
     pub fn next_added(&self, exclude: &[usize], timeout: Duration) -> Option<Added> {
         let deadline = Instant::now() + timeout;
         loop {
@@ -153,12 +203,20 @@ impl Watch {
     }
 }
 
-fn spawn_reader(host: usize, token: String, out: std::process::ChildStdout, tx: Sender<Added>) {
+fn spawn_reader(
+    host: usize,
+    tokens: Vec<String>,
+    out: std::process::ChildStdout,
+    tx: Sender<Added>,
+) {
     std::thread::spawn(move || {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if line.contains(&token) && !line.starts_with("Deleted") {
-                let at = Instant::now();
-                if tx.send(Added { host, at }).is_err() {
+            if line.starts_with("Deleted") {
+                continue;
+            }
+            let at = Instant::now();
+            for vip in (0..tokens.len()).filter(|i| line.contains(tokens[*i].as_str())) {
+                if tx.send(Added { host, at, vip }).is_err() {
                     return;
                 }
             }
