@@ -98,10 +98,7 @@ impl Running {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return; // `cargo bench -- --list` and `cargo test --benches` probes
-    }
-    if !lab::root_or_skip("failover benchmark") {
+    if !lab::bench_may_run("failover benchmark") {
         return;
     }
     lab::require_programs(lab::keepalived::PROGRAMS);

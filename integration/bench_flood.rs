@@ -13,10 +13,7 @@
 mod lab;
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return; // `cargo bench -- --list` and `cargo test --benches` probes
-    }
-    if !lab::root_or_skip("flood benchmark") {
+    if !lab::bench_may_run("flood benchmark") {
         return;
     }
     lab::require_programs(lab::keepalived::PROGRAMS);

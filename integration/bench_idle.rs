@@ -17,10 +17,7 @@ use std::time::{Duration, Instant};
 use lab::{Lab, RelayOptions, status_field, switches};
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return;
-    }
-    if !lab::root_or_skip("idle benchmark") {
+    if !lab::bench_may_run("idle benchmark") {
         return;
     }
     let secs = lab::env_or("IDLE_SECONDS", 60);

@@ -510,10 +510,7 @@ fn combine(runs: &[Vec<Row>], path: Path, size: usize) -> Row {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return;
-    }
-    if !lab::root_or_skip("path benchmark") {
+    if !lab::bench_may_run("path benchmark") {
         return;
     }
     let packets = lab::env_or("LATENCY_PACKETS", 5_000);

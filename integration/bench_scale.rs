@@ -33,10 +33,7 @@ fn counter(c: &HashMap<String, u64>, name: &str) -> u64 {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return; // `cargo bench -- --list` and `cargo test --benches` probes
-    }
-    if !lab::root_or_skip("scale benchmark") {
+    if !lab::bench_may_run("scale benchmark") {
         return;
     }
     let hosts = lab::env_or("SCALE_HOSTS", 16) as usize;

@@ -86,6 +86,16 @@ pub fn root_or_skip(what: &str) -> bool {
     false
 }
 
+/// The start of every lab benchmark: false (nothing to do) when cargo
+/// only probes it (`cargo bench -- --list`, `cargo test --benches`) or
+/// without root.
+pub fn bench_may_run(what: &str) -> bool {
+    if std::env::args().any(|a| a == "--list") {
+        return false;
+    }
+    root_or_skip(what)
+}
+
 pub fn is_root() -> bool {
     fs::read_to_string("/proc/self/status")
         .ok()
