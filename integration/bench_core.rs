@@ -13,8 +13,6 @@
 //!   peers (UDP sockets on loopback, drained between rounds): one
 //!   sendmmsg, as the daemon does, against one sendto per peer.
 
-use std::net::Ipv4Addr;
-
 use criterion::{Criterion, criterion_group, criterion_main};
 use mcast_relay::relay::{Inbound, Link, Outbound};
 
@@ -29,13 +27,7 @@ use inproc::{T0, endpoint, meet, node_on};
 fn advert(payload: usize) -> Vec<u8> {
     let mut body = vec![0u8; payload];
     body[..4].copy_from_slice(&[0x31, 51, 200, 1]);
-    testpkt::ipv4(
-        Ipv4Addr::new(10, 250, 0, 1),
-        Ipv4Addr::new(224, 0, 0, 18),
-        112,
-        255,
-        &body,
-    )
+    testpkt::vrrp_advert_from_node1(&body)
 }
 
 fn frame(packet: &[u8]) -> Vec<u8> {

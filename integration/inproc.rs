@@ -36,17 +36,12 @@ pub fn epoch_of(n: u8) -> u64 {
 }
 
 pub fn allow() -> AllowList {
-    AllowList::new(
-        [
-            Preset::Vrrp,
-            Preset::Carp,
-            Preset::Heartbeat,
-            Preset::Corosync,
-        ]
-        .iter()
-        .map(|p| p.rule())
-        .collect(),
-    )
+    AllowList::of_presets(&[
+        Preset::Vrrp,
+        Preset::Carp,
+        Preset::Heartbeat,
+        Preset::Corosync,
+    ])
 }
 
 pub fn node(me: u8) -> Relay {

@@ -3,10 +3,9 @@
 //! through sealing, opening, classifying and every common kind of drop.
 //! Counting is per thread, so the test harness's own threads do not count.
 
-use mcast_relay::relay::{Inbound, Link, Outbound};
+use mcast_relay::relay::{Inbound, Link, Outbound, Relay};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::net::Ipv4Addr;
 
 struct Counting;
 
@@ -50,14 +49,28 @@ use inproc::{T0, endpoint as ep, meet, node, node_on};
 
 /// A VRRPv3 advert from node 1's overlay address.
 fn advert() -> Vec<u8> {
-    let payload = [0x31u8, 51, 200, 1, 0, 10, 0, 0, 10, 77, 0, 100];
-    testpkt::ipv4(
-        Ipv4Addr::new(10, 250, 0, 1),
-        Ipv4Addr::new(224, 0, 0, 18),
-        112,
-        255,
-        &payload,
-    )
+    testpkt::vrrp_advert_from_node1(&[0x31u8, 51, 200, 1, 0, 10, 0, 0, 10, 77, 0, 100])
+}
+
+/// Allocations while `a` seals `packet` (from its interface) and `b`
+/// opens and injects it, `n` times one millisecond apart (within the
+/// injection rate limit); buffers are the daemon's, allocated up front.
+fn allocations_relaying(a: &mut Relay, b: &mut Relay, packet: &[u8], n: usize) -> u64 {
+    let mut sealed = vec![0u8; 2048];
+    let mut work = vec![0u8; 2048];
+    let mut out = vec![0u8; 2048];
+    let ((), count) = allocations(|| {
+        for i in 0..n {
+            let now = T0 + i as u64;
+            let Outbound::Send { len, .. } = a.from_tun(packet, now, &mut sealed) else {
+                panic!("packet {i} was not sealed");
+            };
+            work[..len].copy_from_slice(&sealed[..len]);
+            let r = b.from_net(&mut work[..len], ep(1), now, &mut out);
+            assert!(matches!(r, Inbound::Inject { .. }), "packet {i}: {r:?}");
+        }
+    });
+    count
 }
 
 #[test]
@@ -66,28 +79,8 @@ fn the_packet_path_does_not_allocate() {
     let mut b = node(2);
     meet(&mut a, &mut b);
     let packet = advert();
-    // Buffers are the daemon's: allocated once, up front.
-    let mut sealed = vec![0u8; 2048];
-    let mut work = vec![0u8; 2048];
-    let mut out = vec![0u8; 2048];
-    let mut kept = Vec::with_capacity(8);
     const N: usize = 10_000;
-
-    let ((), n) = allocations(|| {
-        for i in 0..N {
-            // One packet a millisecond: within the injection rate limit.
-            let now = T0 + i as u64;
-            let Outbound::Send { len, .. } = a.from_tun(&packet, now, &mut sealed) else {
-                panic!("the advert was not sealed");
-            };
-            work[..len].copy_from_slice(&sealed[..len]);
-            let r = b.from_net(&mut work[..len], ep(1), now, &mut out);
-            assert!(matches!(r, Inbound::Inject { .. }), "packet {i}: {r:?}");
-            if i < 8 {
-                kept.push(len);
-            }
-        }
-    });
+    let n = allocations_relaying(&mut a, &mut b, &packet, N);
     assert_eq!(
         n, 0,
         "{n} allocations for {N} packets sealed, opened and injected"
@@ -95,6 +88,9 @@ fn the_packet_path_does_not_allocate() {
 
     // Drops: a replay, a forgery, junk, an unknown sender, a local packet
     // that is not allowed.
+    let mut sealed = vec![0u8; 2048];
+    let mut work = vec![0u8; 2048];
+    let mut out = vec![0u8; 2048];
     let later = T0 + N as u64;
     let Outbound::Send { len, .. } = a.from_tun(&packet, later, &mut sealed) else {
         panic!("the advert was not sealed");
@@ -149,21 +145,8 @@ fn the_tap_packet_path_does_not_allocate() {
         &advert(),
     ]
     .concat();
-    let mut sealed = vec![0u8; 2048];
-    let mut work = vec![0u8; 2048];
-    let mut out = vec![0u8; 2048];
     const N: usize = 10_000;
-    let ((), n) = allocations(|| {
-        for i in 0..N {
-            let now = T0 + i as u64;
-            let Outbound::Send { len, .. } = a.from_tun(&frame, now, &mut sealed) else {
-                panic!("the frame was not sealed");
-            };
-            work[..len].copy_from_slice(&sealed[..len]);
-            let r = b.from_net(&mut work[..len], ep(1), now, &mut out);
-            assert!(matches!(r, Inbound::Inject { .. }), "frame {i}: {r:?}");
-        }
-    });
+    let n = allocations_relaying(&mut a, &mut b, &frame, N);
     assert_eq!(
         n, 0,
         "{n} allocations for {N} frames sealed, opened and injected"

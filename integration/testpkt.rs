@@ -30,6 +30,18 @@ pub fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, ttl: u8, payload: &[u8]) ->
     p
 }
 
+/// A VRRP advert (protocol 112, TTL 255) from node 1's overlay address
+/// 10.250.0.1 to 224.0.0.18 with `body` as the VRRP message.
+pub fn vrrp_advert_from_node1(body: &[u8]) -> Vec<u8> {
+    ipv4(
+        Ipv4Addr::new(10, 250, 0, 1),
+        Ipv4Addr::new(224, 0, 0, 18),
+        112,
+        255,
+        body,
+    )
+}
+
 /// A UDP header and `data` (checksum 0: none, as IPv4 allows).
 pub fn udp(sport: u16, dport: u16, data: &[u8]) -> Vec<u8> {
     let mut u = Vec::with_capacity(8 + data.len());

@@ -204,6 +204,11 @@ impl AllowList {
         AllowList { rules }
     }
 
+    /// The rules of these presets and nothing else.
+    pub fn of_presets(presets: &[Preset]) -> Self {
+        AllowList::new(presets.iter().map(|p| p.rule()).collect())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
@@ -233,17 +238,13 @@ mod tests {
 
     const A: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 1);
 
-    fn list(presets: &[Preset]) -> AllowList {
-        AllowList::new(presets.iter().map(|p| p.rule()).collect())
-    }
-
     fn udp_to(dst: Ipv4Addr, port: u16) -> Inner {
         parse(&testpkt::v4_udp(A, dst, port, b"x")).expect("parses")
     }
 
     #[test]
     fn vrrp_preset_only_vrrp_groups() {
-        let l = list(&[Preset::Vrrp]);
+        let l = AllowList::of_presets(&[Preset::Vrrp]);
         let adv = parse(&testpkt::v4(
             A,
             Ipv4Addr::new(224, 0, 0, 18),
@@ -269,7 +270,7 @@ mod tests {
 
     #[test]
     fn heartbeat_and_corosync_ports() {
-        let l = list(&[Preset::Heartbeat, Preset::Corosync]);
+        let l = AllowList::of_presets(&[Preset::Heartbeat, Preset::Corosync]);
         let g = Ipv4Addr::new(239, 192, 1, 1);
         assert!(l.permits(&udp_to(g, 694), DestKind::Multicast));
         assert!(l.permits(&udp_to(g, 5404), DestKind::Multicast));
@@ -320,7 +321,7 @@ mod tests {
 
     #[test]
     fn later_fragments_match_on_protocol_and_destination() {
-        let l = list(&[Preset::Heartbeat]);
+        let l = AllowList::of_presets(&[Preset::Heartbeat]);
         let mut p = testpkt::v4_udp(A, Ipv4Addr::new(225, 0, 0, 1), 694, &[0u8; 16]);
         p[7] = 0x03; // offset 24: no UDP header in this fragment
         let frag = parse(&p).expect("parses");

@@ -1195,17 +1195,12 @@ mod tests {
                 addrs: addrs(n),
             })
             .collect();
-        let allow = AllowList::new(
-            [
-                Preset::Vrrp,
-                Preset::Carp,
-                Preset::Heartbeat,
-                Preset::Corosync,
-            ]
-            .iter()
-            .map(|p| p.rule())
-            .collect(),
-        );
+        let allow = AllowList::of_presets(&[
+            Preset::Vrrp,
+            Preset::Carp,
+            Preset::Heartbeat,
+            Preset::Corosync,
+        ]);
         let mut r = Relay::new(RelayParams {
             local: addrs(me),
             link,
