@@ -22,9 +22,11 @@ use lab::capture::{self, Capture};
 use lab::keepalived::Vrrp;
 use lab::vip::{self, Watch};
 use lab::{Lab, RelayOptions, in_netns};
-use mcast_relay::counters::DropReason;
-use mcast_relay::crypto::{ClusterKey, KeySchedule};
-use mcast_relay::wire::{HEADER_LEN, HELLO_LEN, HELLO_WANT_REPLY, Header, Hello, Kind, TAG_LEN};
+use mcast_relay::core::counters::DropReason;
+use mcast_relay::proto::crypto::{ClusterKey, KeySchedule};
+use mcast_relay::proto::wire::{
+    HEADER_LEN, HELLO_LEN, HELLO_WANT_REPLY, Header, Hello, Kind, TAG_LEN,
+};
 use testpkt::{checksum, ipv4, udp};
 
 const HOSTS: usize = 4;
@@ -752,7 +754,7 @@ fn nothing_forged_replayed_or_disallowed_reaches_the_host() {
         max_clock_skew: Some(600.0),
         ..RelayOptions::default()
     });
-    let key = mcast_relay::keyfile::load(&lab.path("key")).expect("the lab's key");
+    let key = mcast_relay::io::keyfile::load(&lab.path("key")).expect("the lab's key");
     let keys = KeySchedule::new(&key);
 
     let vrrp = Vrrp::v3(0.1);

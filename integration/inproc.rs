@@ -5,9 +5,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use mcast_relay::allow::{AllowList, Preset};
-use mcast_relay::crypto::ClusterKey;
-use mcast_relay::relay::{Inbound, Link, NodeAddrs, PeerSpec, Relay, RelayParams, Security};
+use mcast_relay::core::allow::{AllowList, Preset};
+use mcast_relay::core::relay::{Inbound, Link, NodeAddrs, PeerSpec, Relay, RelayParams, Security};
+use mcast_relay::proto::crypto::ClusterKey;
 
 pub const T0: u64 = 1_790_000_000_000;
 pub const KEY: [u8; 32] = [7; 32];

@@ -3,7 +3,7 @@
 //! through sealing, opening, classifying and every common kind of drop.
 //! Counting is per thread, so the test harness's own threads do not count.
 
-use mcast_relay::relay::{Inbound, Link, Outbound, Relay};
+use mcast_relay::core::relay::{Inbound, Link, Outbound, Relay};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 

@@ -14,9 +14,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::allow::{AllowList, Destinations, Preset, Rule, parse_protocol};
-use crate::overlay::{Prefix, broadcast_v4, mask_v4, mask_v6};
-use crate::packet::{PROTO_TCP, PROTO_UDP};
+use crate::core::allow::{AllowList, Destinations, Preset, Rule, parse_protocol};
+use crate::proto::overlay::{Prefix, broadcast_v4, mask_v4, mask_v6};
+use crate::proto::packet::{PROTO_TCP, PROTO_UDP};
 
 pub const DEFAULT_PATH: &str = "/etc/mcast-relay/mcast-relay.toml";
 pub const DEFAULT_PORT: u16 = 7112;
@@ -85,7 +85,7 @@ impl Mode {
     pub fn link_header(self) -> u32 {
         match self {
             Mode::Tun => 0,
-            Mode::Tap => crate::frame::HEADER_LEN as u32,
+            Mode::Tap => crate::proto::frame::HEADER_LEN as u32,
         }
     }
 }

@@ -3,33 +3,22 @@
 //! over authenticated, encrypted unicast UDP, for networks that drop
 //! multicast.
 //!
-//! The packet logic is a sans-IO core ([`relay`]) built from small pure
-//! parts; the daemon wraps it with a tun (IP packets) or tap (Ethernet
-//! frames) device and a UDP socket.
+//! The folders are the layers, each using only those above it:
+//!
+//! * [`proto`]: pure codecs (wire header, inner packets, frames, overlay
+//!   addresses, AEAD primitives).
+//! * [`core`]: the sans-IO state machine; bytes and time in, decisions out.
+//! * [`io`]: every system call and `unsafe` (tun/tap, sockets, DNS,
+//!   systemd, privileges, the key file).
+//! * [`daemon`]: set-up, the event loop, reload, the status socket and
+//!   metrics.
+//! * [`check`]: `mcast-relay check`, the configuration and the host.
+//! * [`config`] and [`cli`]: the file and command-line contract.
 
-pub mod allow;
 pub mod check;
 pub mod cli;
 pub mod config;
-pub mod counters;
-pub mod crypto;
+pub mod core;
 pub mod daemon;
-pub mod fanout;
-pub mod frame;
-pub mod hostcheck;
-pub mod keyfile;
-pub mod metrics;
-pub mod net;
-pub mod notify;
-pub mod overlay;
-pub mod packet;
-pub mod privilege;
-pub mod quorum;
-pub mod relay;
-pub mod reload;
-pub mod replay;
-pub mod status;
-pub mod toolconf;
-pub mod tun;
-pub mod vrrp_watch;
-pub mod wire;
+pub mod io;
+pub mod proto;

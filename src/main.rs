@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use mcast_relay::cli::{Cli, Command};
-use mcast_relay::{check, config, crypto, daemon, keyfile, tun};
+use mcast_relay::io::{keyfile, tun};
+use mcast_relay::proto::crypto;
+use mcast_relay::{check, config, daemon};
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MCAST_RELAY_LOG")
@@ -102,9 +104,9 @@ fn status(socket: &std::path::Path, json: bool) -> ExitCode {
         println!("{body}");
         return ExitCode::SUCCESS;
     }
-    match serde_json::from_str::<mcast_relay::status::Status>(&body) {
+    match serde_json::from_str::<mcast_relay::daemon::status::Status>(&body) {
         Ok(s) => {
-            print!("{}", mcast_relay::status::render(&s));
+            print!("{}", mcast_relay::daemon::status::render(&s));
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -7,9 +7,9 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
-use mcast_relay::frame;
-use mcast_relay::relay::Outbound;
-use mcast_relay::wire::{HEADER_LEN, HELLO_LEN, HELLO_WANT_REPLY, Header, Hello, Kind};
+use mcast_relay::proto::frame;
+use mcast_relay::core::relay::Outbound;
+use mcast_relay::proto::wire::{HEADER_LEN, HELLO_LEN, HELLO_WANT_REPLY, Header, Hello, Kind};
 
 #[path = "../../integration/inproc.rs"]
 mod inproc;

@@ -14,11 +14,11 @@
 
 use libfuzzer_sys::fuzz_target;
 
-use mcast_relay::allow::DestKind;
-use mcast_relay::frame::{self, Body};
-use mcast_relay::packet;
-use mcast_relay::relay::{Link, Outbound};
-use mcast_relay::vrrp_watch::{self, Watch};
+use mcast_relay::core::allow::DestKind;
+use mcast_relay::proto::frame::{self, Body};
+use mcast_relay::proto::packet;
+use mcast_relay::core::relay::{Link, Outbound};
+use mcast_relay::core::vrrp_watch::{self, Watch};
 
 #[path = "../../integration/inproc.rs"]
 mod inproc;

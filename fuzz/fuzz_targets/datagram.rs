@@ -16,11 +16,11 @@
 
 use libfuzzer_sys::fuzz_target;
 
-use mcast_relay::allow::DestKind;
-use mcast_relay::crypto::{ClusterKey, KeySchedule};
-use mcast_relay::packet;
-use mcast_relay::relay::Inbound;
-use mcast_relay::wire::{HEADER_LEN, Header, Hello, Kind, TAG_LEN};
+use mcast_relay::core::allow::DestKind;
+use mcast_relay::proto::crypto::{ClusterKey, KeySchedule};
+use mcast_relay::proto::packet;
+use mcast_relay::core::relay::Inbound;
+use mcast_relay::proto::wire::{HEADER_LEN, Header, Hello, Kind, TAG_LEN};
 
 #[path = "../../integration/inproc.rs"]
 mod inproc;

@@ -12,8 +12,8 @@ use std::os::fd::AsRawFd;
 use std::sync::mpsc;
 
 use mcast_relay::config::Mode;
-use mcast_relay::net;
-use mcast_relay::tun::{Tun, TunSpec};
+use mcast_relay::io::net;
+use mcast_relay::io::tun::{Tun, TunSpec};
 
 use crate::lab::{self, Lab};
 

@@ -12,7 +12,7 @@ use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::{hkdf, hmac};
 
-use crate::wire::TAG_LEN;
+use crate::proto::wire::TAG_LEN;
 
 /// Length of the cluster key in bytes.
 pub const KEY_LEN: usize = 32;

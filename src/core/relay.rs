@@ -16,14 +16,14 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::allow::{AllowList, DestKind};
-use crate::counters::{Counters, DropReason};
-use crate::crypto::{Challenger, ClusterKey, KeySchedule, StreamKey};
-use crate::frame::{self, Body, Frame, FrameError, Mac};
-use crate::overlay::{broadcast_v4, is_broadcast, link_local};
-use crate::packet::{self, Inner};
-use crate::replay::ReplayWindow;
-use crate::wire::{
+use crate::core::allow::{AllowList, DestKind};
+use crate::core::counters::{Counters, DropReason};
+use crate::core::replay::ReplayWindow;
+use crate::proto::crypto::{Challenger, ClusterKey, KeySchedule, StreamKey};
+use crate::proto::frame::{self, Body, Frame, FrameError, Mac};
+use crate::proto::overlay::{broadcast_v4, is_broadcast, link_local};
+use crate::proto::packet::{self, Inner};
+use crate::proto::wire::{
     FLAG_FRAME, FLAG_PLAINTEXT, HEADER_LEN, HELLO_LEN, HELLO_WANT_REPLY, Header, Hello, Kind,
     TAG_LEN, WireError,
 };
@@ -1145,8 +1145,8 @@ impl Relay {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::allow::{Preset, Rule};
-    use crate::packet::{PROTO_IGMP, PROTO_TCP, PROTO_VRRP, testpkt};
+    use crate::core::allow::{Preset, Rule};
+    use crate::proto::packet::{PROTO_IGMP, PROTO_TCP, PROTO_VRRP, testpkt};
 
     const KEY: [u8; 32] = [0x42; 32];
     const T0: u64 = 1_800_000_000_000; // ms
@@ -1933,10 +1933,10 @@ mod tests {
         meet(&mut [(1, &mut a), (2, &mut b)], T0);
         let rule = Rule {
             label: "rule 1".into(),
-            proto: crate::packet::PROTO_UDP,
+            proto: crate::proto::packet::PROTO_UDP,
             ports: vec![(9999, 9999)],
             dests: {
-                let mut d = crate::allow::Destinations::default();
+                let mut d = crate::core::allow::Destinations::default();
                 d.add("239.1.1.1").expect("group");
                 d
             },
@@ -1956,9 +1956,9 @@ mod tests {
 
     // --- tap mode ---
 
-    use crate::frame::testframe::{arp, ethernet};
-    use crate::frame::{BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, node_mac};
-    use crate::packet::PROTO_ICMPV6;
+    use crate::proto::frame::testframe::{arp, ethernet};
+    use crate::proto::frame::{BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, node_mac};
+    use crate::proto::packet::PROTO_ICMPV6;
 
     const CARP_MCAST: Mac = [0x01, 0x00, 0x5e, 0x00, 0x00, 0x12];
     /// ucarp sends its adverts from 00:00:5e:00:00:<vhid>.

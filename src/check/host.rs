@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use crate::check::Finding;
 use crate::config::Mode;
-use crate::overlay::mask_v4;
+use crate::proto::overlay::mask_v4;
 
 /// One IPv4 route of the main table, as `/proc/net/route` lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,7 +106,7 @@ pub fn mtu_finding(
             ));
         }
     };
-    let fits = crate::net::inner_mtu(route_mtu, &endpoint, mode);
+    let fits = crate::io::net::inner_mtu(route_mtu, &endpoint, mode);
     match configured {
         Some(m) if m > fits => Finding::Error(format!(
             "interface.mtu = {m} does not fit the route to peer {peer} (MTU {route_mtu}): every large packet would be fragmented, and clouds often drop fragments; set interface.mtu to {fits} or less, or leave it out"

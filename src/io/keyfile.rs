@@ -6,7 +6,7 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-use crate::crypto::ClusterKey;
+use crate::proto::crypto::ClusterKey;
 
 /// Loads the key, refusing a file that group or others may read.
 pub fn load(path: &Path) -> Result<ClusterKey, String> {

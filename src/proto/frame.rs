@@ -5,7 +5,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::packet::{Inner, PROTO_ICMPV6};
+use crate::proto::packet::{Inner, PROTO_ICMPV6};
 
 pub const HEADER_LEN: usize = 14;
 /// Shortest Ethernet frame without its checksum: shorter payloads are
@@ -208,7 +208,7 @@ pub mod testframe {
 mod tests {
     use super::testframe::*;
     use super::*;
-    use crate::packet::{self, PROTO_VRRP, testpkt};
+    use crate::proto::packet::{self, PROTO_VRRP, testpkt};
     use std::net::Ipv6Addr;
 
     const A: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 1);

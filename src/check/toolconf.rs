@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 use crate::check::Finding;
-use crate::overlay::mask_v4;
+use crate::proto::overlay::mask_v4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tool {

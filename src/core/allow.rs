@@ -6,8 +6,8 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::overlay::Prefix;
-use crate::packet::{Inner, PROTO_TCP, PROTO_UDP, PROTO_VRRP};
+use crate::proto::overlay::Prefix;
+use crate::proto::packet::{Inner, PROTO_TCP, PROTO_UDP, PROTO_VRRP};
 
 /// How an inner packet is addressed, as decided by the relay from the
 /// overlay configuration.
@@ -233,7 +233,7 @@ impl fmt::Display for AllowList {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packet::{PROTO_ICMPV6, parse, testpkt};
+    use crate::proto::packet::{PROTO_ICMPV6, parse, testpkt};
     use std::net::Ipv4Addr;
 
     const A: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 1);

@@ -16,7 +16,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 
-use crate::overlay::{link_local, mask_v4};
+use crate::proto::overlay::{link_local, mask_v4};
 
 /// What the interface should look like.
 #[derive(Clone, Debug)]
@@ -550,10 +550,10 @@ mod tests {
 
     /// A VRRP advert from another node, as a peer's relay would inject it.
     fn advert_from_node2() -> Vec<u8> {
-        crate::packet::testpkt::v4(
+        crate::proto::packet::testpkt::v4(
             Ipv4Addr::new(10, 250, 0, 2),
             Ipv4Addr::new(224, 0, 0, 18),
-            crate::packet::PROTO_VRRP,
+            crate::proto::packet::PROTO_VRRP,
             &[0x21, 1, 100, 1, 0, 1, 0, 0],
         )
     }
@@ -614,7 +614,7 @@ mod tests {
     #[test]
     fn tap_set_up_with_node_mac() {
         in_fresh_netns("tap_set_up_with_node_mac", || {
-            let mac = crate::frame::node_mac(Ipv4Addr::new(10, 250, 0, 1));
+            let mac = crate::proto::frame::node_mac(Ipv4Addr::new(10, 250, 0, 1));
             let spec = spec_of("mrtest1", Some(mac))?;
             drop(Tun::open(&spec).map_err(|e| e.to_string())?);
             let t = Tun::open(&spec).map_err(|e| format!("reattach: {e}"))?;

@@ -22,7 +22,7 @@ pub fn inner_mtu(route_mtu: u32, endpoint: &SocketAddr, mode: Mode) -> u32 {
     } else {
         UNDERLAY_V6
     };
-    route_mtu.saturating_sub(underlay + crate::relay::OVERHEAD as u32 + mode.link_header())
+    route_mtu.saturating_sub(underlay + crate::core::relay::OVERHEAD as u32 + mode.link_header())
 }
 
 /// Socket buffers sized for bursts of heartbeats to many peers.

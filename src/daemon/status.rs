@@ -8,9 +8,9 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::counters::DropReason;
-use crate::relay::Relay;
-use crate::vrrp_watch::Watch;
+use crate::core::counters::DropReason;
+use crate::core::relay::Relay;
+use crate::core::vrrp_watch::Watch;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Status {
@@ -136,7 +136,7 @@ pub fn snapshot(relay: &Relay, watch: &Watch, cx: &Context) -> Status {
             vrid: r.vrid,
             family: r.family.name().to_string(),
             protocol: match r.version {
-                crate::vrrp_watch::CARP => "CARP".to_string(),
+                crate::core::vrrp_watch::CARP => "CARP".to_string(),
                 v => format!("VRRPv{v}"),
             },
             master: name_of(r.master),

@@ -10,7 +10,7 @@
 
 use std::net::IpAddr;
 
-use crate::packet::{self, PROTO_VRRP};
+use crate::proto::packet::{self, PROTO_VRRP};
 
 /// At most this many virtual routers are tracked.
 pub const MAX_ROUTERS: usize = 256;

@@ -10,8 +10,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
-use crate::counters::DropReason;
-use crate::status::Status;
+use crate::core::counters::DropReason;
+use crate::daemon::status::Status;
 
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -211,7 +211,7 @@ pub fn respond(request_line: &str, body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::{CounterStatus, PeerStatus, RouterStatus};
+    use crate::daemon::status::{CounterStatus, PeerStatus, RouterStatus};
 
     fn status() -> Status {
         Status {

@@ -1,13 +1,17 @@
 //! `mcast-relay check`: validates the configuration and the host, and says
 //! for each finding what to do about it.
 
+pub mod host;
+pub mod toolconf;
+
 use std::fs;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
+use crate::check::host as hostcheck;
+use crate::check::toolconf::Tool;
 use crate::config::{Config, Endpoint};
-use crate::toolconf::{self, Tool};
-use crate::{hostcheck, keyfile, net, tun};
+use crate::io::{keyfile, net, tun};
 
 /// One finding of `check`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,7 +79,7 @@ pub fn check(path: &Path, is_root: bool, tool_configs: &[PathBuf]) -> Vec<Findin
         },
         (None, false) => out.push(Finding::Error("no key_file configured".into())),
     }
-    match crate::privilege::lookup(&cfg.node.user) {
+    match crate::io::privilege::lookup(&cfg.node.user) {
         Ok(u) if u.uid.is_root() => out.push(Finding::Warning(
             "node.user = \"root\": the relay keeps full privileges after set-up; use an unprivileged account such as \"nobody\"".into(),
         )),
@@ -233,7 +237,7 @@ mod tests {
         let key = d.join("key");
         keyfile::write(
             &key,
-            &crate::crypto::ClusterKey::generate().expect("rng"),
+            &crate::proto::crypto::ClusterKey::generate().expect("rng"),
             false,
         )
         .expect("key");
@@ -261,7 +265,7 @@ mod tests {
         let key = d.join("key");
         keyfile::write(
             &key,
-            &crate::crypto::ClusterKey::generate().expect("rng"),
+            &crate::proto::crypto::ClusterKey::generate().expect("rng"),
             false,
         )
         .expect("key");

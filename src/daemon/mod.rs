@@ -7,6 +7,10 @@
 //! free of locks and channel hops: the loop owns the core, the buffers
 //! (allocated once) and both file descriptors.
 
+pub mod metrics;
+pub mod reload;
+pub mod status;
+
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -18,24 +22,21 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use crate::config::{Config, Endpoint, Mode};
-use crate::counters::{DropCounters, DropReason};
-use crate::crypto::Challenger;
-use crate::fanout::Fanout;
-use crate::frame;
-use crate::keyfile;
-use crate::metrics;
-use crate::net::{self, EndpointUpdate};
-use crate::notify::Notifier;
-use crate::privilege;
-use crate::quorum::Quorum;
-use crate::relay::{
+use crate::core::counters::{DropCounters, DropReason};
+use crate::core::quorum::Quorum;
+use crate::core::relay::{
     Inbound, Link, NodeAddrs, OVERHEAD, Outbound, PeerSpec, Relay, RelayParams, Reload, Security,
     Target,
 };
-use crate::reload;
-use crate::status;
-use crate::tun::{self, Tun, TunSpec};
-use crate::vrrp_watch::{Alarm, Watch};
+use crate::core::vrrp_watch::{Alarm, Watch};
+use crate::io::fanout::Fanout;
+use crate::io::keyfile;
+use crate::io::net::{self, EndpointUpdate};
+use crate::io::notify::Notifier;
+use crate::io::privilege;
+use crate::io::tun::{self, Tun, TunSpec};
+use crate::proto::crypto::Challenger;
+use crate::proto::frame;
 
 /// Packets handled per readiness event before the loop looks at the other
 /// source, so neither direction can starve the other.
@@ -509,7 +510,7 @@ fn peer_specs(cfg: &Config) -> Vec<PeerSpec> {
 /// while running; returns the new configuration if it was applied. A file
 /// that does not parse, or that changes what needs a restart, is refused
 /// and the running configuration stays.
-fn reload(cfg: &Config, st: &mut State) -> Option<Config> {
+fn apply_reload(cfg: &Config, st: &mut State) -> Option<Config> {
     let shown = cfg.path.display();
     let new = match Config::load(&cfg.path) {
         Ok(c) => c,
@@ -758,7 +759,7 @@ async fn run_async(mut cfg: Config) -> Result<(), String> {
             _ = term.recv() => { tracing::info!("SIGTERM received"); break; }
             _ = int.recv() => { tracing::info!("SIGINT received"); break; }
             _ = hup.recv() => {
-                if let Some(new) = reload(&cfg, &mut st) {
+                if let Some(new) = apply_reload(&cfg, &mut st) {
                     for r in resolvers.drain(..) {
                         r.abort();
                     }

@@ -1,0 +1,10 @@
+//! Every system call and every `unsafe` block of the crate: the tun/tap
+//! device, the UDP socket and its batched sends, name resolution, systemd
+//! notification, dropping privileges and the key file.
+
+pub mod fanout;
+pub mod keyfile;
+pub mod net;
+pub mod notify;
+pub mod privilege;
+pub mod tun;
