@@ -371,6 +371,23 @@ fn on_sighup(cfg: &mut Config, st: &mut State, resolvers: &mut Resolvers, sock: 
     }
 }
 
+/// Each new peer's endpoint: given, or, if its endpoint is unchanged, the
+/// address it resolved to while running.
+fn kept_endpoints(cfg: &Config, new: &Config, relay: &Relay) -> Vec<Option<SocketAddr>> {
+    new.peers
+        .iter()
+        .map(|p| {
+            net::static_endpoint(&p.endpoint).or_else(|| {
+                let old = cfg
+                    .peers
+                    .iter()
+                    .find(|o| o.name == p.name && o.endpoint == p.endpoint)?;
+                relay.endpoint(relay.peer_by_name(&old.name)?)
+            })
+        })
+        .collect()
+}
+
 /// Reads the configuration file again and applies what can change
 /// while running; returns the new configuration if it was applied. A file
 /// that does not parse, or that changes what needs a restart, is refused
@@ -399,20 +416,7 @@ fn apply_reload(cfg: &Config, st: &mut State) -> Option<Config> {
         tracing::info!("SIGHUP: {shown} reloaded; nothing changed");
         return None;
     }
-    // A peer whose endpoint is unchanged keeps the address it resolved to.
-    let endpoints: Vec<Option<SocketAddr>> = new
-        .peers
-        .iter()
-        .map(|p| {
-            net::static_endpoint(&p.endpoint).or_else(|| {
-                let old = cfg
-                    .peers
-                    .iter()
-                    .find(|o| o.name == p.name && o.endpoint == p.endpoint)?;
-                st.relay.endpoint(st.relay.peer_by_name(&old.name)?)
-            })
-        })
-        .collect();
+    let endpoints = kept_endpoints(cfg, &new, &st.relay);
     st.relay.reconfigure(core_config::reload(&new));
     for (i, ep) in endpoints.into_iter().enumerate() {
         st.relay.set_endpoint(i, ep);
