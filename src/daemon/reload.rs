@@ -3,7 +3,7 @@
 //! are set up once, before privileges are dropped, so changes to them are
 //! refused and the running configuration stays in force.
 
-use crate::config::Config;
+use crate::config::{Config, InterfaceConfig, NodeConfig, PeerConfig};
 
 /// The difference between the running and a new configuration.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -26,42 +26,106 @@ impl Plan {
     }
 }
 
-/// Keys whose change needs a restart, in the order they are reported.
-fn restart_keys(old: &Config, new: &Config) -> Vec<&'static str> {
-    let (o, n) = (&old.node, &new.node);
-    let (oi, ni) = (&old.interface, &new.interface);
-    [
-        ("node.name", o.name != n.name),
-        ("node.listen", o.listen != n.listen),
-        ("node.key_file", o.key_file != n.key_file),
-        ("node.insecure", o.insecure != n.insecure),
-        ("node.user", o.user != n.user),
-        ("node.status_socket", o.status_socket != n.status_socket),
-        ("node.status_group", o.status_group != n.status_group),
-        ("node.metrics_listen", o.metrics_listen != n.metrics_listen),
-        ("node.quorum", o.quorum != n.quorum),
-        ("interface.name", oi.name != ni.name),
-        ("interface.mode", oi.mode != ni.mode),
+/// Every configuration key, sorted into those whose change needs a
+/// restart and those the running relay takes over.
+struct Sorted {
+    /// Restart keys that changed, in the order they are reported.
+    restart: Vec<&'static str>,
+    /// A reloadable setting (not a peer) changed.
+    settings_changed: bool,
+}
+
+/// Destructures the new configuration without `..`: a key added to the
+/// configuration does not compile until it is sorted here, so none can be
+/// silently left unapplied on reload.
+fn sort_keys(old: &Config, new: &Config) -> Sorted {
+    let Config {
+        // The file reloaded is the one the relay started with.
+        path: _,
+        node:
+            NodeConfig {
+                name,
+                listen,
+                key_file,
+                insecure,
+                max_clock_skew,
+                resolve_interval,
+                keepalive,
+                inject_rate_limit,
+                user,
+                status_socket,
+                status_group,
+                metrics_listen,
+                quorum,
+            },
+        interface:
+            InterfaceConfig {
+                name: if_name,
+                mode,
+                address,
+                prefix_len,
+                address6,
+                mtu,
+            },
+        allow,
+        // Compared peer by peer in `plan`.
+        peers: _,
+    } = new;
+    let (o, oi) = (&old.node, &old.interface);
+    let restart = [
+        ("node.name", o.name != *name),
+        ("node.listen", o.listen != *listen),
+        ("node.key_file", o.key_file != *key_file),
+        ("node.insecure", o.insecure != *insecure),
+        ("node.user", o.user != *user),
+        ("node.status_socket", o.status_socket != *status_socket),
+        ("node.status_group", o.status_group != *status_group),
+        ("node.metrics_listen", o.metrics_listen != *metrics_listen),
+        ("node.quorum", o.quorum != *quorum),
+        ("interface.name", oi.name != *if_name),
+        ("interface.mode", oi.mode != *mode),
         (
             "interface.address",
-            (oi.address, oi.prefix_len) != (ni.address, ni.prefix_len),
+            (oi.address, oi.prefix_len) != (*address, *prefix_len),
         ),
-        ("interface.address6", oi.address6 != ni.address6),
-        ("interface.mtu", oi.mtu != ni.mtu),
+        ("interface.address6", oi.address6 != *address6),
+        ("interface.mtu", oi.mtu != *mtu),
     ]
     .into_iter()
     .filter_map(|(k, changed)| changed.then_some(k))
-    .collect()
+    .collect();
+    let settings_changed = old.allow != *allow
+        || o.max_clock_skew != *max_clock_skew
+        || o.inject_rate_limit != *inject_rate_limit
+        || o.resolve_interval != *resolve_interval
+        || o.keepalive != *keepalive;
+    Sorted {
+        restart,
+        settings_changed,
+    }
+}
+
+/// Whether a peer kept under its name now differs. Destructured without
+/// `..` for the same reason as [`sort_keys`].
+fn peer_changed(old: &PeerConfig, new: &PeerConfig) -> bool {
+    let PeerConfig {
+        // The name is what pairs the two.
+        name: _,
+        endpoint,
+        address,
+        address6,
+    } = new;
+    (old.address, old.address6, &old.endpoint) != (*address, *address6, endpoint)
 }
 
 /// What applying `new` over `old` would do, or why it cannot be applied
 /// without a restart.
 pub fn plan(old: &Config, new: &Config) -> Result<Plan, String> {
-    let restart = restart_keys(old, new);
-    if !restart.is_empty() {
+    let sorted = sort_keys(old, new);
+    if !sorted.restart.is_empty() {
         return Err(format!(
             "{} changed, which needs a restart (systemctl restart mcast-relay)",
-            restart.join(", ")
+            sorted.restart.join(", ")
         ));
     }
     let mut p = Plan::default();
@@ -69,7 +133,7 @@ pub fn plan(old: &Config, new: &Config) -> Result<Plan, String> {
         match old.peers.iter().find(|o| o.name == n.name) {
             None => p.added.push(n.name.clone()),
             Some(o) => {
-                if (o.address, o.address6, &o.endpoint) != (n.address, n.address6, &n.endpoint) {
+                if peer_changed(o, n) {
                     p.changed.push(n.name.clone());
                 }
             }
@@ -80,11 +144,7 @@ pub fn plan(old: &Config, new: &Config) -> Result<Plan, String> {
             p.removed.push(o.name.clone());
         }
     }
-    p.settings_changed = old.allow != new.allow
-        || old.node.max_clock_skew != new.node.max_clock_skew
-        || old.node.inject_rate_limit != new.node.inject_rate_limit
-        || old.node.resolve_interval != new.node.resolve_interval
-        || old.node.keepalive != new.node.keepalive;
+    p.settings_changed = sorted.settings_changed;
     Ok(p)
 }
 

@@ -280,44 +280,6 @@ pub fn render(s: &Status) -> String {
     o
 }
 
-/// Binds the status socket (replacing a stale one), readable and writable
-/// by root and `group`. Done before privileges are dropped; connections
-/// are accepted afterwards on the bound socket.
-pub fn listen(
-    path: &std::path::Path,
-    group: &str,
-) -> Result<std::os::unix::net::UnixListener, String> {
-    use std::os::unix::fs::PermissionsExt;
-    let shown = path.display();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("cannot remove the old {shown}: {e}")),
-    }
-    let l = std::os::unix::net::UnixListener::bind(path)
-        .map_err(|e| format!("cannot bind {shown}: {e}"))?;
-    let gid = nix::unistd::Group::from_name(group)
-        .ok()
-        .flatten()
-        .map(|g| g.gid);
-    let mode = if gid.is_some() { 0o660 } else { 0o600 };
-    if let Some(gid) = gid {
-        // Best effort: without it only root can read the status.
-        let _ = nix::unistd::chown(path, None, Some(gid));
-    } else {
-        tracing::warn!(group, socket = %shown, "status group does not exist; only root can read the status (set node.status_group)");
-    }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| format!("cannot set the mode of {shown}: {e}"))?;
-    l.set_nonblocking(true)
-        .map_err(|e| format!("{shown}: {e}"))?;
-    Ok(l)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

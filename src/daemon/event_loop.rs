@@ -1,0 +1,441 @@
+//! The event loop: one thread owns the core, the buffers (allocated once)
+//! and both file descriptors, and moves packets between the interface and
+//! the socket through the core; it also handles signals (SIGHUP reloads
+//! the configuration), endpoint updates, timers and the control surfaces.
+//! One thread is plenty for heartbeat traffic and keeps the packet path
+//! free of locks and channel hops.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use tokio::io::unix::AsyncFd;
+use tokio::net::UdpSocket;
+
+use crate::config::Config;
+use crate::core::counters::DropReason;
+use crate::core::quorum::Quorum;
+use crate::core::relay::{Inbound, OVERHEAD, Outbound, Relay, Target};
+use crate::core::vrrp_watch::{Alarm, Watch};
+use crate::daemon::clock::now_ms;
+use crate::daemon::control::{self, Watchdog};
+use crate::daemon::core_config;
+use crate::daemon::logs::{DropLog, REPORT_EVERY, SendLog};
+use crate::daemon::resolve::Resolvers;
+use crate::daemon::setup::Ready;
+use crate::daemon::{metrics, reload, status};
+use crate::io::fanout::Fanout;
+use crate::io::net;
+use crate::io::tun::Tun;
+use crate::proto::frame;
+
+/// Packets handled per readiness event before the loop looks at the other
+/// source, so neither direction can starve the other.
+const BATCH: usize = 64;
+/// Largest IP packet, in an Ethernet frame in tap mode.
+const MAX_FRAME: usize = 65_535 + frame::HEADER_LEN;
+/// The longest the loop sleeps when nothing is due: how late, at most, the
+/// advert watch clears a split-brain alarm.
+const IDLE_WAKE: Duration = Duration::from_secs(1);
+/// With `node.quorum`: how closely the carrier follows reachability.
+const QUORUM_TICK: Duration = Duration::from_millis(100);
+
+/// Runs the loop until SIGTERM or SIGINT.
+pub(super) async fn run(ready: Ready) -> Result<(), String> {
+    let Ready {
+        mut cfg,
+        relay,
+        io,
+        control,
+        mut signals,
+        notifier,
+        started,
+    } = ready;
+    let (mut resolvers, mut updates) = Resolvers::start(&cfg);
+    let mut report =
+        tokio::time::interval_at(tokio::time::Instant::now() + REPORT_EVERY, REPORT_EVERY);
+    // Wakes the loop when a hello or keepalive is due (and for the
+    // periodic checks), rather than on a fixed tick: an idle relay sleeps.
+    let timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(timer);
+    let mut watchdog = Watchdog::ready(notifier);
+    let mut st = State::new(relay, &cfg);
+
+    loop {
+        // Only ever brought forward here (a new peer to greet); moved
+        // later when it fires, so the packet path rarely touches it.
+        let due = st.next_wake();
+        if due < timer.deadline() {
+            timer.as_mut().reset(due);
+        }
+        tokio::select! {
+            _ = signals.term.recv() => { tracing::info!("SIGTERM received"); break; }
+            _ = signals.int.recv() => { tracing::info!("SIGINT received"); break; }
+            _ = signals.hup.recv() => on_sighup(&mut cfg, &mut st, &mut resolvers, &io.sock),
+            // Counters into the log on demand (kill -USR1).
+            _ = signals.usr1.recv() => tracing::info!("counters: {}", st.relay.counters()),
+            Some((g, name, addr)) = updates.recv() => {
+                if let Some(i) = st.relay.peer_by_name(&name).filter(|_| resolvers.is_current(g)) {
+                    st.relay.set_endpoint(i, Some(addr));
+                    st.send_hellos(&io.sock);
+                }
+            }
+            _ = report.tick() => st.drops.report(&st.relay.counters().drops),
+            () = &mut timer => {
+                st.on_timer(&io);
+                timer.as_mut().reset(st.next_wake());
+            }
+            Ok(conn) = control.accept_status() => {
+                control::serve_status(conn, &st.snapshot(&cfg, started));
+            }
+            Ok(conn) = control.accept_metrics() => {
+                control::serve_metrics(conn, metrics::render(&st.snapshot(&cfg, started)));
+            }
+            () = watchdog.due() => watchdog.ping(),
+            r = io.tun.readable() => {
+                let guard = r.map_err(|e| format!("waiting on the interface: {e}"))?;
+                st.tun_ready(&io, guard)?;
+            }
+            r = io.sock.readable() => {
+                r.map_err(|e| format!("waiting on the UDP socket: {e}"))?;
+                st.sock_ready(&io);
+            }
+        }
+    }
+    watchdog.stopping();
+    tracing::info!(
+        "stopped; interface {} stays in place (persistent), so the failover tool keeps running until the relay is back; counters: {}",
+        cfg.interface.name,
+        st.relay.counters()
+    );
+    Ok(())
+}
+
+/// The two file descriptors; borrowed immutably while waiting on both.
+pub(super) struct Io {
+    pub(super) tun: AsyncFd<Tun>,
+    pub(super) sock: UdpSocket,
+}
+
+/// Everything the packet path mutates, owned by the loop.
+struct State {
+    relay: Relay,
+    tun_buf: Vec<u8>,
+    out_buf: Vec<u8>,
+    net_buf: Vec<u8>,
+    drops: DropLog,
+    sends: SendLog,
+    fanout: Fanout,
+    inject_warned: Option<Instant>,
+    /// Who is master of which virtual router, from the adverts relayed.
+    watch: Watch,
+    /// This node's name, for the watch's reports.
+    me: String,
+    /// With `node.quorum`: the carrier decisions.
+    quorum: Option<Quorum>,
+}
+
+impl State {
+    fn new(relay: Relay, cfg: &Config) -> State {
+        let peer_count = relay.peer_count();
+        State {
+            relay,
+            tun_buf: vec![0u8; MAX_FRAME],
+            out_buf: vec![0u8; MAX_FRAME + OVERHEAD],
+            net_buf: vec![0u8; MAX_FRAME + OVERHEAD],
+            drops: DropLog::new(),
+            sends: SendLog::new(peer_count),
+            fanout: Fanout::with_capacity(peer_count),
+            inject_warned: None,
+            watch: Watch::default(),
+            me: cfg.node.name.clone(),
+            quorum: cfg.node.quorum.then(Quorum::default),
+        }
+    }
+
+    /// The loop's timer fired: hellos and keepalives due, the quorum, and
+    /// the advert watch's deadlines.
+    fn on_timer(&mut self, io: &Io) {
+        self.send_hellos(&io.sock);
+        self.check_quorum(io.tun.get_ref());
+        let alarm = self.watch.tick(now_ms());
+        self.log_alarm(alarm);
+    }
+
+    fn on_tun_packet(&mut self, n: usize, sock: &UdpSocket) {
+        let now = now_ms();
+        match self
+            .relay
+            .from_tun(&self.tun_buf[..n], now, &mut self.out_buf)
+        {
+            Outbound::Send { len, target } => {
+                let ip = self.relay.ip_packet(&self.tun_buf[..n]);
+                let alarm = self.watch.observe(0, ip, now);
+                self.log_alarm(alarm);
+                self.send(len, target, sock);
+            }
+            Outbound::Drop(r) => self.drops.note(r, None),
+        }
+    }
+
+    fn snapshot(&self, cfg: &Config, started: Instant) -> status::Status {
+        status::snapshot(
+            &self.relay,
+            &self.watch,
+            &status::Context {
+                node: &cfg.node.name,
+                interface: &cfg.interface.name,
+                uptime_s: started.elapsed().as_secs_f64(),
+                now_ms: now_ms(),
+                quorum: self.quorum.as_ref().and_then(Quorum::is_up),
+            },
+        )
+    }
+
+    /// With `node.quorum`: raises or drops the interface's carrier as the
+    /// majority comes and goes.
+    fn check_quorum(&mut self, tun: &Tun) {
+        let Some(q) = &mut self.quorum else { return };
+        let reachable = self.relay.reachable_peers(now_ms());
+        let Some(c) = q.update(reachable, self.relay.peer_count()) else {
+            return;
+        };
+        if let Err(e) = tun.set_carrier(c.up) {
+            tracing::error!("quorum: {e}");
+        } else if c.up {
+            tracing::info!(
+                "quorum: {} of {} nodes reachable; carrier of {} up",
+                c.reachable,
+                c.cluster,
+                tun.name()
+            );
+        } else {
+            tracing::warn!(
+                "quorum lost: {} of {} nodes reachable; carrier of {} down so the failover tool steps down",
+                c.reachable,
+                c.cluster,
+                tun.name()
+            );
+        }
+    }
+
+    fn node_name(&self, n: usize) -> String {
+        status::node_name(&self.relay, &self.me, n)
+    }
+
+    fn log_alarm(&self, alarm: Option<Alarm>) {
+        match alarm {
+            Some(Alarm::Raised(r)) => tracing::warn!(
+                vrid = r.vrid,
+                family = r.family.name(),
+                "split brain: two nodes advertise as VRRP master: {} and {}; check the network between them",
+                self.node_name(r.master),
+                r.rival.map_or("?".to_string(), |n| self.node_name(n))
+            ),
+            Some(Alarm::Cleared(r)) => tracing::info!(
+                vrid = r.vrid,
+                family = r.family.name(),
+                master = %self.node_name(r.master),
+                "split brain over: one master again"
+            ),
+            None => {}
+        }
+    }
+
+    /// One sealed datagram, the same bytes to each target peer, in one
+    /// system call.
+    fn send(&mut self, len: usize, target: Target, sock: &UdpSocket) {
+        let (first, end) = match target {
+            Target::All => (0, self.relay.peer_count()),
+            Target::Peer(i) => (i, i + 1),
+        };
+        self.fanout.clear();
+        for i in first..end {
+            match self.relay.endpoint(i) {
+                Some(ep) => self.fanout.push(i, ep),
+                None => self.relay.count_drop(DropReason::PeerUnresolved),
+            }
+        }
+        if self.fanout.is_empty() {
+            return;
+        }
+        let (relay, sends) = (&mut self.relay, &mut self.sends);
+        self.fanout
+            .send(sock.as_raw_fd(), &self.out_buf[..len], |i, ep, r| match r {
+                Ok(()) => relay.count_sent(i, len),
+                Err(e) => {
+                    relay.count_drop(DropReason::SendFailed);
+                    sends.failed(relay, i, ep, &e);
+                }
+            });
+    }
+
+    /// When the loop must next wake without traffic: the next hello or
+    /// keepalive, and at least every [`IDLE_WAKE`] ([`QUORUM_TICK`] with
+    /// `node.quorum`).
+    fn next_wake(&self) -> tokio::time::Instant {
+        let cap = if self.quorum.is_some() {
+            QUORUM_TICK
+        } else {
+            IDLE_WAKE
+        };
+        let wait = self.relay.next_hello_ms().map_or(cap, |at| {
+            Duration::from_millis(at.saturating_sub(now_ms())).min(cap)
+        });
+        tokio::time::Instant::now() + wait
+    }
+
+    /// Sends every hello the core wants out now.
+    fn send_hellos(&mut self, sock: &UdpSocket) {
+        while let Some((len, peer)) = self.relay.poll_hello(now_ms(), &mut self.out_buf) {
+            self.send(len, Target::Peer(peer), sock);
+        }
+    }
+
+    fn on_datagram(&mut self, n: usize, from: SocketAddr, io: &Io) {
+        let tun = io.tun.get_ref();
+        let from = net::canonical(from);
+        let now = now_ms();
+        match self
+            .relay
+            .from_net(&mut self.net_buf[..n], from, now, &mut self.out_buf)
+        {
+            Inbound::Reply { len, peer } => self.send(len, Target::Peer(peer), &io.sock),
+            Inbound::Handled => {}
+            Inbound::Inject { start, len, peer } => {
+                let ip = self.relay.ip_packet(&self.net_buf[start..start + len]);
+                let alarm = self.watch.observe(peer + 1, ip, now);
+                self.log_alarm(alarm);
+                if let Err(e) = tun.write(&self.net_buf[start..start + len]) {
+                    self.relay.count_drop(DropReason::InjectFailed);
+                    let now = Instant::now();
+                    if self
+                        .inject_warned
+                        .is_none_or(|t| now.duration_since(t) >= REPORT_EVERY)
+                    {
+                        self.inject_warned = Some(now);
+                        tracing::warn!(interface = %tun.name(), error = %e, "cannot write into the interface (is it down? `ip link set {} up`)", tun.name());
+                    }
+                }
+            }
+            Inbound::Drop(r) => self.drops.note(r, Some(from)),
+        }
+    }
+
+    /// Drains the tun; an error other than "nothing queued" is fatal: the
+    /// device is gone and a restart (by systemd) will recreate it.
+    fn tun_ready(
+        &mut self,
+        io: &Io,
+        mut guard: tokio::io::unix::AsyncFdReadyGuard<'_, Tun>,
+    ) -> Result<(), String> {
+        for _ in 0..BATCH {
+            let buf = &mut self.tun_buf;
+            match guard.try_io(|t| t.get_ref().read(buf)) {
+                Ok(Ok(n)) => self.on_tun_packet(n, &io.sock),
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(Err(e)) => return Err(format!("reading from the interface failed: {e}")),
+                Err(_would_block) => break,
+            }
+        }
+        Ok(())
+    }
+
+    fn sock_ready(&mut self, io: &Io) {
+        for _ in 0..BATCH {
+            match io.sock.try_recv_from(&mut self.net_buf) {
+                Ok((n, from)) => self.on_datagram(n, from, io),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // ICMP errors from earlier sends surface here; they concern
+                // one peer and must not stop the loop.
+                Err(e) => {
+                    tracing::debug!(error = %e, "receive error");
+                    break;
+                }
+            }
+        }
+        self.send_hellos(&io.sock);
+    }
+}
+
+/// SIGHUP: applies the file if it can be, then follows the new peers'
+/// names and greets the new peers.
+fn on_sighup(cfg: &mut Config, st: &mut State, resolvers: &mut Resolvers, sock: &UdpSocket) {
+    if let Some(new) = apply_reload(cfg, st) {
+        resolvers.restart(&new);
+        // Node numbers in the watch may name other peers now.
+        st.watch = Watch::default();
+        *cfg = new;
+        st.send_hellos(sock);
+    }
+}
+
+/// Each new peer's endpoint: given, or, if its endpoint is unchanged, the
+/// address it resolved to while running.
+fn kept_endpoints(cfg: &Config, new: &Config, relay: &Relay) -> Vec<Option<SocketAddr>> {
+    new.peers
+        .iter()
+        .map(|p| {
+            net::static_endpoint(&p.endpoint).or_else(|| {
+                let old = cfg
+                    .peers
+                    .iter()
+                    .find(|o| o.name == p.name && o.endpoint == p.endpoint)?;
+                relay.endpoint(relay.peer_by_name(&old.name)?)
+            })
+        })
+        .collect()
+}
+
+/// Reads the configuration file again and applies what can change
+/// while running; returns the new configuration if it was applied. A file
+/// that does not parse, or that changes what needs a restart, is refused
+/// and the running configuration stays.
+fn apply_reload(cfg: &Config, st: &mut State) -> Option<Config> {
+    let shown = cfg.path.display();
+    let new = match Config::load(&cfg.path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(
+                "SIGHUP: reload of {shown} rejected, the running configuration stays: {e}"
+            );
+            return None;
+        }
+    };
+    let plan = match reload::plan(cfg, &new) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(
+                "SIGHUP: reload of {shown} rejected, the running configuration stays: {e}"
+            );
+            return None;
+        }
+    };
+    if plan.is_empty() {
+        tracing::info!("SIGHUP: {shown} reloaded; nothing changed");
+        return None;
+    }
+    let endpoints = kept_endpoints(cfg, &new, &st.relay);
+    st.relay.reconfigure(core_config::reload(&new));
+    for (i, ep) in endpoints.into_iter().enumerate() {
+        st.relay.set_endpoint(i, ep);
+    }
+    st.sends = SendLog::new(st.relay.peer_count());
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    tracing::info!(
+        added = %list(&plan.added),
+        removed = %list(&plan.removed),
+        changed = %list(&plan.changed),
+        peers = st.relay.peer_count(),
+        allow = %new.allow,
+        "SIGHUP: {shown} reloaded; unchanged peers kept their state"
+    );
+    Some(new)
+}

@@ -1,0 +1,63 @@
+//! Background DNS for peers given by name: one task per such peer follows
+//! its name and reports new addresses to the loop. A reload restarts them
+//! under a new generation, so a late answer about the old peer list is
+//! recognised and ignored.
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, Endpoint};
+use crate::io::net::{self, EndpointUpdate};
+
+pub(super) struct Resolvers {
+    tx: mpsc::Sender<EndpointUpdate>,
+    generation: u64,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Resolvers {
+    /// Starts following `cfg`'s names; updates arrive on the receiver.
+    pub(super) fn start(cfg: &Config) -> (Resolvers, mpsc::Receiver<EndpointUpdate>) {
+        let (tx, updates) = mpsc::channel::<EndpointUpdate>(64);
+        let mut r = Resolvers {
+            tx,
+            generation: 0,
+            tasks: Vec::new(),
+        };
+        r.tasks = r.spawn(cfg);
+        (r, updates)
+    }
+
+    /// Stops following the old names and follows `cfg`'s.
+    pub(super) fn restart(&mut self, cfg: &Config) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        self.generation += 1;
+        self.tasks = self.spawn(cfg);
+    }
+
+    /// Whether an update of generation `g` is about the current peers.
+    pub(super) fn is_current(&self, g: u64) -> bool {
+        g == self.generation
+    }
+
+    /// One background lookup per peer given by a DNS name.
+    fn spawn(&self, cfg: &Config) -> Vec<JoinHandle<()>> {
+        cfg.peers
+            .iter()
+            .filter_map(|p| match &p.endpoint {
+                Endpoint::Name { host, port } => Some(tokio::spawn(net::follow_name(
+                    self.generation,
+                    p.name.clone(),
+                    host.clone(),
+                    *port,
+                    cfg.node.listen,
+                    cfg.node.resolve_interval,
+                    self.tx.clone(),
+                ))),
+                Endpoint::Addr(_) => None,
+            })
+            .collect()
+    }
+}
