@@ -16,18 +16,15 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use mcast_relay::core::relay::{Inbound, Link, Outbound};
 
-#[path = "inproc.rs"]
-mod inproc;
-#[path = "testpkt.rs"]
-mod testpkt;
-use inproc::{T0, endpoint, meet, node_on};
+use mcast_relay::testing::cluster::{T0, endpoint, meet, node_on};
+use mcast_relay::testing::packets;
 
 /// An IPv4 packet from node 1's overlay address to the VRRP group,
 /// `payload` bytes of upper-layer data.
 fn advert(payload: usize) -> Vec<u8> {
     let mut body = vec![0u8; payload];
     body[..4].copy_from_slice(&[0x31, 51, 200, 1]);
-    testpkt::vrrp_advert_from_node1(&body)
+    packets::vrrp_advert_from_node1(&body)
 }
 
 fn frame(packet: &[u8]) -> Vec<u8> {

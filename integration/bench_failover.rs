@@ -3,14 +3,13 @@
 //! lab's bridge opened), in the same run, several trials of each. Not a
 //! test: it prints figures.
 //!
-//! `sudo cargo bench --bench failover` (FAILOVER_TRIALS=N, default 5).
+//! `sudo cargo bench --bench lab -- failover` (FAILOVER_TRIALS=N, default 5).
 //! A trial: h1 (keepalived priority 200, ucarp advskew 0) is the single
 //! master; it is killed like a crash; the time until h2 (priority 150,
 //! advskew 10) adds the VIP is taken from `ip monitor`; then h1 restarts
 //! and preempts again.
 
-#[path = "lab/mod.rs"]
-mod lab;
+use crate::lab;
 
 use std::time::{Duration, Instant};
 
@@ -97,7 +96,7 @@ impl Running {
     }
 }
 
-fn main() {
+pub fn main() {
     if !lab::bench_may_run("failover benchmark") {
         return;
     }

@@ -4,15 +4,14 @@
 //! dropped, the relays' CPU use, and whether the VIP moved. Not a test: it
 //! prints figures (the same scenario runs as a test in hostile.rs).
 //!
-//! `sudo cargo bench --bench flood` (FLOOD_SECS=N, default 30;
+//! `sudo cargo bench --bench lab -- flood` (FLOOD_SECS=N, default 30;
 //! FLOOD_RATE=N per target, default 100000; FLOOD_KIND=forged for
 //! well-formed headers naming a real peer with a new epoch each, which
 //! costs the relay a key derivation and an authentication attempt each).
 
-#[path = "lab/mod.rs"]
-mod lab;
+use crate::lab;
 
-fn main() {
+pub fn main() {
     if !lab::bench_may_run("flood benchmark") {
         return;
     }

@@ -1,7 +1,7 @@
 //! What the relay costs when nothing happens, and how big it is. Not a
 //! test: it prints figures.
 //!
-//! `cargo bench --bench idle` (as root):
+//! `cargo bench --bench lab -- idle` (as root):
 //! * an idle 3-host cluster (relays only, keepalives every second): each
 //!   relay's CPU time (from /proc/<pid>/schedstat) and wake-ups (context
 //!   switches, from /proc/<pid>/status) over IDLE_SECONDS (default 60);
@@ -9,14 +9,13 @@
 //!   cloud that nobody holds, so hellos to them die there): resident
 //!   memory (VmRSS, VmHWM) after IDLE_SECONDS / 6.
 
-#[path = "lab/mod.rs"]
-mod lab;
+use crate::lab;
 
 use std::time::{Duration, Instant};
 
 use lab::{Lab, RelayOptions, status_field, switches};
 
-fn main() {
+pub fn main() {
     if !lab::bench_may_run("idle benchmark") {
         return;
     }

@@ -2,7 +2,7 @@
 //! VXLAN overlay and the floor of any user-space relay, in one lab. Not a
 //! test: it prints a table.
 //!
-//! `cargo bench --bench path` (as root; RUNS, default 3, whole runs, the
+//! `cargo bench --bench lab -- path` (as root; RUNS, default 3, whole runs, the
 //! table gives each figure's median). A sender in h1 multicasts UDP to
 //! 239.192.0.1:5405 (the corosync preset allows it) over each path;
 //! receivers in h2 and h3 take the one-way latency from a CLOCK_MONOTONIC
@@ -22,10 +22,8 @@
 //! bench_path/floor.rs), the relay with encryption, and with
 //! `insecure = true`.
 
-#[path = "lab/mod.rs"]
-mod lab;
+use crate::lab;
 
-#[path = "bench_path/floor.rs"]
 mod floor;
 
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
@@ -509,7 +507,7 @@ fn combine(runs: &[Vec<Row>], path: Path, size: usize) -> Row {
     }
 }
 
-fn main() {
+pub fn main() {
     if !lab::bench_may_run("path benchmark") {
         return;
     }

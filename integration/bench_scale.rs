@@ -1,7 +1,7 @@
 //! What the relay costs in a big cluster with several virtual routers. Not
 //! a test: it prints figures.
 //!
-//! `cargo bench --bench scale` (as root): the cluster of the scale test
+//! `cargo bench --bench lab -- scale` (as root): the cluster of the scale test
 //! (lab/vrrp_cluster.rs: SCALE_HOSTS hosts, default 16, each with the
 //! relay and keepalived running SCALE_VRIDS VRRP instances, default 4,
 //! advertising every SCALE_ADVERT_MS, default 1000) is built and left to
@@ -13,8 +13,7 @@
 //! the master of the first VRID is killed (`kill -9`) and the time until
 //! its VIP is on the next host in line is taken from `ip monitor`.
 
-#[path = "lab/mod.rs"]
-mod lab;
+use crate::lab;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -32,7 +31,7 @@ fn counter(c: &HashMap<String, u64>, name: &str) -> u64 {
     c.get(name).copied().unwrap_or(0)
 }
 
-fn main() {
+pub fn main() {
     if !lab::bench_may_run("scale benchmark") {
         return;
     }

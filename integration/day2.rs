@@ -8,7 +8,7 @@
 //! of its findings. The systemd watchdog, with the test as the service
 //! manager. Needs root; skips visibly without it.
 
-mod lab;
+use crate::lab;
 
 use std::collections::HashMap;
 use std::io::Write;

@@ -6,7 +6,7 @@
 //! passes, so `cargo test` works for everyone. As root, a missing program
 //! fails the test naming its package.
 
-mod lab;
+use crate::lab;
 
 use std::io::Write;
 use std::time::{Duration, Instant};

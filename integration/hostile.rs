@@ -7,9 +7,7 @@
 //! the peers' own packets was ever written into a host, and the VIP must
 //! never move. Needs root; skips visibly without it.
 
-mod lab;
-#[path = "testpkt.rs"]
-mod testpkt;
+use crate::lab;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -27,7 +25,7 @@ use mcast_relay::proto::crypto::{ClusterKey, KeySchedule};
 use mcast_relay::proto::wire::{
     HEADER_LEN, HELLO_LEN, HELLO_WANT_REPLY, Header, Hello, Kind, TAG_LEN,
 };
-use testpkt::{checksum, ipv4, udp};
+use mcast_relay::testing::packets::{checksum, ipv4, udp};
 
 const HOSTS: usize = 4;
 /// keepalived runs on h1 (master) and h2 (backup); h3 is the peer whose

@@ -1,7 +1,9 @@
 //! The packet path allocates nothing: a counting global allocator around
 //! the sans-IO core, two relays that have met, and thousands of packets
 //! through sealing, opening, classifying and every common kind of drop.
-//! Counting is per thread, so the test harness's own threads do not count.
+//! Counting is per thread, so neither the test harness's own threads nor
+//! the other suites of this binary running beside it count: the one
+//! allocator serves them all, but each test reads its own thread's count.
 
 use mcast_relay::core::relay::{Inbound, Link, Outbound, Relay};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -41,15 +43,12 @@ fn allocations<T>(f: impl FnOnce() -> T) -> (T, u64) {
     (r, ALLOCS.with(Cell::get) - before)
 }
 
-#[path = "inproc.rs"]
-mod inproc;
-#[path = "testpkt.rs"]
-mod testpkt;
-use inproc::{T0, endpoint as ep, meet, node, node_on};
+use mcast_relay::testing::cluster::{T0, endpoint as ep, meet, node, node_on};
+use mcast_relay::testing::packets;
 
 /// A VRRPv3 advert from node 1's overlay address.
 fn advert() -> Vec<u8> {
-    testpkt::vrrp_advert_from_node1(&[0x31u8, 51, 200, 1, 0, 10, 0, 0, 10, 77, 0, 100])
+    packets::vrrp_advert_from_node1(&[0x31u8, 51, 200, 1, 0, 10, 0, 0, 10, 77, 0, 100])
 }
 
 /// Allocations while `a` seals `packet` (from its interface) and `b`

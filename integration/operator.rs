@@ -5,7 +5,7 @@
 //! that see both report as a split brain until it heals. Needs root;
 //! skips visibly without it.
 
-mod lab;
+use crate::lab;
 
 use std::io::Write;
 use std::time::{Duration, Instant};

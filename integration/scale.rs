@@ -5,7 +5,7 @@
 //! line while the other three stay put; no relay refuses a single datagram.
 //! Needs root; skips visibly without it.
 
-mod lab;
+use crate::lab;
 
 use std::io::Write;
 use std::time::{Duration, Instant};

@@ -6,7 +6,7 @@
 //!
 //! Needs root; without it each test prints a visible SKIPPED line.
 
-mod lab;
+use crate::lab;
 
 use std::io::Write;
 use std::time::{Duration, Instant};

@@ -14,6 +14,9 @@
 //!   metrics.
 //! * [`check`]: `mcast-relay check`, the configuration and the host.
 //! * [`config`] and [`cli`]: the file and command-line contract.
+//! * `testing` (unit tests and the `testing` feature only): packet and
+//!   frame builders and an in-process cluster for the tests, benches and
+//!   fuzz targets.
 
 pub mod check;
 pub mod cli;
@@ -22,3 +25,5 @@ pub mod core;
 pub mod daemon;
 pub mod io;
 pub mod proto;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

@@ -7,32 +7,19 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
-use mcast_relay::proto::frame;
 use mcast_relay::core::relay::Outbound;
+use mcast_relay::proto::frame;
 use mcast_relay::proto::wire::{HEADER_LEN, HELLO_LEN, HELLO_WANT_REPLY, Header, Hello, Kind};
 
-#[path = "../../integration/inproc.rs"]
-mod inproc;
-use inproc::*;
-#[path = "../../integration/testpkt.rs"]
-mod testpkt;
-use testpkt::{checksum, ipv4, udp};
+use mcast_relay::testing::cluster::*;
+use mcast_relay::testing::frames::{arp, ethernet};
+use mcast_relay::testing::packets::{checksum, ipv4, udp, v6};
 
 const PROTO_UDP: u8 = 17;
 const PROTO_VRRP: u8 = 112;
 
 fn v4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, payload: &[u8]) -> Vec<u8> {
     ipv4(src, dst, proto, 255, payload)
-}
-
-fn v6(src: Ipv6Addr, dst: Ipv6Addr, next: u8, payload: &[u8]) -> Vec<u8> {
-    let mut p = vec![0x60, 0, 0, 0];
-    p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-    p.extend_from_slice(&[next, 255]);
-    p.extend_from_slice(&src.octets());
-    p.extend_from_slice(&dst.octets());
-    p.extend_from_slice(payload);
-    p
 }
 
 /// A VRRPv3 advert for VRID 51, priority 100, one address.
@@ -98,9 +85,6 @@ fn packets() -> Vec<(&'static str, Vec<u8>)> {
 /// MAC.
 fn frames() -> Vec<(String, Vec<u8>)> {
     let me = frame::node_mac(overlay(1));
-    let eth = |dst: [u8; 6], src: [u8; 6], ethertype: u16, body: &[u8]| {
-        [&dst[..], &src[..], &ethertype.to_be_bytes(), body].concat()
-    };
     let mut out: Vec<(String, Vec<u8>)> = packets()
         .into_iter()
         .map(|(name, p)| {
@@ -111,7 +95,7 @@ fn frames() -> Vec<(String, Vec<u8>)> {
             } else {
                 (0x0800, [0x01, 0, 0x5e, 0, 0, 0x12])
             };
-            (format!("frame-{name}"), eth(dst, me, ethertype, &p))
+            (format!("frame-{name}"), ethernet(dst, me, ethertype, &p))
         })
         .collect();
     let carp = v4(
@@ -122,19 +106,15 @@ fn frames() -> Vec<(String, Vec<u8>)> {
     );
     out.push((
         "frame-carp".into(),
-        eth(
+        ethernet(
             [0x01, 0, 0x5e, 0, 0, 0x12],
             [0, 0, 0x5e, 0, 0, 1],
             0x0800,
             &carp,
         ),
     ));
-    let mut arp = vec![0, 1, 0x08, 0, 6, 4, 0, 1];
-    arp.extend_from_slice(&me);
-    arp.extend_from_slice(&overlay(1).octets());
-    arp.extend_from_slice(&[0; 6]);
-    arp.extend_from_slice(&overlay(2).octets());
-    out.push(("frame-arp".into(), eth([0xff; 6], me, 0x0806, &arp)));
+    let arp = arp(1, me, overlay(1), overlay(2));
+    out.push(("frame-arp".into(), ethernet([0xff; 6], me, 0x0806, &arp)));
     out
 }
 

@@ -15,14 +15,12 @@
 use libfuzzer_sys::fuzz_target;
 
 use mcast_relay::core::allow::DestKind;
-use mcast_relay::proto::frame::{self, Body};
-use mcast_relay::proto::packet;
 use mcast_relay::core::relay::{Link, Outbound};
 use mcast_relay::core::vrrp_watch::{self, Watch};
+use mcast_relay::proto::frame::{self, Body};
+use mcast_relay::proto::packet;
 
-#[path = "../../integration/inproc.rs"]
-mod inproc;
-use inproc::*;
+use mcast_relay::testing::cluster::*;
 
 fuzz_target!(|data: &[u8]| {
     let rules = allow();

@@ -17,14 +17,12 @@
 use libfuzzer_sys::fuzz_target;
 
 use mcast_relay::core::allow::DestKind;
+use mcast_relay::core::relay::Inbound;
 use mcast_relay::proto::crypto::{ClusterKey, KeySchedule};
 use mcast_relay::proto::packet;
-use mcast_relay::core::relay::Inbound;
 use mcast_relay::proto::wire::{HEADER_LEN, Header, Hello, Kind, TAG_LEN};
 
-#[path = "../../integration/inproc.rs"]
-mod inproc;
-use inproc::*;
+use mcast_relay::testing::cluster::*;
 
 /// An independent look at an injected packet (not the relay's own code).
 fn check_injected(inner_bytes: &[u8]) {

@@ -87,7 +87,8 @@ pub fn root_or_skip(what: &str) -> bool {
 }
 
 /// The start of every lab benchmark: false (nothing to do) when cargo
-/// only probes it (`cargo bench -- --list`, `cargo test --benches`) or
+/// only probes it (`cargo bench -- --list`, which bench_lab.rs answers
+/// with the names before any benchmark starts; `cargo test --benches`) or
 /// without root.
 pub fn bench_may_run(what: &str) -> bool {
     if std::env::args().any(|a| a == "--list") {

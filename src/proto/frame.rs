@@ -179,36 +179,17 @@ pub fn is_neighbour_discovery(ip: &[u8], inner: &Inner) -> bool {
         && matches!(ip.get(inner.payload), Some(135 | 136))
 }
 
+/// The test frame builders at the path core/'s unit tests import them
+/// from, until they import `crate::testing::frames` themselves.
 #[cfg(test)]
-pub mod testframe {
-    //! Builders for frames in tests.
-    use super::*;
-
-    pub fn ethernet(dst: Mac, src: Mac, ethertype: u16, payload: &[u8]) -> Vec<u8> {
-        let mut f = Vec::with_capacity(HEADER_LEN + payload.len());
-        f.extend_from_slice(&dst);
-        f.extend_from_slice(&src);
-        f.extend_from_slice(&ethertype.to_be_bytes());
-        f.extend_from_slice(payload);
-        f
-    }
-
-    pub fn arp(op: u16, sender: Mac, sender_ip: Ipv4Addr, target_ip: Ipv4Addr) -> Vec<u8> {
-        let mut a = vec![0, 1, 0x08, 0x00, 6, 4];
-        a.extend_from_slice(&op.to_be_bytes());
-        a.extend_from_slice(&sender);
-        a.extend_from_slice(&sender_ip.octets());
-        a.extend_from_slice(&[0; 6]);
-        a.extend_from_slice(&target_ip.octets());
-        a
-    }
-}
+pub use crate::testing::frames as testframe;
 
 #[cfg(test)]
 mod tests {
-    use super::testframe::*;
     use super::*;
-    use crate::proto::packet::{self, PROTO_VRRP, testpkt};
+    use crate::proto::packet::{self, PROTO_VRRP};
+    use crate::testing::frames::*;
+    use crate::testing::packets as testpkt;
     use std::net::Ipv6Addr;
 
     const A: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 1);

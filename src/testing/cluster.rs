@@ -1,13 +1,14 @@
 //! Relays of a three-node cluster in one process, and the hello handshake
 //! between two of them: for the fuzz targets (built afresh for every input,
-//! so a crash replays from the input alone) and the allocation test.
-#![allow(dead_code)] // each user takes part of it
+//! so a crash replays from the input alone), the allocation test and the
+//! core benchmark, which need a relay that has met its peer without a
+//! network.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use mcast_relay::core::allow::{AllowList, Preset};
-use mcast_relay::core::relay::{Inbound, Link, NodeAddrs, PeerSpec, Relay, RelayParams, Security};
-use mcast_relay::proto::crypto::ClusterKey;
+use crate::core::allow::{AllowList, Preset};
+use crate::core::relay::{Inbound, Link, NodeAddrs, PeerSpec, Relay, RelayParams, Security};
+use crate::proto::crypto::ClusterKey;
 
 pub const T0: u64 = 1_790_000_000_000;
 pub const KEY: [u8; 32] = [7; 32];
