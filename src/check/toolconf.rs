@@ -6,7 +6,7 @@
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use crate::check::Finding;
+use crate::check::finding::Finding;
 use crate::proto::overlay::mask_v4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
