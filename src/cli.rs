@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::check::toolconf;
 use crate::config;
 
 #[derive(Parser)]
@@ -31,10 +32,7 @@ pub enum Command {
         /// Configuration file.
         #[arg(short, long, default_value = config::DEFAULT_PATH)]
         config: PathBuf,
-        /// A failover tool's configuration to check against the relay's
-        /// interface and subnet (keepalived.conf, ha.cf, corosync.conf);
-        /// repeatable. Default: those at their usual paths under /etc.
-        #[arg(long = "tool-config", value_name = "FILE")]
+        #[arg(long = "tool-config", value_name = "FILE", help = tool_config_help())]
         tool_configs: Vec<PathBuf>,
     },
     /// Ask the running relay what it sees: peers and their health, who is
@@ -56,4 +54,12 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+}
+
+/// `--tool-config`'s help, naming the files the presets' tools keep.
+fn tool_config_help() -> String {
+    format!(
+        "A failover tool's configuration to check against the relay's interface and subnet ({}); repeatable. Default: those at their usual paths under /etc",
+        toolconf::default_file_names()
+    )
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::core::allow::{AllowList, Destinations, Preset, Rule, parse_protocol};
+use crate::core::allow::{AllowList, Destinations, Preset, Rule, parse_protocol, preset_names};
 use crate::proto::overlay::{Prefix, broadcast_v4, mask_v4, mask_v6};
 use crate::proto::packet::{PROTO_TCP, PROTO_UDP};
 
@@ -617,7 +617,10 @@ fn validate_interface(
 }
 
 fn validate_allow(ctx: &Ctx, raw: Option<Spanned<RawAllow>>) -> Result<AllowList, ConfigError> {
-    let nothing = "[allow] permits nothing, so nothing would be relayed; add e.g. `presets = [\"vrrp\"]` (presets: vrrp, carp, heartbeat, corosync, spread) or an [[allow.rule]]";
+    let nothing = format!(
+        "[allow] permits nothing, so nothing would be relayed; add e.g. `presets = [\"vrrp\"]` (presets: {}) or an [[allow.rule]]",
+        preset_names()
+    );
     let Some(raw) = raw else {
         return Err(ctx.err(0..0, "allow", nothing));
     };
@@ -626,14 +629,13 @@ fn validate_allow(ctx: &Ctx, raw: Option<Spanned<RawAllow>>) -> Result<AllowList
     let mut rules = Vec::new();
     for p in &raw.presets {
         let preset = Preset::from_name(p.get_ref()).ok_or_else(|| {
-            let names: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
             ctx.err(
                 p.span(),
                 "allow.presets",
                 format!(
                     "unknown preset `{}`; expected one of {}",
                     p.get_ref(),
-                    names.join(", ")
+                    preset_names()
                 ),
             )
         })?;

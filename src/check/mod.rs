@@ -148,10 +148,9 @@ fn tools(cfg: &Config, given: &[PathBuf], out: &mut Vec<Finding>) {
         prefix: cfg.interface.prefix_len,
     };
     let files: Vec<(PathBuf, Option<Tool>)> = if given.is_empty() {
-        toolconf::DEFAULT_PATHS
-            .iter()
-            .filter(|(_, p)| Path::new(p).exists())
-            .map(|(t, p)| (PathBuf::from(p), Some(*t)))
+        toolconf::default_configs()
+            .filter(|c| Path::new(c.path).exists())
+            .map(|c| (PathBuf::from(c.path), Some(c.tool)))
             .collect()
     } else {
         given.iter().map(|p| (p.clone(), None)).collect()
@@ -170,8 +169,9 @@ fn tools(cfg: &Config, given: &[PathBuf], out: &mut Vec<Finding>) {
         match tool.or_else(|| toolconf::detect(&path, &text)) {
             Some(t) => out.extend(toolconf::findings(t, &path, &text, &relay)),
             None => out.push(Finding::Warning(format!(
-                "{}: not a keepalived, heartbeat or corosync configuration as far as check can tell; not checked",
-                path.display()
+                "{}: not a {} configuration as far as check can tell; not checked",
+                path.display(),
+                toolconf::tool_names()
             ))),
         }
     }
