@@ -176,14 +176,6 @@ pub fn write(path: &Path, key: &ClusterKey, force: bool) -> Result<(), KeyFileEr
         })
 }
 
-// Until the daemon's own error type lands, its `Result<_, String>` takes
-// this error through `?` with the same text as before.
-impl From<KeyFileError> for String {
-    fn from(e: KeyFileError) -> String {
-        e.to_string()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

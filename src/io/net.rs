@@ -10,8 +10,6 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::mpsc;
 
 use crate::underlay::pick;
-// The daemon still names these through `net` until its own split lands.
-pub use crate::underlay::{canonical, inner_mtu, static_endpoint};
 
 /// Why a peer's name gave no address to send to.
 #[derive(Debug)]

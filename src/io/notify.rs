@@ -109,14 +109,6 @@ impl Notifier {
     }
 }
 
-// Until the daemon's own error type lands, its `Result<_, String>` takes
-// this error through `?` with the same text as before.
-impl From<NotifyError> for String {
-    fn from(e: NotifyError) -> String {
-        e.to_string()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

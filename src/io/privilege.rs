@@ -140,22 +140,6 @@ fn set_no_new_privs() -> Result<(), PrivilegeError> {
     nix::sys::prctl::set_no_new_privs().map_err(PrivilegeError::NoNewPrivs)
 }
 
-// Until the daemon's own error type lands, its `Result<_, String>` takes
-// this error through `?` with the same text as before.
-impl From<UserError> for String {
-    fn from(e: UserError) -> String {
-        e.to_string()
-    }
-}
-
-// Until the daemon's own error type lands, its `Result<_, String>` takes
-// this error through `?` with the same text as before.
-impl From<PrivilegeError> for String {
-    fn from(e: PrivilegeError) -> String {
-        e.to_string()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
