@@ -7,12 +7,32 @@ use clap::{Parser, Subcommand};
 
 use crate::check::toolconf;
 use crate::config;
+use crate::core::allow::PRESETS;
+
+/// The exit statuses, one per kind of failure, so that a script or the
+/// service manager can tell what to fix (listed in `--help` and the README).
+pub mod exit {
+    /// The relay failed while running or setting up, `check` found an
+    /// error, `status` could not read the relay, or the key could not be
+    /// generated.
+    pub const FAILURE: u8 = 1;
+    /// The command line is wrong (clap's own status).
+    pub const USAGE: u8 = 2;
+    /// The configuration file (or its `node.user`) is wrong.
+    pub const CONFIG: u8 = 3;
+    /// The cluster key file is missing, unreadable, too open or invalid.
+    pub const KEY: u8 = 4;
+    /// A privilege is missing: root or CAP_NET_ADMIN for the interface, a
+    /// port below 1024, the status socket's group, or dropping privileges.
+    pub const PERMISSION: u8 = 5;
+}
 
 #[derive(Parser)]
 #[command(
     name = "mcast-relay",
     version,
-    about = "Relays multicast and broadcast heartbeats (keepalived, heartbeat, corosync, spread) between hosts over authenticated, encrypted unicast UDP"
+    about = "Relays multicast and broadcast heartbeats (keepalived, heartbeat, corosync, spread) between hosts over authenticated, encrypted unicast UDP",
+    after_help = after_help()
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -62,4 +82,21 @@ fn tool_config_help() -> String {
         "A failover tool's configuration to check against the relay's interface and subnet ({}); repeatable. Default: those at their usual paths under /etc",
         toolconf::default_file_names()
     )
+}
+
+/// The presets and the exit statuses, below the commands in `--help`.
+fn after_help() -> String {
+    let mut s = String::from("Presets for [allow] presets:\n");
+    for p in &PRESETS {
+        s += &format!("  {:<10} {}\n", p.name, p.help);
+    }
+    s += &format!(
+        "\nExit status: 0 success; {} failure (or `check` found an error); {} usage; {} configuration; {} key file; {} permission",
+        exit::FAILURE,
+        exit::USAGE,
+        exit::CONFIG,
+        exit::KEY,
+        exit::PERMISSION
+    );
+    s
 }
