@@ -415,15 +415,7 @@ fn ipv6_addresses(index: libc::c_int) -> Vec<(Ipv6Addr, u8)> {
     let Ok(text) = std::fs::read_to_string("/proc/thread-self/net/if_inet6") else {
         return Vec::new();
     };
-    text.lines()
-        .filter_map(|line| {
-            let mut f = line.split_whitespace();
-            let addr = u128::from_str_radix(f.next()?, 16).ok()?;
-            let idx = i64::from_str_radix(f.next()?, 16).ok()?;
-            let len = u8::from_str_radix(f.next()?, 16).ok()?;
-            (idx == i64::from(index)).then_some((Ipv6Addr::from(addr), len))
-        })
-        .collect()
+    crate::proto::procfs::if_inet6(&text, index)
 }
 
 /// Does an interface with this name exist in this thread's network namespace?
