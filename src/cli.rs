@@ -5,13 +5,34 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::check::toolconf;
 use crate::config;
+use crate::core::allow::PRESETS;
+
+/// The exit statuses, one per kind of failure, so that a script or the
+/// service manager can tell what to fix (listed in `--help` and the README).
+pub mod exit {
+    /// The relay failed while running or setting up, `check` found an
+    /// error, `status` could not read the relay, or the key could not be
+    /// generated.
+    pub const FAILURE: u8 = 1;
+    /// The command line is wrong (clap's own status).
+    pub const USAGE: u8 = 2;
+    /// The configuration file (or its `node.user`) is wrong.
+    pub const CONFIG: u8 = 3;
+    /// The cluster key file is missing, unreadable, too open or invalid.
+    pub const KEY: u8 = 4;
+    /// A privilege is missing: root or CAP_NET_ADMIN for the interface, a
+    /// port below 1024, the status socket's group, or dropping privileges.
+    pub const PERMISSION: u8 = 5;
+}
 
 #[derive(Parser)]
 #[command(
     name = "mcast-relay",
     version,
-    about = "Relays multicast and broadcast heartbeats (keepalived, heartbeat, corosync, spread) between hosts over authenticated, encrypted unicast UDP"
+    about = "Relays multicast and broadcast heartbeats (keepalived, heartbeat, corosync, spread) between hosts over authenticated, encrypted unicast UDP",
+    after_help = after_help()
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -31,10 +52,7 @@ pub enum Command {
         /// Configuration file.
         #[arg(short, long, default_value = config::DEFAULT_PATH)]
         config: PathBuf,
-        /// A failover tool's configuration to check against the relay's
-        /// interface and subnet (keepalived.conf, ha.cf, corosync.conf);
-        /// repeatable. Default: those at their usual paths under /etc.
-        #[arg(long = "tool-config", value_name = "FILE")]
+        #[arg(long = "tool-config", value_name = "FILE", help = tool_config_help())]
         tool_configs: Vec<PathBuf>,
     },
     /// Ask the running relay what it sees: peers and their health, who is
@@ -56,4 +74,29 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+}
+
+/// `--tool-config`'s help, naming the files the presets' tools keep.
+fn tool_config_help() -> String {
+    format!(
+        "A failover tool's configuration to check against the relay's interface and subnet ({}); repeatable. Default: those at their usual paths under /etc",
+        toolconf::default_file_names()
+    )
+}
+
+/// The presets and the exit statuses, below the commands in `--help`.
+fn after_help() -> String {
+    let mut s = String::from("Presets for [allow] presets:\n");
+    for p in &PRESETS {
+        s += &format!("  {:<10} {}\n", p.name, p.help);
+    }
+    s += &format!(
+        "\nExit status: 0 success; {} failure (or `check` found an error); {} usage; {} configuration; {} key file; {} permission",
+        exit::FAILURE,
+        exit::USAGE,
+        exit::CONFIG,
+        exit::KEY,
+        exit::PERMISSION
+    );
+    s
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::core::allow::{AllowList, Destinations, Preset, Rule, parse_protocol};
+use crate::core::allow::{AllowList, Destinations, Preset, Rule, parse_protocol, preset_names};
 use crate::proto::overlay::{Prefix, broadcast_v4, mask_v4, mask_v6};
 use crate::proto::packet::{PROTO_TCP, PROTO_UDP};
 
@@ -362,7 +362,8 @@ fn validate(ctx: &Ctx, raw: RawConfig, default_name: &str) -> Result<Config, Con
 
     let listen = match &raw_node.listen {
         None => SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
-        Some(s) => parse_listen(s.get_ref()).map_err(|m| ctx.err(s.span(), "node.listen", m))?,
+        Some(s) => parse_listen(s.get_ref())
+            .map_err(|m| ctx.err(s.span(), "node.listen", m.to_string()))?,
     };
 
     let metrics_listen = match &raw_node.metrics_listen {
@@ -484,14 +485,30 @@ fn validate(ctx: &Ctx, raw: RawConfig, default_name: &str) -> Result<Config, Con
     })
 }
 
-fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+/// A `node.listen` value that is not an address (with or without port).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidListen(pub String);
+
+impl fmt::Display for InvalidListen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "`{}` is not an address to listen on; expected \"0.0.0.0:{DEFAULT_PORT}\", \"[::]:{DEFAULT_PORT}\" (IPv6 and IPv4) or a local address",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for InvalidListen {}
+
+fn parse_listen(s: &str) -> Result<SocketAddr, InvalidListen> {
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(a);
     }
     let bare = s.trim_start_matches('[').trim_end_matches(']');
-    bare.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, DEFAULT_PORT)).map_err(|_| {
-        format!("`{s}` is not an address to listen on; expected \"0.0.0.0:{DEFAULT_PORT}\", \"[::]:{DEFAULT_PORT}\" (IPv6 and IPv4) or a local address")
-    })
+    bare.parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, DEFAULT_PORT))
+        .map_err(|_| InvalidListen(s.to_string()))
 }
 
 fn validate_interface(
@@ -617,7 +634,10 @@ fn validate_interface(
 }
 
 fn validate_allow(ctx: &Ctx, raw: Option<Spanned<RawAllow>>) -> Result<AllowList, ConfigError> {
-    let nothing = "[allow] permits nothing, so nothing would be relayed; add e.g. `presets = [\"vrrp\"]` (presets: vrrp, carp, heartbeat, corosync, spread) or an [[allow.rule]]";
+    let nothing = format!(
+        "[allow] permits nothing, so nothing would be relayed; add e.g. `presets = [\"vrrp\"]` (presets: {}) or an [[allow.rule]]",
+        preset_names()
+    );
     let Some(raw) = raw else {
         return Err(ctx.err(0..0, "allow", nothing));
     };
@@ -626,14 +646,13 @@ fn validate_allow(ctx: &Ctx, raw: Option<Spanned<RawAllow>>) -> Result<AllowList
     let mut rules = Vec::new();
     for p in &raw.presets {
         let preset = Preset::from_name(p.get_ref()).ok_or_else(|| {
-            let names: Vec<&str> = Preset::ALL.iter().map(|p| p.name()).collect();
             ctx.err(
                 p.span(),
                 "allow.presets",
                 format!(
                     "unknown preset `{}`; expected one of {}",
                     p.get_ref(),
-                    names.join(", ")
+                    preset_names()
                 ),
             )
         })?;
@@ -752,7 +771,7 @@ fn validate_peers(
             ));
         }
         let endpoint = parse_endpoint(rp.endpoint.get_ref())
-            .map_err(|m| ctx.err(rp.endpoint.span(), "peer.endpoint", m))?;
+            .map_err(|m| ctx.err(rp.endpoint.span(), "peer.endpoint", m.to_string()))?;
         if let Endpoint::Addr(a) = &endpoint {
             if a.is_ipv6() && listen.is_ipv4() {
                 return Err(ctx.err(rp.endpoint.span(), "peer.endpoint", format!("peer `{name}` has an IPv6 endpoint but node.listen is IPv4; set `listen = \"[::]:{}\"`", listen.port())));
@@ -815,8 +834,25 @@ fn validate_peers(
     Ok(peers)
 }
 
+/// A peer endpoint that is neither an address nor a host name, with or
+/// without port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidEndpoint(pub String);
+
+impl fmt::Display for InvalidEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "`{}` is not host:port; expected e.g. \"203.0.113.12:{DEFAULT_PORT}\", \"[2001:db8::2]:{DEFAULT_PORT}\" or \"node2.example.net:{DEFAULT_PORT}\"",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for InvalidEndpoint {}
+
 /// `host:port`, `[v6]:port`, or either without the port (default 7112).
-pub fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
+pub fn parse_endpoint(s: &str) -> Result<Endpoint, InvalidEndpoint> {
     let s = s.trim();
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(Endpoint::Addr(a));
@@ -828,16 +864,14 @@ pub fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
     if let Ok(ip) = bare.parse::<IpAddr>() {
         return Ok(Endpoint::Addr(SocketAddr::new(ip, DEFAULT_PORT)));
     }
-    let hint = format!(
-        "`{s}` is not host:port; expected e.g. \"203.0.113.12:{DEFAULT_PORT}\", \"[2001:db8::2]:{DEFAULT_PORT}\" or \"node2.example.net:{DEFAULT_PORT}\""
-    );
+    let invalid = || InvalidEndpoint(s.to_string());
     let (host, port) = match s.rsplit_once(':') {
         Some((h, p)) => (
             h,
             p.parse::<u16>()
                 .ok()
                 .filter(|p| *p > 0)
-                .ok_or_else(|| hint.clone())?,
+                .ok_or_else(invalid)?,
         ),
         None => (s, DEFAULT_PORT),
     };
@@ -853,7 +887,7 @@ pub fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         });
     if !valid_host {
-        return Err(hint);
+        return Err(invalid());
     }
     Ok(Endpoint::Name {
         host: host.to_string(),
@@ -1183,6 +1217,11 @@ address = "10.250.0.2"
         assert!(parse_endpoint("host:0").is_err());
         assert!(parse_endpoint("-bad").is_err());
         assert!(parse_endpoint("").is_err());
+        assert_eq!(
+            parse_endpoint(" host:0 "),
+            Err(InvalidEndpoint("host:0".into()))
+        );
+        assert_eq!(parse_listen("x"), Err(InvalidListen("x".into())));
     }
 
     #[test]

@@ -14,6 +14,8 @@
 //!   metrics.
 //! * [`check`]: `mcast-relay check`, the configuration and the host.
 //! * [`config`] and [`cli`]: the file and command-line contract.
+//! * [`underlay`]: the arithmetic of datagrams and peer addresses that the
+//!   daemon and `check` share.
 //! * `testing` (unit tests and the `testing` feature only): packet and
 //!   frame builders and an in-process cluster for the tests, benches and
 //!   fuzz targets.
@@ -27,3 +29,4 @@ pub mod io;
 pub mod proto;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod underlay;

@@ -1,10 +1,12 @@
-//! Command line: thin wrappers around the library.
+//! Command line: thin wrappers around the library, and the one place that
+//! turns a failure's kind into the exit status (`cli::exit`).
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mcast_relay::cli::{Cli, Command};
+use mcast_relay::cli::{Cli, Command, exit};
+use mcast_relay::daemon::ErrorKind;
 use mcast_relay::io::{keyfile, tun};
 use mcast_relay::proto::crypto;
 use mcast_relay::{check, config, daemon};
@@ -28,14 +30,19 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!("{e}");
-                    return ExitCode::FAILURE;
+                    return ExitCode::from(exit::CONFIG);
                 }
             };
             match daemon::run(cfg) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e}");
-                    ExitCode::FAILURE
+                    ExitCode::from(match e.kind() {
+                        ErrorKind::Config => exit::CONFIG,
+                        ErrorKind::Key => exit::KEY,
+                        ErrorKind::Permission => exit::PERMISSION,
+                        ErrorKind::Runtime => exit::FAILURE,
+                    })
                 }
             }
         }
@@ -48,7 +55,7 @@ fn main() -> ExitCode {
                 println!("{f}");
             }
             if findings.iter().any(check::Finding::is_error) {
-                ExitCode::FAILURE
+                ExitCode::from(exit::FAILURE)
             } else {
                 ExitCode::SUCCESS
             }
@@ -59,7 +66,7 @@ fn main() -> ExitCode {
                 Ok(k) => k,
                 Err(_) => {
                     eprintln!("error: the system random number generator failed");
-                    return ExitCode::FAILURE;
+                    return ExitCode::from(exit::FAILURE);
                 }
             };
             match output {
@@ -77,7 +84,7 @@ fn main() -> ExitCode {
                     }
                     Err(e) => {
                         eprintln!("error: {e}");
-                        ExitCode::FAILURE
+                        ExitCode::from(exit::KEY)
                     }
                 },
             }
@@ -98,7 +105,11 @@ fn status(socket: &std::path::Path, json: bool) -> ExitCode {
         eprintln!(
             "error: cannot read the relay's status from {shown}: {e} (is mcast-relay running? reading it needs root or the node.status_group)"
         );
-        return ExitCode::FAILURE;
+        return ExitCode::from(if e.kind() == std::io::ErrorKind::PermissionDenied {
+            exit::PERMISSION
+        } else {
+            exit::FAILURE
+        });
     }
     if json {
         println!("{body}");
@@ -111,7 +122,7 @@ fn status(socket: &std::path::Path, json: bool) -> ExitCode {
         }
         Err(e) => {
             eprintln!("error: the relay at {shown} sent a status this version cannot read: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(exit::FAILURE)
         }
     }
 }

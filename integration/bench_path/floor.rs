@@ -12,8 +12,8 @@ use std::os::fd::AsRawFd;
 use std::sync::mpsc;
 
 use mcast_relay::config::Mode;
-use mcast_relay::io::net;
 use mcast_relay::io::tun::{Tun, TunSpec};
+use mcast_relay::underlay;
 
 use crate::lab::{self, Lab};
 
@@ -27,7 +27,7 @@ pub struct Floor {
 }
 
 fn mtu() -> u32 {
-    net::inner_mtu(1_500, &SocketAddr::from(([10, 77, 0, 1], PORT)), Mode::Tun)
+    underlay::inner_mtu(1_500, &SocketAddr::from(([10, 77, 0, 1], PORT)), Mode::Tun)
 }
 
 fn gettid() -> u32 {

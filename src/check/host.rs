@@ -7,7 +7,7 @@
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 
-use crate::check::Finding;
+use crate::check::finding::Finding;
 use crate::config::Mode;
 use crate::proto::overlay::mask_v4;
 
@@ -106,7 +106,7 @@ pub fn mtu_finding(
             ));
         }
     };
-    let fits = crate::io::net::inner_mtu(route_mtu, &endpoint, mode);
+    let fits = crate::underlay::inner_mtu(route_mtu, &endpoint, mode);
     match configured {
         Some(m) if m > fits => Finding::Error(format!(
             "interface.mtu = {m} does not fit the route to peer {peer} (MTU {route_mtu}): every large packet would be fragmented, and clouds often drop fragments; set interface.mtu to {fits} or less, or leave it out"
@@ -135,14 +135,37 @@ pub fn listen_finding(listen: SocketAddr, bound: &io::Result<()>, relay_up: bool
     }
 }
 
-/// Whether a peer's DNS name resolves now.
-pub fn name_finding(peer: &str, host: &str, resolved: &Result<SocketAddr, String>) -> Finding {
-    match resolved {
-        Ok(a) => Finding::Ok(format!("peer {peer}: {host} resolves to {}", a.ip())),
-        Err(e) => Finding::Warning(format!(
-            "peer {peer}: {host} does not resolve ({e}); the relay will keep trying every node.resolve_interval, but until then this peer gets nothing; fix DNS or /etc/hosts"
-        )),
+/// What looking up a peer's DNS name gave.
+#[derive(Debug)]
+pub enum Resolution {
+    Resolved(SocketAddr),
+    Failed(io::Error),
+    /// Addresses, but none of a family the relay's socket can reach.
+    NoUsableFamily,
+}
+
+impl Resolution {
+    /// The address to send to, if the name gave one.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        match self {
+            Resolution::Resolved(a) => Some(*a),
+            _ => None,
+        }
     }
+}
+
+/// Whether a peer's DNS name resolves now.
+pub fn name_finding(peer: &str, host: &str, resolved: &Resolution) -> Finding {
+    let why = match resolved {
+        Resolution::Resolved(a) => {
+            return Finding::Ok(format!("peer {peer}: {host} resolves to {}", a.ip()));
+        }
+        Resolution::Failed(e) => e.to_string(),
+        Resolution::NoUsableFamily => "no address of a usable family".to_string(),
+    };
+    Finding::Warning(format!(
+        "peer {peer}: {host} does not resolve ({why}); the relay will keep trying every node.resolve_interval, but until then this peer gets nothing; fix DNS or /etc/hosts"
+    ))
 }
 
 #[cfg(test)]
@@ -254,7 +277,11 @@ mod tests {
         );
         assert!(!listen_finding(l, &taken, true).is_error());
         assert!(!listen_finding(l, &Ok(()), false).is_error());
-        let f = name_finding("b", "b.example", &Err("no such host".into()));
+        let f = name_finding(
+            "b",
+            "b.example",
+            &Resolution::Failed(io::Error::other("no such host")),
+        );
         assert!(matches!(f, Finding::Warning(_)) && f.to_string().contains("b.example"));
     }
 }

@@ -1,41 +1,20 @@
 //! `mcast-relay check`: validates the configuration and the host, and says
 //! for each finding what to do about it.
 
+mod finding;
 pub mod host;
 pub mod toolconf;
 
+pub use finding::Finding;
+
 use std::fs;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
-use crate::check::host as hostcheck;
+use crate::check::host::{self as hostcheck, Resolution};
 use crate::check::toolconf::Tool;
 use crate::config::{Config, Endpoint};
-use crate::io::{keyfile, net, tun};
-
-/// One finding of `check`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Finding {
-    Ok(String),
-    Warning(String),
-    Error(String),
-}
-
-impl Finding {
-    pub fn is_error(&self) -> bool {
-        matches!(self, Finding::Error(_))
-    }
-}
-
-impl std::fmt::Display for Finding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Finding::Ok(m) => write!(f, "ok:      {m}"),
-            Finding::Warning(m) => write!(f, "warning: {m}"),
-            Finding::Error(m) => write!(f, "error:   {m}"),
-        }
-    }
-}
+use crate::io::{host as hostio, keyfile, net, tun};
+use crate::underlay;
 
 /// Checks the configuration at `path`, what the host needs to run it, and
 /// the failover tools' configurations: `tool_configs`, or those found at
@@ -75,7 +54,7 @@ pub fn check(path: &Path, is_root: bool, tool_configs: &[PathBuf]) -> Vec<Findin
         )),
         (Some(k), false) => match keyfile::load(k) {
             Ok(_) => out.push(Finding::Ok(format!("key file {} is readable and private", k.display()))),
-            Err(e) => out.push(Finding::Error(e)),
+            Err(e) => out.push(Finding::Error(e.to_string())),
         },
         (None, false) => out.push(Finding::Error("no key_file configured".into())),
     }
@@ -87,15 +66,9 @@ pub fn check(path: &Path, is_root: bool, tool_configs: &[PathBuf]) -> Vec<Findin
             "after set-up the relay runs as {} (uid {}) with no capabilities",
             u.name, u.uid
         ))),
-        Err(e) => out.push(Finding::Error(e)),
+        Err(e) => out.push(Finding::Error(e.to_string())),
     }
-    out.push(tun_finding(
-        fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/net/tun")
-            .map(|_| ()),
-    ));
+    out.push(tun_finding(hostio::open_tun_device()));
     if !is_root {
         out.push(Finding::Warning(
             "not running as root: `run` needs root or CAP_NET_ADMIN to create and configure the interface".into(),
@@ -127,21 +100,16 @@ fn host(cfg: &Config, out: &mut Vec<Finding>) {
     let iface = &cfg.interface.name;
     let (addr, prefix) = (cfg.interface.address, cfg.interface.prefix_len);
     let relay_up = tun::exists(iface);
-    if let Ok(text) = fs::read_to_string("/proc/net/route") {
+    if let Some(text) = hostio::proc_route() {
         let routes = hostcheck::parse_proc_route(&text);
         let conflicts = hostcheck::overlay_conflicts(&routes, iface, addr, prefix);
-        let rp = |k: &str| {
-            fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{k}/rp_filter"))
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-        };
-        let rp_iface = rp(if relay_up { iface } else { "default" });
+        let rp_iface = hostio::rp_filter(if relay_up { iface } else { "default" });
         out.push(hostcheck::routing_finding(
             &conflicts,
             iface,
             addr,
             prefix,
-            rp("all"),
+            hostio::rp_filter("all"),
             rp_iface,
         ));
     }
@@ -151,15 +119,13 @@ fn host(cfg: &Config, out: &mut Vec<Finding>) {
         let endpoint = match &p.endpoint {
             Endpoint::Addr(a) => Some(*a),
             Endpoint::Name { host, port } => {
-                let resolved: Result<SocketAddr, String> = (host.as_str(), *port)
-                    .to_socket_addrs()
-                    .map_err(|e| e.to_string())
-                    .and_then(|a| {
-                        net::pick(a, cfg.node.listen)
-                            .ok_or_else(|| "no address of a usable family".to_string())
-                    });
+                let resolved = match net::lookup_now(host, *port) {
+                    Ok(a) => underlay::pick(a.into_iter(), cfg.node.listen)
+                        .map_or(Resolution::NoUsableFamily, Resolution::Resolved),
+                    Err(e) => Resolution::Failed(e),
+                };
                 out.push(hostcheck::name_finding(&p.name, host, &resolved));
-                resolved.ok()
+                resolved.addr()
             }
         };
         if let Some(ep) = endpoint {
@@ -182,10 +148,9 @@ fn tools(cfg: &Config, given: &[PathBuf], out: &mut Vec<Finding>) {
         prefix: cfg.interface.prefix_len,
     };
     let files: Vec<(PathBuf, Option<Tool>)> = if given.is_empty() {
-        toolconf::DEFAULT_PATHS
-            .iter()
-            .filter(|(_, p)| Path::new(p).exists())
-            .map(|(t, p)| (PathBuf::from(p), Some(*t)))
+        toolconf::default_configs()
+            .filter(|c| Path::new(c.path).exists())
+            .map(|c| (PathBuf::from(c.path), Some(c.tool)))
             .collect()
     } else {
         given.iter().map(|p| (p.clone(), None)).collect()
@@ -204,8 +169,9 @@ fn tools(cfg: &Config, given: &[PathBuf], out: &mut Vec<Finding>) {
         match tool.or_else(|| toolconf::detect(&path, &text)) {
             Some(t) => out.extend(toolconf::findings(t, &path, &text, &relay)),
             None => out.push(Finding::Warning(format!(
-                "{}: not a keepalived, heartbeat or corosync configuration as far as check can tell; not checked",
-                path.display()
+                "{}: not a {} configuration as far as check can tell; not checked",
+                path.display(),
+                toolconf::tool_names()
             ))),
         }
     }

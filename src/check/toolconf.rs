@@ -6,22 +6,40 @@
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use crate::check::Finding;
+use crate::check::finding::Finding;
+use crate::core::allow::{PRESETS, ToolConfig};
 use crate::proto::overlay::mask_v4;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Tool {
-    Keepalived,
-    Heartbeat,
-    Corosync,
+pub use crate::core::allow::Tool;
+
+/// Each tool configuration the presets name, with where Debian's package
+/// keeps it.
+pub fn default_configs() -> impl Iterator<Item = ToolConfig> {
+    PRESETS.iter().filter_map(|p| p.tool_config)
 }
 
-/// Where Debian's packages keep each tool's configuration.
-pub const DEFAULT_PATHS: [(Tool, &str); 3] = [
-    (Tool::Keepalived, "/etc/keepalived/keepalived.conf"),
-    (Tool::Heartbeat, "/etc/ha.d/ha.cf"),
-    (Tool::Corosync, "/etc/corosync/corosync.conf"),
-];
+/// The tools whose configuration `check` reads, for messages:
+/// `keepalived, heartbeat or corosync`.
+pub fn tool_names() -> String {
+    let names: Vec<&str> = PRESETS
+        .iter()
+        .filter(|p| p.tool_config.is_some())
+        .map(|p| p.tool)
+        .collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => names.concat(),
+    }
+}
+
+/// The file names of the default configurations, for `--help`:
+/// `keepalived.conf, ha.cf, corosync.conf`.
+pub fn default_file_names() -> String {
+    let names: Vec<&str> = default_configs()
+        .map(|c| c.path.rsplit('/').next().unwrap_or(c.path))
+        .collect();
+    names.join(", ")
+}
 
 /// What the relay offers the tools.
 pub struct Relay<'a> {
@@ -245,6 +263,24 @@ mod tests {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
         let text = std::fs::read_to_string(&p).expect("example file");
         (p, text)
+    }
+
+    #[test]
+    fn names_from_the_preset_table() {
+        assert_eq!(tool_names(), "keepalived, heartbeat or corosync");
+        assert_eq!(
+            default_file_names(),
+            "keepalived.conf, ha.cf, corosync.conf"
+        );
+        let paths: Vec<(Tool, &str)> = default_configs().map(|c| (c.tool, c.path)).collect();
+        assert_eq!(
+            paths,
+            [
+                (Tool::Keepalived, "/etc/keepalived/keepalived.conf"),
+                (Tool::Heartbeat, "/etc/ha.d/ha.cf"),
+                (Tool::Corosync, "/etc/corosync/corosync.conf"),
+            ]
+        );
     }
 
     #[test]

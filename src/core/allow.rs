@@ -1,10 +1,11 @@
 //! What the relay is allowed to carry: presets for the supported failover
-//! tools and custom rules, matched against an inner packet's protocol,
+//! tools (one table, [`PRESETS`], that config, check and the CLI read too)
+//! and custom rules, matched against an inner packet's protocol,
 //! destination port and kind of destination. Both directions use the same
 //! list: the sender does not waste bandwidth on what every receiver drops.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::proto::overlay::Prefix;
 use crate::proto::packet::{Inner, PROTO_TCP, PROTO_UDP, PROTO_VRRP};
@@ -109,7 +110,8 @@ impl Rule {
     }
 }
 
-/// The supported tools' traffic, by name.
+/// The supported tools' traffic, by name: the key of [`PRESETS`], in its
+/// order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Preset {
     Vrrp,
@@ -119,66 +121,179 @@ pub enum Preset {
     Spread,
 }
 
+/// Where a preset's traffic may go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PresetDests {
+    /// Every kind of destination (multicast, broadcast, unicast).
+    All,
+    /// These multicast groups only.
+    Groups(&'static [Prefix]),
+}
+
+/// A failover tool whose own configuration `check` reads (check::toolconf
+/// has a reader for each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tool {
+    Keepalived,
+    Heartbeat,
+    Corosync,
+}
+
+/// A tool configuration file `check` looks at by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ToolConfig {
+    pub tool: Tool,
+    /// Where Debian's package keeps it.
+    pub path: &'static str,
+}
+
+/// One row of [`PRESETS`]: everything that differs from one preset to
+/// the next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PresetSpec {
+    pub preset: Preset,
+    /// As written in `[allow] presets`.
+    pub name: &'static str,
+    /// The failover tool whose traffic it carries.
+    pub tool: &'static str,
+    /// What it lets through, for `--help`.
+    pub help: &'static str,
+    pub proto: u8,
+    /// Inclusive destination port ranges; empty means any port.
+    pub ports: &'static [(u16, u16)],
+    pub dests: PresetDests,
+    /// The tool's configuration that `check` compares with the relay's.
+    pub tool_config: Option<ToolConfig>,
+}
+
+/// VRRP (keepalived) and CARP (ucarp) adverts go to the all-VRRP-routers
+/// groups only.
+const VRRP_GROUPS: &[Prefix] = &[
+    Prefix {
+        addr: IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18)),
+        len: 32,
+    },
+    Prefix {
+        addr: IpAddr::V6(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12)),
+        len: 128,
+    },
+];
+
+/// Every preset: its rule, its name, its help and the tool configuration
+/// `check` reads. Adding a preset is a `Preset` variant and a row here (and
+/// a reader in check::toolconf if its tool's configuration is new).
+pub const PRESETS: [PresetSpec; 5] = [
+    PresetSpec {
+        preset: Preset::Vrrp,
+        name: "vrrp",
+        tool: "keepalived",
+        help: "keepalived's VRRP adverts (IP protocol 112 to 224.0.0.18 and ff02::12)",
+        proto: PROTO_VRRP,
+        ports: &[],
+        dests: PresetDests::Groups(VRRP_GROUPS),
+        tool_config: Some(ToolConfig {
+            tool: Tool::Keepalived,
+            path: "/etc/keepalived/keepalived.conf",
+        }),
+    },
+    PresetSpec {
+        preset: Preset::Carp,
+        name: "carp",
+        tool: "ucarp",
+        help: "ucarp's CARP adverts (IP protocol 112 to 224.0.0.18 and ff02::12)",
+        proto: PROTO_VRRP,
+        ports: &[],
+        dests: PresetDests::Groups(VRRP_GROUPS),
+        tool_config: None,
+    },
+    PresetSpec {
+        preset: Preset::Heartbeat,
+        name: "heartbeat",
+        tool: "heartbeat",
+        help: "heartbeat's mcast, bcast and ucast media (UDP 694)",
+        proto: PROTO_UDP,
+        ports: &[(694, 694)],
+        dests: PresetDests::All,
+        tool_config: Some(ToolConfig {
+            tool: Tool::Heartbeat,
+            path: "/etc/ha.d/ha.cf",
+        }),
+    },
+    // corosync `udp` transport: mcastport (5405) and mcastport - 1,
+    // multicast for membership, unicast for the token.
+    PresetSpec {
+        preset: Preset::Corosync,
+        name: "corosync",
+        tool: "corosync",
+        help: "corosync's udp transport (UDP 5404-5405, multicast and the unicast token)",
+        proto: PROTO_UDP,
+        ports: &[(5404, 5405)],
+        dests: PresetDests::All,
+        tool_config: Some(ToolConfig {
+            tool: Tool::Corosync,
+            path: "/etc/corosync/corosync.conf",
+        }),
+    },
+    PresetSpec {
+        preset: Preset::Spread,
+        name: "spread",
+        tool: "spread",
+        help: "spread's daemon and token ports (UDP 4803-4804)",
+        proto: PROTO_UDP,
+        ports: &[(4803, 4804)],
+        dests: PresetDests::All,
+        tool_config: None,
+    },
+];
+
+// `Preset::spec` indexes the table by variant.
+const _: () = {
+    let mut i = 0;
+    while i < PRESETS.len() {
+        assert!(
+            PRESETS[i].preset as usize == i,
+            "PRESETS rows must be in Preset's order"
+        );
+        i += 1;
+    }
+};
+
 impl Preset {
-    pub const ALL: [Preset; 5] = [
-        Preset::Vrrp,
-        Preset::Carp,
-        Preset::Heartbeat,
-        Preset::Corosync,
-        Preset::Spread,
-    ];
+    /// The preset's row of [`PRESETS`].
+    pub fn spec(self) -> &'static PresetSpec {
+        &PRESETS[self as usize]
+    }
 
     pub fn name(self) -> &'static str {
-        match self {
-            Preset::Vrrp => "vrrp",
-            Preset::Carp => "carp",
-            Preset::Heartbeat => "heartbeat",
-            Preset::Corosync => "corosync",
-            Preset::Spread => "spread",
-        }
+        self.spec().name
     }
 
     pub fn from_name(name: &str) -> Option<Preset> {
-        Preset::ALL.into_iter().find(|p| p.name() == name)
+        PRESETS.iter().find(|p| p.name == name).map(|p| p.preset)
     }
 
     /// The rule the preset stands for.
     pub fn rule(self) -> Rule {
-        let group = |s: &str| {
-            s.parse::<Prefix>()
-                .expect("preset groups are valid literals")
-        };
-        let label = self.name().to_string();
-        match self {
-            // VRRP (keepalived) and CARP (ucarp) adverts: protocol 112 to the
-            // all-VRRP-routers groups only.
-            Preset::Vrrp | Preset::Carp => Rule {
-                label,
-                proto: PROTO_VRRP,
-                ports: Vec::new(),
-                dests: Destinations {
-                    groups: vec![group("224.0.0.18"), group("ff02::12")],
+        let spec = self.spec();
+        Rule {
+            label: spec.name.to_string(),
+            proto: spec.proto,
+            ports: spec.ports.to_vec(),
+            dests: match spec.dests {
+                PresetDests::All => Destinations::all(),
+                PresetDests::Groups(groups) => Destinations {
+                    groups: groups.to_vec(),
                     ..Destinations::default()
                 },
             },
-            // heartbeat: `mcast`, `bcast` and `ucast` media on UDP 694.
-            Preset::Heartbeat => udp(label, vec![(694, 694)]),
-            // corosync `udp` transport: mcastport (5405) and mcastport - 1,
-            // multicast for membership, unicast for the token.
-            Preset::Corosync => udp(label, vec![(5404, 5405)]),
-            // spread: daemon port 4803 and token port 4804.
-            Preset::Spread => udp(label, vec![(4803, 4804)]),
         }
     }
 }
 
-fn udp(label: String, ports: Vec<(u16, u16)>) -> Rule {
-    Rule {
-        label,
-        proto: PROTO_UDP,
-        ports,
-        dests: Destinations::all(),
-    }
+/// The presets' names, for messages: `vrrp, carp, heartbeat, ...`.
+pub fn preset_names() -> String {
+    let names: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
+    names.join(", ")
 }
 
 /// Parses a custom rule's `protocol` value.
@@ -339,5 +454,28 @@ mod tests {
         assert!(parse_protocol("gre").is_err());
         assert_eq!(Preset::from_name("corosync"), Some(Preset::Corosync));
         assert_eq!(Preset::from_name("nope"), None);
+    }
+
+    #[test]
+    fn preset_rules_from_the_table() {
+        let group = |s: &str| s.parse::<Prefix>().expect("literal");
+        let vrrp = Preset::Vrrp.rule();
+        assert_eq!(vrrp.label, "vrrp");
+        assert_eq!(vrrp.proto, PROTO_VRRP);
+        assert!(vrrp.ports.is_empty());
+        assert_eq!(
+            vrrp.dests,
+            Destinations {
+                groups: vec![group("224.0.0.18"), group("ff02::12")],
+                ..Destinations::default()
+            }
+        );
+        assert_eq!(Preset::Carp.rule().dests, vrrp.dests);
+        let corosync = Preset::Corosync.rule();
+        assert_eq!(
+            (corosync.proto, corosync.ports, corosync.dests),
+            (PROTO_UDP, vec![(5404, 5405)], Destinations::all())
+        );
+        assert_eq!(preset_names(), "vrrp, carp, heartbeat, corosync, spread");
     }
 }

@@ -5,11 +5,14 @@
 //! stall the packet path.
 
 use std::io;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+use std::{fmt, os};
 
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
 use crate::config::NodeConfig;
+use crate::daemon::error::Error;
 use crate::daemon::{metrics, status};
 use crate::io::notify::Notifier;
 
@@ -23,9 +26,9 @@ impl Control {
     /// Binds the status socket (optional: the relay runs without it, with a
     /// warning) and the metrics listener if configured (its failure is
     /// fatal).
-    pub(super) async fn bind(node: &NodeConfig) -> Result<Control, String> {
+    pub(super) async fn bind(node: &NodeConfig) -> Result<Control, Error> {
         let status = match listen(&node.status_socket, &node.status_group)
-            .and_then(|l| UnixListener::from_std(l).map_err(|e| e.to_string()))
+            .and_then(|l| UnixListener::from_std(l).map_err(StatusSocketError::Register))
         {
             Ok(l) => Some(l),
             Err(e) => {
@@ -38,7 +41,7 @@ impl Control {
             Some(addr) => Some(
                 TcpListener::bind(addr)
                     .await
-                    .map_err(|e| format!("binding node.metrics_listen {addr}: {e}"))?,
+                    .map_err(|source| Error::Metrics { addr, source })?,
             ),
         };
         Ok(Control { status, metrics })
@@ -61,23 +64,59 @@ impl Control {
     }
 }
 
+/// Why there is no status socket (the relay runs on without one).
+#[derive(Debug)]
+pub(super) enum StatusSocketError {
+    CreateDir { dir: PathBuf, source: io::Error },
+    RemoveStale { path: PathBuf, source: io::Error },
+    Bind { path: PathBuf, source: io::Error },
+    SetMode { path: PathBuf, source: io::Error },
+    NonBlocking { path: PathBuf, source: io::Error },
+    Register(io::Error),
+}
+
+impl fmt::Display for StatusSocketError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StatusSocketError::CreateDir { dir, source } => {
+                write!(f, "cannot create {}: {source}", dir.display())
+            }
+            StatusSocketError::RemoveStale { path, source } => {
+                write!(f, "cannot remove the old {}: {source}", path.display())
+            }
+            StatusSocketError::Bind { path, source } => {
+                write!(f, "cannot bind {}: {source}", path.display())
+            }
+            StatusSocketError::SetMode { path, source } => {
+                write!(f, "cannot set the mode of {}: {source}", path.display())
+            }
+            StatusSocketError::NonBlocking { path, source } => {
+                write!(f, "{}: {source}", path.display())
+            }
+            StatusSocketError::Register(e) => write!(f, "{e}"),
+        }
+    }
+}
+
 /// Binds the status socket (replacing a stale one), readable and writable
 /// by root and `group`. Done before privileges are dropped; connections
 /// are accepted afterwards on the bound socket.
-fn listen(path: &std::path::Path, group: &str) -> Result<std::os::unix::net::UnixListener, String> {
+fn listen(path: &Path, group: &str) -> Result<os::unix::net::UnixListener, StatusSocketError> {
     use std::os::unix::fs::PermissionsExt;
-    let shown = path.display();
+    let at = || path.to_path_buf();
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|source| StatusSocketError::CreateDir {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
     }
     match std::fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("cannot remove the old {shown}: {e}")),
+        Err(source) => return Err(StatusSocketError::RemoveStale { path: at(), source }),
     }
-    let l = std::os::unix::net::UnixListener::bind(path)
-        .map_err(|e| format!("cannot bind {shown}: {e}"))?;
+    let l = os::unix::net::UnixListener::bind(path)
+        .map_err(|source| StatusSocketError::Bind { path: at(), source })?;
     let gid = nix::unistd::Group::from_name(group)
         .ok()
         .flatten()
@@ -87,12 +126,12 @@ fn listen(path: &std::path::Path, group: &str) -> Result<std::os::unix::net::Uni
         // Best effort: without it only root can read the status.
         let _ = nix::unistd::chown(path, None, Some(gid));
     } else {
-        tracing::warn!(group, socket = %shown, "status group does not exist; only root can read the status (set node.status_group)");
+        tracing::warn!(group, socket = %path.display(), "status group does not exist; only root can read the status (set node.status_group)");
     }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| format!("cannot set the mode of {shown}: {e}"))?;
+        .map_err(|source| StatusSocketError::SetMode { path: at(), source })?;
     l.set_nonblocking(true)
-        .map_err(|e| format!("{shown}: {e}"))?;
+        .map_err(|source| StatusSocketError::NonBlocking { path: at(), source })?;
     Ok(l)
 }
 

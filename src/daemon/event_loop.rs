@@ -21,14 +21,15 @@ use crate::core::vrrp_watch::{Alarm, Watch};
 use crate::daemon::clock::now_ms;
 use crate::daemon::control::{self, Watchdog};
 use crate::daemon::core_config;
+use crate::daemon::error::Error;
 use crate::daemon::logs::{DropLog, REPORT_EVERY, SendLog};
 use crate::daemon::resolve::Resolvers;
 use crate::daemon::setup::Ready;
 use crate::daemon::{metrics, reload, status};
 use crate::io::fanout::Fanout;
-use crate::io::net;
 use crate::io::tun::Tun;
 use crate::proto::frame;
+use crate::underlay;
 
 /// Packets handled per readiness event before the loop looks at the other
 /// source, so neither direction can starve the other.
@@ -42,7 +43,7 @@ const IDLE_WAKE: Duration = Duration::from_secs(1);
 const QUORUM_TICK: Duration = Duration::from_millis(100);
 
 /// Runs the loop until SIGTERM or SIGINT.
-pub(super) async fn run(ready: Ready) -> Result<(), String> {
+pub(super) async fn run(ready: Ready) -> Result<(), Error> {
     let Ready {
         mut cfg,
         relay,
@@ -94,11 +95,11 @@ pub(super) async fn run(ready: Ready) -> Result<(), String> {
             }
             () = watchdog.due() => watchdog.ping(),
             r = io.tun.readable() => {
-                let guard = r.map_err(|e| format!("waiting on the interface: {e}"))?;
+                let guard = r.map_err(Error::WaitTun)?;
                 st.tun_ready(&io, guard)?;
             }
             r = io.sock.readable() => {
-                r.map_err(|e| format!("waiting on the UDP socket: {e}"))?;
+                r.map_err(Error::WaitSocket)?;
                 st.sock_ready(&io);
             }
         }
@@ -295,7 +296,7 @@ impl State {
 
     fn on_datagram(&mut self, n: usize, from: SocketAddr, io: &Io) {
         let tun = io.tun.get_ref();
-        let from = net::canonical(from);
+        let from = underlay::canonical(from);
         let now = now_ms();
         match self
             .relay
@@ -329,13 +330,13 @@ impl State {
         &mut self,
         io: &Io,
         mut guard: tokio::io::unix::AsyncFdReadyGuard<'_, Tun>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Error> {
         for _ in 0..BATCH {
             let buf = &mut self.tun_buf;
             match guard.try_io(|t| t.get_ref().read(buf)) {
                 Ok(Ok(n)) => self.on_tun_packet(n, &io.sock),
                 Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Ok(Err(e)) => return Err(format!("reading from the interface failed: {e}")),
+                Ok(Err(e)) => return Err(Error::ReadTun(e)),
                 Err(_would_block) => break,
             }
         }
@@ -377,7 +378,7 @@ fn kept_endpoints(cfg: &Config, new: &Config, relay: &Relay) -> Vec<Option<Socke
     new.peers
         .iter()
         .map(|p| {
-            net::static_endpoint(&p.endpoint).or_else(|| {
+            underlay::static_endpoint(&p.endpoint).or_else(|| {
                 let old = cfg
                     .peers
                     .iter()

@@ -13,10 +13,12 @@
 //!   and how their clients are served.
 //! * [`status`], [`metrics`]: what those surfaces show (pure).
 //! * `clock`: the time the core is given.
+//! * [`Error`]: why the relay stopped, by kind (for the exit status).
 
 mod clock;
 mod control;
 mod core_config;
+mod error;
 mod event_loop;
 mod logs;
 pub mod metrics;
@@ -25,14 +27,16 @@ mod resolve;
 mod setup;
 pub mod status;
 
+pub use error::{Error, ErrorKind};
+
 use crate::config::Config;
 
 /// Runs the relay until SIGTERM or SIGINT.
-pub fn run(cfg: Config) -> Result<(), String> {
+pub fn run(cfg: Config) -> Result<(), Error> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the event loop: {e}"))?;
+        .map_err(Error::EventLoop)?;
     rt.block_on(async {
         let ready = setup::prepare(cfg).await?;
         event_loop::run(ready).await

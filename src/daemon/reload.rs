@@ -3,6 +3,8 @@
 //! are set up once, before privileges are dropped, so changes to them are
 //! refused and the running configuration stays in force.
 
+use std::fmt;
+
 use crate::config::{Config, InterfaceConfig, NodeConfig, PeerConfig};
 
 /// The difference between the running and a new configuration.
@@ -118,15 +120,33 @@ fn peer_changed(old: &PeerConfig, new: &PeerConfig) -> bool {
     (old.address, old.address6, &old.endpoint) != (*address, *address6, endpoint)
 }
 
+/// A new configuration changes keys that only a restart applies.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NeedsRestart {
+    /// The keys that changed, in the order they are reported.
+    pub keys: Vec<&'static str>,
+}
+
+impl fmt::Display for NeedsRestart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} changed, which needs a restart (systemctl restart mcast-relay)",
+            self.keys.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for NeedsRestart {}
+
 /// What applying `new` over `old` would do, or why it cannot be applied
 /// without a restart.
-pub fn plan(old: &Config, new: &Config) -> Result<Plan, String> {
+pub fn plan(old: &Config, new: &Config) -> Result<Plan, NeedsRestart> {
     let sorted = sort_keys(old, new);
     if !sorted.restart.is_empty() {
-        return Err(format!(
-            "{} changed, which needs a restart (systemctl restart mcast-relay)",
-            sorted.restart.join(", ")
-        ));
+        return Err(NeedsRestart {
+            keys: sorted.restart,
+        });
     }
     let mut p = Plan::default();
     for n in &new.peers {
@@ -201,6 +221,8 @@ mod tests {
             "\"vrrp\"",
         );
         let e = plan(&old, &new).expect_err("needs a restart");
+        assert_eq!(e.keys, ["node.listen", "node.user"]);
+        let e = e.to_string();
         assert!(e.contains("node.listen, node.user changed"), "{e}");
         assert!(e.contains("restart"), "{e}");
     }

@@ -13,6 +13,7 @@ use crate::core::relay::{Relay, Security};
 use crate::daemon::clock::now_ns;
 use crate::daemon::control::Control;
 use crate::daemon::core_config;
+use crate::daemon::error::Error;
 use crate::daemon::event_loop::Io;
 use crate::io::keyfile;
 use crate::io::net;
@@ -21,6 +22,7 @@ use crate::io::privilege::{self, RunAs};
 use crate::io::tun::{self, Tun, TunSpec};
 use crate::proto::crypto::Challenger;
 use crate::proto::frame;
+use crate::underlay;
 
 const FALLBACK_UNDERLAY_MTU: u32 = 1500;
 
@@ -45,7 +47,7 @@ pub(super) struct Signals {
 }
 
 /// Sets the relay up, from the key to the core, and logs that it is ready.
-pub(super) async fn prepare(cfg: Config) -> Result<Ready, String> {
+pub(super) async fn prepare(cfg: Config) -> Result<Ready, Error> {
     let run_as = privilege::lookup(&cfg.node.user)?;
     // Connected now: the service manager's socket may not accept an
     // unprivileged sender later.
@@ -54,10 +56,10 @@ pub(super) async fn prepare(cfg: Config) -> Result<Ready, String> {
     let endpoints = first_resolution(&cfg).await;
     let mtu = choose_mtu(&cfg, &endpoints);
     let tun = open_tun(&cfg.interface, mtu)?;
-    let sock = net::bind(cfg.node.listen).map_err(|e| e.to_string())?;
+    let sock = net::bind(cfg.node.listen).map_err(Error::Bind)?;
     let control = Control::bind(&cfg.node).await?;
     let started = Instant::now();
-    let sock = UdpSocket::from_std(sock).map_err(|e| format!("registering the UDP socket: {e}"))?;
+    let sock = UdpSocket::from_std(sock).map_err(Error::RegisterSocket)?;
     drop_privileges(&run_as)?;
     let relay = build_core(&cfg, security, &endpoints)?;
     let signals = install_signals()?;
@@ -74,14 +76,14 @@ pub(super) async fn prepare(cfg: Config) -> Result<Ready, String> {
 }
 
 /// The key, or a loud warning without one.
-fn security(node: &NodeConfig) -> Result<Security, String> {
+fn security(node: &NodeConfig) -> Result<Security, Error> {
     if node.insecure {
         tracing::warn!(
             "INSECURE MODE: insecure = true, datagrams are neither authenticated nor encrypted; anyone who can reach the relay port can inject heartbeats and steal the virtual IP. Use this in labs only."
         );
         Ok(Security::Insecure)
     } else {
-        let path = node.key_file.as_ref().ok_or("no key_file configured")?;
+        let path = node.key_file.as_ref().ok_or(Error::NoKeyFile)?;
         Ok(Security::Authenticated(keyfile::load(path)?))
     }
 }
@@ -93,7 +95,7 @@ async fn first_resolution(cfg: &Config) -> Vec<Option<SocketAddr>> {
     let mut endpoints: Vec<Option<SocketAddr>> = cfg
         .peers
         .iter()
-        .map(|p| net::static_endpoint(&p.endpoint))
+        .map(|p| underlay::static_endpoint(&p.endpoint))
         .collect();
     for (i, p) in cfg.peers.iter().enumerate() {
         if let Endpoint::Name { host, port } = &p.endpoint {
@@ -116,14 +118,14 @@ fn choose_mtu(cfg: &Config, endpoints: &[Option<SocketAddr>]) -> u32 {
         .iter()
         .flatten()
         .filter_map(|ep| match tun::route_mtu(*ep) {
-            Ok(m) => Some(net::inner_mtu(m, ep, cfg.interface.mode)),
+            Ok(m) => Some(underlay::inner_mtu(m, ep, cfg.interface.mode)),
             Err(e) => {
                 tracing::debug!(endpoint = %ep, error = %e, "no route MTU");
                 None
             }
         })
         .min();
-    let fallback = net::inner_mtu(
+    let fallback = underlay::inner_mtu(
         FALLBACK_UNDERLAY_MTU,
         &SocketAddr::from(([0, 0, 0, 0], 0)),
         cfg.interface.mode,
@@ -158,7 +160,7 @@ fn choose_mtu(cfg: &Config, endpoints: &[Option<SocketAddr>]) -> u32 {
 }
 
 /// Creates (or takes over) the interface and registers it with the loop.
-fn open_tun(iface: &InterfaceConfig, mtu: u32) -> Result<tokio::io::unix::AsyncFd<Tun>, String> {
+fn open_tun(iface: &InterfaceConfig, mtu: u32) -> Result<tokio::io::unix::AsyncFd<Tun>, Error> {
     let spec = TunSpec {
         name: iface.name.clone(),
         mtu,
@@ -168,13 +170,12 @@ fn open_tun(iface: &InterfaceConfig, mtu: u32) -> Result<tokio::io::unix::AsyncF
         address6: iface.address6,
         tap_mac: (iface.mode == Mode::Tap).then(|| frame::node_mac(iface.address)),
     };
-    let tun = Tun::open(&spec).map_err(|e| e.to_string())?;
-    tun.into_async()
-        .map_err(|e| format!("registering the interface: {e}"))
+    let tun = Tun::open(&spec).map_err(Error::Tun)?;
+    tun.into_async().map_err(Error::RegisterTun)
 }
 
 /// Switches to `node.user` now that everything needing root is done.
-fn drop_privileges(run_as: &RunAs) -> Result<(), String> {
+fn drop_privileges(run_as: &RunAs) -> Result<(), Error> {
     match privilege::drop_to(run_as)? {
         privilege::Outcome::Dropped => {
             tracing::info!(user = %run_as.name, uid = %run_as.uid, "set-up done; running unprivileged with no capabilities")
@@ -194,9 +195,8 @@ fn build_core(
     cfg: &Config,
     security: Security,
     endpoints: &[Option<SocketAddr>],
-) -> Result<Relay, String> {
-    let challenge_secret = Challenger::random_secret()
-        .map_err(|_| "the system's random number generator failed".to_string())?;
+) -> Result<Relay, Error> {
+    let challenge_secret = Challenger::random_secret().map_err(|_| Error::Random)?;
     let mut relay = Relay::new(core_config::relay_params(
         cfg,
         security,
@@ -209,8 +209,8 @@ fn build_core(
     Ok(relay)
 }
 
-fn install_signals() -> Result<Signals, String> {
-    let sig = |k: SignalKind| signal(k).map_err(|e| format!("installing signal handlers: {e}"));
+fn install_signals() -> Result<Signals, Error> {
+    let sig = |k: SignalKind| signal(k).map_err(Error::Signals);
     Ok(Signals {
         term: sig(SignalKind::terminate())?,
         int: sig(SignalKind::interrupt())?,

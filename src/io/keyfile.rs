@@ -1,39 +1,150 @@
 //! Reading and writing the cluster key file, with the permission checks an
 //! operator would expect: a key that others can read is refused.
 
+use std::fmt;
 use std::fs::OpenOptions;
-use std::io::Write;
+use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::proto::crypto::ClusterKey;
+use crate::proto::crypto::{ClusterKey, KeyError};
+
+/// Why the key file could not be loaded or written; each message names the
+/// file and, where there is one, the command that fixes it.
+#[derive(Debug)]
+pub enum KeyFileError {
+    /// The file is not there or cannot be looked at.
+    Missing {
+        path: PathBuf,
+        source: io::Error,
+    },
+    NotAFile {
+        path: PathBuf,
+    },
+    /// Group or others may read it: refused, the key would not be secret.
+    TooOpen {
+        path: PathBuf,
+        mode: u32,
+    },
+    Unreadable {
+        path: PathBuf,
+        source: io::Error,
+    },
+    /// It holds no valid key.
+    Invalid {
+        path: PathBuf,
+        source: KeyError,
+    },
+    /// `keygen` without `--force` on an existing file.
+    Exists {
+        path: PathBuf,
+    },
+    Create {
+        path: PathBuf,
+        source: io::Error,
+    },
+    SetMode {
+        path: PathBuf,
+        source: io::Error,
+    },
+    Write {
+        path: PathBuf,
+        source: io::Error,
+    },
+}
+
+impl fmt::Display for KeyFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyFileError::Missing { path, source } => {
+                let shown = path.display();
+                write!(
+                    f,
+                    "cannot read key file {shown}: {source}; create it with `mcast-relay keygen -o {shown}` on one node and copy it to the others"
+                )
+            }
+            KeyFileError::NotAFile { path } => {
+                write!(f, "key file {} is not a regular file", path.display())
+            }
+            KeyFileError::TooOpen { path, mode } => {
+                let shown = path.display();
+                write!(
+                    f,
+                    "key file {shown} has mode {mode:04o}: group or others can read the cluster key; fix with `chmod 600 {shown}`"
+                )
+            }
+            KeyFileError::Unreadable { path, source } => {
+                write!(f, "cannot read key file {}: {source}", path.display())
+            }
+            KeyFileError::Invalid { path, source } => {
+                let shown = path.display();
+                write!(
+                    f,
+                    "key file {shown}: {source}; write a new one with `mcast-relay keygen -o {shown}`"
+                )
+            }
+            KeyFileError::Exists { path } => write!(
+                f,
+                "{} already exists; every node must keep the same key, so it is not replaced (use --force to overwrite)",
+                path.display()
+            ),
+            KeyFileError::Create { path, source } => {
+                write!(f, "cannot create {}: {source}", path.display())
+            }
+            KeyFileError::SetMode { path, source } => {
+                write!(f, "cannot set mode 0600 on {}: {source}", path.display())
+            }
+            KeyFileError::Write { path, source } => {
+                write!(f, "cannot write {}: {source}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for KeyFileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            KeyFileError::Missing { source, .. }
+            | KeyFileError::Unreadable { source, .. }
+            | KeyFileError::Create { source, .. }
+            | KeyFileError::SetMode { source, .. }
+            | KeyFileError::Write { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
 
 /// Loads the key, refusing a file that group or others may read.
-pub fn load(path: &Path) -> Result<ClusterKey, String> {
-    let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| {
-        format!("cannot read key file {shown}: {e}; create it with `mcast-relay keygen -o {shown}` on one node and copy it to the others")
+pub fn load(path: &Path) -> Result<ClusterKey, KeyFileError> {
+    let path_buf = || path.to_path_buf();
+    let meta = std::fs::metadata(path).map_err(|source| KeyFileError::Missing {
+        path: path_buf(),
+        source,
     })?;
     if !meta.is_file() {
-        return Err(format!("key file {shown} is not a regular file"));
+        return Err(KeyFileError::NotAFile { path: path_buf() });
     }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(format!(
-            "key file {shown} has mode {mode:04o}: group or others can read the cluster key; fix with `chmod 600 {shown}`"
-        ));
+        return Err(KeyFileError::TooOpen {
+            path: path_buf(),
+            mode,
+        });
     }
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("cannot read key file {shown}: {e}"))?;
-    ClusterKey::parse(&text).map_err(|e| {
-        format!("key file {shown}: {e}; write a new one with `mcast-relay keygen -o {shown}`")
+    let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Unreadable {
+        path: path_buf(),
+        source,
+    })?;
+    ClusterKey::parse(&text).map_err(|source| KeyFileError::Invalid {
+        path: path_buf(),
+        source,
     })
 }
 
 /// Writes `key` to a new file with mode 0600. Refuses to overwrite an
 /// existing file unless `force`: replacing a key cuts a node off its cluster.
-pub fn write(path: &Path, key: &ClusterKey, force: bool) -> Result<(), String> {
-    let shown = path.display();
+pub fn write(path: &Path, key: &ClusterKey, force: bool) -> Result<(), KeyFileError> {
+    let path_buf = || path.to_path_buf();
     let mut opts = OpenOptions::new();
     opts.write(true).mode(0o600);
     if force {
@@ -41,19 +152,28 @@ pub fn write(path: &Path, key: &ClusterKey, force: bool) -> Result<(), String> {
     } else {
         opts.create_new(true);
     }
-    let mut f = opts.open(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AlreadyExists {
-            format!("{shown} already exists; every node must keep the same key, so it is not replaced (use --force to overwrite)")
+    let mut f = opts.open(path).map_err(|source| {
+        if source.kind() == io::ErrorKind::AlreadyExists {
+            KeyFileError::Exists { path: path_buf() }
         } else {
-            format!("cannot create {shown}: {e}")
+            KeyFileError::Create {
+                path: path_buf(),
+                source,
+            }
         }
     })?;
     // An existing file keeps its old mode when truncated: tighten it.
     f.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| format!("cannot set mode 0600 on {shown}: {e}"))?;
+        .map_err(|source| KeyFileError::SetMode {
+            path: path_buf(),
+            source,
+        })?;
     f.write_all(key.to_file_text().as_bytes())
         .and_then(|()| f.sync_all())
-        .map_err(|e| format!("cannot write {shown}: {e}"))
+        .map_err(|source| KeyFileError::Write {
+            path: path_buf(),
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -76,7 +196,8 @@ mod tests {
         assert_eq!(mode, 0o600);
         assert!(load(&p).is_ok());
         let e = write(&p, &k, false).expect_err("no overwrite");
-        assert!(e.contains("--force"), "{e}");
+        assert!(matches!(e, KeyFileError::Exists { .. }), "{e:?}");
+        assert!(e.to_string().contains("--force"), "{e}");
         write(&p, &k, true).expect("forced overwrite");
         std::fs::remove_file(&p).expect("cleanup");
     }
@@ -87,6 +208,11 @@ mod tests {
         write(&p, &ClusterKey::generate().expect("rng"), false).expect("writes");
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         let e = load(&p).expect_err("refused");
+        assert!(
+            matches!(e, KeyFileError::TooOpen { mode: 0o644, .. }),
+            "{e:?}"
+        );
+        let e = e.to_string();
         assert!(e.contains("0644") && e.contains("chmod 600"), "{e}");
         std::fs::remove_file(&p).expect("cleanup");
     }
@@ -94,10 +220,23 @@ mod tests {
     #[test]
     fn missing_and_garbage() {
         let p = tmp("missing");
-        assert!(load(&p).expect_err("missing").contains("keygen"));
+        let e = load(&p).expect_err("missing");
+        assert!(matches!(e, KeyFileError::Missing { .. }), "{e:?}");
+        assert!(e.to_string().contains("keygen"));
         std::fs::write(&p, "garbage!").expect("write");
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        assert!(load(&p).expect_err("garbage").contains("base64"));
+        let e = load(&p).expect_err("garbage");
+        assert!(
+            matches!(
+                e,
+                KeyFileError::Invalid {
+                    source: KeyError::NotBase64,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("base64"));
         std::fs::remove_file(&p).expect("cleanup");
     }
 }

@@ -1,28 +1,46 @@
 //! The underlay: the relay's UDP socket and resolution of peer endpoints,
-//! including DNS names that may fail without affecting other peers.
+//! including DNS names that may fail without affecting other peers. The
+//! arithmetic around them is in [`crate::underlay`].
 
-use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
+use std::{fmt, io};
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::mpsc;
 
-use crate::config::{Endpoint, Mode};
+use crate::underlay::pick;
 
-/// IPv4/IPv6 + UDP header bytes in front of every datagram on the underlay.
-const UNDERLAY_V4: u32 = 20 + 8;
-const UNDERLAY_V6: u32 = 40 + 8;
+/// Why a peer's name gave no address to send to.
+#[derive(Debug)]
+pub enum ResolveError {
+    TimedOut,
+    Lookup(io::Error),
+    /// Only addresses of a family the socket bound to `listen` cannot reach.
+    NoUsableAddress {
+        listen: SocketAddr,
+    },
+}
 
-/// The largest inner IP packet that fits in one datagram to `endpoint` over
-/// a route with MTU `route_mtu`, with `mode`'s link header in front of it.
-pub fn inner_mtu(route_mtu: u32, endpoint: &SocketAddr, mode: Mode) -> u32 {
-    let underlay = if endpoint.is_ipv4() {
-        UNDERLAY_V4
-    } else {
-        UNDERLAY_V6
-    };
-    route_mtu.saturating_sub(underlay + crate::core::relay::OVERHEAD as u32 + mode.link_header())
+impl fmt::Display for ResolveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResolveError::TimedOut => f.write_str("lookup timed out after 10 s"),
+            ResolveError::Lookup(e) => write!(f, "{e}"),
+            ResolveError::NoUsableAddress { listen } => {
+                write!(f, "no address of a family the socket on {listen} can reach")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ResolveError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ResolveError::Lookup(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// Socket buffers sized for bursts of heartbeats to many peers.
@@ -57,42 +75,29 @@ pub fn bind(listen: SocketAddr) -> io::Result<std::net::UdpSocket> {
     Ok(sock.into())
 }
 
-/// Strips the IPv4-mapped form a dual-stack socket reports, so addresses
-/// compare equal to configured IPv4 endpoints.
-pub fn canonical(a: SocketAddr) -> SocketAddr {
-    SocketAddr::new(a.ip().to_canonical(), a.port())
-}
-
-/// Picks the address to use among resolved ones: one the socket can reach.
-pub fn pick(addrs: impl Iterator<Item = SocketAddr>, listen: SocketAddr) -> Option<SocketAddr> {
-    let usable: Vec<SocketAddr> = addrs
-        .filter(|a| match listen {
-            SocketAddr::V4(_) => a.is_ipv4(),
-            SocketAddr::V6(l) => l.ip().is_unspecified() || a.is_ipv6(),
-        })
-        .collect();
-    // Prefer IPv4 on a dual-stack socket: stable across resolver orderings.
-    usable
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or(usable.first())
-        .copied()
-}
-
 /// A peer's endpoint that changed: the resolver generation (bumped at
 /// every reload, so a stale lookup is ignored), the peer's name, the new
 /// address.
 pub type EndpointUpdate = (u64, String, SocketAddr);
 
 /// Resolves `host:port` once, bounded in time.
-pub async fn resolve(host: &str, port: u16, listen: SocketAddr) -> Result<SocketAddr, String> {
+pub async fn resolve(
+    host: &str,
+    port: u16,
+    listen: SocketAddr,
+) -> Result<SocketAddr, ResolveError> {
     let lookup = tokio::net::lookup_host((host, port));
     match tokio::time::timeout(Duration::from_secs(10), lookup).await {
-        Err(_) => Err("lookup timed out after 10 s".to_string()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Ok(Ok(addrs)) => pick(addrs, listen)
-            .ok_or_else(|| format!("no address of a family the socket on {listen} can reach")),
+        Err(_) => Err(ResolveError::TimedOut),
+        Ok(Err(e)) => Err(ResolveError::Lookup(e)),
+        Ok(Ok(addrs)) => pick(addrs, listen).ok_or(ResolveError::NoUsableAddress { listen }),
     }
+}
+
+/// Every address of `host:port`, looked up now and blocking: for `check`,
+/// which asks once and has no event loop.
+pub fn lookup_now(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    (host, port).to_socket_addrs().map(Iterator::collect)
 }
 
 /// Keeps a DNS-named peer's address current: resolves it now and again
@@ -135,39 +140,9 @@ pub async fn follow_name(
     }
 }
 
-/// Endpoints known without any lookup.
-pub fn static_endpoint(e: &Endpoint) -> Option<SocketAddr> {
-    match e {
-        Endpoint::Addr(a) => Some(*a),
-        Endpoint::Name { .. } => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pick_matches_socket_family() {
-        let v4: SocketAddr = "192.0.2.1:7112".parse().expect("a");
-        let v6: SocketAddr = "[2001:db8::1]:7112".parse().expect("a");
-        let any4: SocketAddr = "0.0.0.0:7112".parse().expect("a");
-        let any6: SocketAddr = "[::]:7112".parse().expect("a");
-        let only6: SocketAddr = "[2001:db8::9]:7112".parse().expect("a");
-        assert_eq!(pick([v6, v4].into_iter(), any4), Some(v4));
-        assert_eq!(pick([v6].into_iter(), any4), None);
-        assert_eq!(pick([v6, v4].into_iter(), any6), Some(v4));
-        assert_eq!(pick([v6, v4].into_iter(), only6), Some(v6));
-    }
-
-    #[test]
-    fn canonical_unmaps() {
-        let m: SocketAddr = "[::ffff:192.0.2.1]:9".parse().expect("a");
-        assert_eq!(
-            canonical(m),
-            "192.0.2.1:9".parse::<SocketAddr>().expect("a")
-        );
-    }
 
     #[test]
     fn bind_loopback_and_conflict() {

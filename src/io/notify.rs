@@ -4,16 +4,45 @@
 //! while its adverts stop going out: two masters. The watchdog turns that
 //! hang into a restart (and, meanwhile, the interface loses its carrier).
 
-use std::env;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::time::Duration;
+use std::{env, fmt, io};
 
 /// A connection to the service manager's notify socket.
 #[derive(Debug)]
 pub struct Notifier {
     sock: UnixDatagram,
     watchdog: Option<Duration>,
+}
+
+/// `NOTIFY_SOCKET` is set but unusable: the service manager waits for a
+/// `READY=1` that would never come, so the relay stops instead.
+#[derive(Debug)]
+pub enum NotifyError {
+    BadAddress { path: String, source: io::Error },
+    Connect { path: String, source: io::Error },
+}
+
+impl fmt::Display for NotifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotifyError::BadAddress { path, source } => write!(f, "NOTIFY_SOCKET={path}: {source}"),
+            NotifyError::Connect { path, source } => {
+                write!(f, "cannot connect to NOTIFY_SOCKET={path}: {source}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for NotifyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            NotifyError::BadAddress { source, .. } | NotifyError::Connect { source, .. } => {
+                Some(source)
+            }
+        }
+    }
 }
 
 /// The watchdog interval systemd asks for, if it is meant for `pid`.
@@ -31,7 +60,7 @@ impl Notifier {
     /// From `NOTIFY_SOCKET` (and `WATCHDOG_USEC`, `WATCHDOG_PID`); `None`
     /// when not started by a service manager that wants notifications.
     /// Connects at once, so it keeps working after privileges are dropped.
-    pub fn from_env() -> Result<Option<Notifier>, String> {
+    pub fn from_env() -> Result<Option<Notifier>, NotifyError> {
         let Some(path) = env::var_os("NOTIFY_SOCKET") else {
             return Ok(None);
         };
@@ -40,10 +69,13 @@ impl Notifier {
             Some(name) => SocketAddr::from_abstract_name(name.as_bytes()),
             None => SocketAddr::from_pathname(&path),
         }
-        .map_err(|e| format!("NOTIFY_SOCKET={path}: {e}"))?;
+        .map_err(|source| NotifyError::BadAddress {
+            path: path.clone(),
+            source,
+        })?;
         let sock = UnixDatagram::unbound()
             .and_then(|s| s.connect_addr(&addr).map(|()| s))
-            .map_err(|e| format!("cannot connect to NOTIFY_SOCKET={path}: {e}"))?;
+            .map_err(|source| NotifyError::Connect { path, source })?;
         let watchdog = watchdog_from(
             env::var("WATCHDOG_USEC").ok().as_deref(),
             env::var("WATCHDOG_PID").ok().as_deref(),

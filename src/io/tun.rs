@@ -1,6 +1,6 @@
-//! The tun (or tap) device and the host-network queries around it. This module is
-//! the only place with `unsafe`: ioctls on `/dev/net/tun` and on a control
-//! socket, and `getsockopt(IP_MTU)`.
+//! The tun (or tap) device and the host-network queries around it: ioctls
+//! on `/dev/net/tun` and on a control socket, and `getsockopt(IP_MTU)`.
+//! Most of the crate's `unsafe` is here; `fanout` holds the rest (sendmmsg).
 //!
 //! The device is created persistent so a relay restart never removes the
 //! interface from under keepalived (which exits when its interface goes
@@ -8,7 +8,6 @@
 //! same configuration changes nothing. A tap gets the node's MAC address
 //! (derived from its overlay address) so peers can check it.
 
-use std::ffi::CStr;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::mem;
@@ -416,30 +415,12 @@ fn ipv6_addresses(index: libc::c_int) -> Vec<(Ipv6Addr, u8)> {
     let Ok(text) = std::fs::read_to_string("/proc/thread-self/net/if_inet6") else {
         return Vec::new();
     };
-    text.lines()
-        .filter_map(|line| {
-            let mut f = line.split_whitespace();
-            let addr = u128::from_str_radix(f.next()?, 16).ok()?;
-            let idx = i64::from_str_radix(f.next()?, 16).ok()?;
-            let len = u8::from_str_radix(f.next()?, 16).ok()?;
-            (idx == i64::from(index)).then_some((Ipv6Addr::from(addr), len))
-        })
-        .collect()
+    crate::proto::procfs::if_inet6(&text, index)
 }
 
 /// Does an interface with this name exist in this thread's network namespace?
 pub fn exists(name: &str) -> bool {
     if_index(name).is_ok()
-}
-
-/// The interface's current MTU.
-pub fn mtu(name: &str) -> io::Result<u32> {
-    let ctl = Ctl::new(libc::AF_INET)?;
-    let mut req = ifreq(name)?;
-    ctl.ioctl(libc::SIOCGIFMTU, &mut req)
-        .map_err(|e| ctx(&format!("reading MTU of {name}"), e))?;
-    // SAFETY: SIOCGIFMTU filled ifru_mtu.
-    Ok(unsafe { req.ifr_ifru.ifru_mtu } as u32)
 }
 
 /// The MTU of the route the kernel would use to reach `peer` (no packet is
@@ -481,25 +462,19 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// The name of an interface index, for messages.
-pub fn if_name(index: u32) -> Option<String> {
-    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
-    // SAFETY: buf has IF_NAMESIZE bytes as if_indextoname requires.
-    let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
-    if p.is_null() {
-        return None;
-    }
-    // SAFETY: if_indextoname wrote a NUL-terminated string into buf.
-    Some(
-        unsafe { CStr::from_ptr(buf.as_ptr()) }
-            .to_string_lossy()
-            .into_owned(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The interface's current MTU: what the set-up tests check.
+    fn mtu(name: &str) -> io::Result<u32> {
+        let ctl = Ctl::new(libc::AF_INET)?;
+        let mut req = ifreq(name)?;
+        ctl.ioctl(libc::SIOCGIFMTU, &mut req)
+            .map_err(|e| ctx(&format!("reading MTU of {name}"), e))?;
+        // SAFETY: SIOCGIFMTU filled ifru_mtu.
+        Ok(unsafe { req.ifr_ifru.ifru_mtu } as u32)
+    }
 
     #[test]
     fn ifreq_rejects_bad_names() {

@@ -6,7 +6,6 @@ use std::net::IpAddr;
 use etherparse::{Ipv4HeaderSlice, Ipv6ExtensionsSlice, Ipv6HeaderSlice};
 
 /// IP protocol numbers the relay treats specially.
-pub const PROTO_ICMP: u8 = 1;
 pub const PROTO_IGMP: u8 = 2;
 pub const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;
