@@ -6,6 +6,7 @@
 
 use crate::core::counters::DropReason;
 use crate::core::relay::{Inbound, Relay};
+use crate::core::time::Now;
 use crate::proto::crypto::Challenger;
 use crate::proto::wire::{HELLO_LEN, HELLO_WANT_REPLY, Header, Hello, Kind};
 
@@ -92,7 +93,7 @@ impl HandshakeState {
 
 impl Relay {
     /// Seals a hello to peer `i` into `out`.
-    fn seal_hello(&mut self, i: usize, hello: Hello, now_ms: u64, out: &mut [u8]) -> Option<usize> {
+    fn seal_hello(&mut self, i: usize, hello: Hello, now: Now, out: &mut [u8]) -> Option<usize> {
         let counter = self.tx.next_counter();
         let mut hello = hello;
         if hello.wants_reply() {
@@ -100,12 +101,12 @@ impl Relay {
         }
         let mut payload = [0u8; HELLO_LEN];
         hello.encode(&mut payload);
-        let len = self.tx.seal(Kind::Hello, &payload, now_ms, out)?;
+        let len = self.tx.seal(Kind::Hello, &payload, now, out)?;
         let peer = &mut self.peers[i];
         if hello.wants_reply() {
             let hs = &mut peer.hs;
             hs.awaiting.rotate_right(1);
-            hs.awaiting[0] = Some((counter, now_ms, hs.pings));
+            hs.awaiting[0] = Some((counter, now.mono_ms, hs.pings));
             hs.pings += 1;
             let s = &mut peer.stats;
             s.pings_sent += 1;
@@ -123,7 +124,9 @@ impl Relay {
     /// at start, after a peer restarts, and every second until answered;
     /// and, as a keepalive that measures reachability and round trip, to
     /// every confirmed peer each `keepalive_ms`.
-    pub fn poll_hello(&mut self, now_ms: u64, out: &mut [u8]) -> Option<(usize, usize)> {
+    pub fn poll_hello(&mut self, now: impl Into<Now>, out: &mut [u8]) -> Option<(usize, usize)> {
+        let now = now.into();
+        let now_ms = now.mono_ms;
         // Insecure mode has no handshake.
         if !self.tx.authenticated() {
             return None;
@@ -149,7 +152,7 @@ impl Relay {
                 challenge: 0, // set when sealed
                 flags: HELLO_WANT_REPLY,
             };
-            let len = self.seal_hello(i, hello, now_ms, out)?;
+            let len = self.seal_hello(i, hello, now, out)?;
             let hs = &mut self.peers[i].hs;
             if handshake_due {
                 hs.next_hello_ms = now_ms + HELLO_RETRY_MS;
@@ -186,7 +189,8 @@ impl Relay {
 
     /// Whether peer `i` answered a keepalive (or handshake question) in
     /// the last three and a half keepalive intervals.
-    pub fn peer_reachable(&self, i: usize, now_ms: u64) -> bool {
+    pub fn peer_reachable(&self, i: usize, now: impl Into<Now>) -> bool {
+        let now_ms = now.into().mono_ms;
         let window = self.handshake.keepalive_ms.max(100) * 7 / 2;
         self.peers[i]
             .stats
@@ -195,9 +199,10 @@ impl Relay {
     }
 
     /// How many peers are reachable now.
-    pub fn reachable_peers(&self, now_ms: u64) -> usize {
+    pub fn reachable_peers(&self, now: impl Into<Now>) -> usize {
+        let now = now.into();
         (0..self.peers.len())
-            .filter(|i| self.peer_reachable(*i, now_ms))
+            .filter(|i| self.peer_reachable(*i, now))
             .count()
     }
 
@@ -208,9 +213,10 @@ impl Relay {
         i: usize,
         h: &Header,
         hello: Hello,
-        now_ms: u64,
+        now: Now,
         out: &mut [u8],
     ) -> Result<Inbound, DropReason> {
+        let now_ms = now.mono_ms;
         if let Some((asked_ms, ping)) = self.answered_question(i, &hello) {
             self.record_answer(i, asked_ms, ping, now_ms);
             self.confirm_run(i, h);
@@ -222,7 +228,7 @@ impl Relay {
         if !hello.wants_reply() {
             return Ok(Inbound::Handled);
         }
-        self.answer(i, h, &hello, now_ms, out)
+        self.answer(i, h, &hello, now, out)
     }
 
     /// The question of ours that `hello` answers, as (sent at, ping
@@ -281,9 +287,10 @@ impl Relay {
         i: usize,
         h: &Header,
         hello: &Hello,
-        now_ms: u64,
+        now: Now,
         out: &mut [u8],
     ) -> Result<Inbound, DropReason> {
+        let now_ms = now.mono_ms;
         let peer = &mut self.peers[i];
         if peer
             .hs
@@ -302,7 +309,7 @@ impl Relay {
             flags: if ask { HELLO_WANT_REPLY } else { 0 },
         };
         let len = self
-            .seal_hello(i, answer, now_ms, out)
+            .seal_hello(i, answer, now, out)
             .ok_or(DropReason::TooBig)?;
         if ask {
             self.peers[i].hs.next_hello_ms = now_ms + HELLO_RETRY_MS;

@@ -18,4 +18,5 @@ mod session;
 mod tap;
 #[cfg(test)]
 mod test_cluster;
+mod time;
 pub mod vrrp_watch;

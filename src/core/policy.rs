@@ -186,7 +186,9 @@ mod tests {
         // Forge with node 1's key, bypassing its own local checks.
         let mut forge = |pkt: &[u8]| {
             let mut out = [0u8; 2048];
-            let len = a.tx.seal(Kind::Data, pkt, T0, &mut out).expect("fits");
+            let len =
+                a.tx.seal(Kind::Data, pkt, T0.into(), &mut out)
+                    .expect("fits");
             out[..len].to_vec()
         };
         let as_node3 = forge(&vrrp_from(3));

@@ -28,6 +28,7 @@ use crate::core::peers::Peers;
 pub use crate::core::peers::{NodeAddrs, PeerSpec, PeerStats};
 use crate::core::policy::Policy;
 use crate::core::session::TxSession;
+pub use crate::core::time::Now;
 use crate::proto::crypto::{ClusterKey, KeySchedule};
 use crate::proto::overlay::broadcast_v4;
 use crate::proto::wire::{HEADER_LEN, HELLO_LEN, Header, Hello, Kind, TAG_LEN, WireError};
@@ -235,13 +236,16 @@ impl Relay {
 
     /// Decides what to do with a packet read from the interface, sealing
     /// it into `out` when it is to be sent.
-    pub fn from_tun(&mut self, packet: &[u8], now_ms: u64, out: &mut [u8]) -> Outbound {
+    pub fn from_tun(&mut self, packet: &[u8], now: impl Into<Now>, out: &mut [u8]) -> Outbound {
+        let now = now.into();
         let route = match self.link {
             Link::Ip => self.policy.route_local(&self.peers, packet),
-            Link::Ethernet => self.policy.route_local_frame(&self.peers, packet, now_ms),
+            Link::Ethernet => self
+                .policy
+                .route_local_frame(&self.peers, packet, now.mono_ms),
         };
         match route {
-            Ok(target) => match self.tx.seal(Kind::Data, packet, now_ms, out) {
+            Ok(target) => match self.tx.seal(Kind::Data, packet, now, out) {
                 Some(len) => {
                     self.counters.sealed += 1;
                     Outbound::Send { len, target }
@@ -264,10 +268,10 @@ impl Relay {
         &mut self,
         buf: &mut [u8],
         from: SocketAddr,
-        now_ms: u64,
+        now: impl Into<Now>,
         out: &mut [u8],
     ) -> Inbound {
-        match self.open(buf, from, now_ms, out) {
+        match self.open(buf, from, now.into(), out) {
             Ok(Inbound::Inject { start, len, peer }) => {
                 self.counters.injected += 1;
                 let s = &mut self.peers[peer].stats;
@@ -290,11 +294,12 @@ impl Relay {
         &mut self,
         buf: &mut [u8],
         from: SocketAddr,
-        now_ms: u64,
+        now: Now,
         out: &mut [u8],
     ) -> Result<Inbound, DropReason> {
-        let (i, h) = self.screen(buf, from, now_ms)?;
-        let current = self.peers[i].rx.screen(&h, now_ms, self.max_skew_ms)?;
+        let (i, h) = self.screen(buf, from, now.wall_ms)?;
+        let current = self.peers[i].rx.screen(&h, now.wall_ms, self.max_skew_ms)?;
+        let now_ms = now.mono_ms;
         let peer = &mut self.peers[i];
         let plain_len = peer.rx.open(self.schedule.as_ref(), &h, current, buf)?;
 
@@ -306,7 +311,7 @@ impl Relay {
         let body = &buf[HEADER_LEN..HEADER_LEN + plain_len];
         if h.kind == Kind::Hello {
             let hello = Hello::parse(body).map_err(|_| DropReason::Malformed)?;
-            return self.on_hello(i, &h, hello, now_ms, out);
+            return self.on_hello(i, &h, hello, now, out);
         }
         if !current {
             self.new_run(i, &h, now_ms)?;
@@ -325,7 +330,7 @@ impl Relay {
         &self,
         buf: &[u8],
         from: SocketAddr,
-        now_ms: u64,
+        wall_ms: u64,
     ) -> Result<(usize, Header), DropReason> {
         let h = Header::parse(buf).map_err(|e| match e {
             WireError::Malformed => DropReason::Malformed,
@@ -338,7 +343,7 @@ impl Relay {
         if h.is_plaintext() != self.schedule.is_none() {
             return Err(DropReason::ModeMismatch);
         }
-        if h.timestamp_ms.abs_diff(now_ms) > self.max_skew_ms {
+        if h.timestamp_ms.abs_diff(wall_ms) > self.max_skew_ms {
             return Err(DropReason::ClockSkew);
         }
         if self.schedule.is_none() && self.peers[i].endpoint.map(|e| e.ip()) != Some(from.ip()) {

@@ -7,6 +7,7 @@
 use crate::core::counters::DropReason;
 use crate::core::relay::Link;
 use crate::core::replay::ReplayWindow;
+use crate::core::time::Now;
 use crate::proto::crypto::{KeySchedule, StreamKey};
 use crate::proto::wire::{FLAG_FRAME, FLAG_PLAINTEXT, HEADER_LEN, Header, Kind, TAG_LEN};
 
@@ -51,7 +52,7 @@ impl TxSession {
         &mut self,
         kind: Kind,
         payload: &[u8],
-        now_ms: u64,
+        now: Now,
         out: &mut [u8],
     ) -> Option<usize> {
         let tag_len = if self.key.is_some() { TAG_LEN } else { 0 };
@@ -73,7 +74,7 @@ impl TxSession {
             sender: self.sender,
             epoch: self.epoch,
             counter: self.counter,
-            timestamp_ms: now_ms,
+            timestamp_ms: now.wall_ms,
         };
         // The counter is the nonce: advance it before anything can fail
         // after use, so it is never used twice.
@@ -116,7 +117,7 @@ impl RxState {
     pub(super) fn screen(
         &self,
         h: &Header,
-        now_ms: u64,
+        wall_ms: u64,
         max_skew_ms: u64,
     ) -> Result<bool, DropReason> {
         let current = self.confirmed_epoch() == Some(h.epoch);
@@ -134,7 +135,7 @@ impl RxState {
                 return Err(DropReason::StaleEpoch);
             }
             // A run cannot have started in the future.
-            if h.epoch / 1_000_000 > now_ms.saturating_add(max_skew_ms) {
+            if h.epoch / 1_000_000 > wall_ms.saturating_add(max_skew_ms) {
                 return Err(DropReason::StaleEpoch);
             }
         }

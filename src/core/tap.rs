@@ -10,6 +10,7 @@ use crate::core::counters::DropReason;
 use crate::core::peers::{NodeAddrs, Peers};
 use crate::core::policy::Policy;
 use crate::core::relay::{Link, Relay, Target};
+use crate::core::time::Now;
 use crate::proto::frame::{self, Body, Frame, FrameError, Mac};
 use crate::proto::packet;
 
@@ -174,8 +175,8 @@ impl Peers {
 
 impl Relay {
     /// Which peer a MAC was learned from, for status and tests.
-    pub fn learned_owner(&self, mac: Mac, now_ms: u64) -> Option<usize> {
-        match self.peers.mac_target(mac, now_ms) {
+    pub fn learned_owner(&self, mac: Mac, now: impl Into<Now>) -> Option<usize> {
+        match self.peers.mac_target(mac, now.into().mono_ms) {
             Target::Peer(i) if frame::node_of_mac(mac).is_none() => Some(i),
             _ => None,
         }
@@ -245,7 +246,10 @@ mod tests {
     /// Node 1 with no local checks: seals `frame` as is and delivers it.
     fn forged_by_h1(h1: &mut Relay, to: &mut Relay, frame: &[u8]) -> Result<Vec<u8>, DropReason> {
         let mut out = [0u8; 2048];
-        let len = h1.tx.seal(Kind::Data, frame, T0, &mut out).expect("fits");
+        let len = h1
+            .tx
+            .seal(Kind::Data, frame, T0.into(), &mut out)
+            .expect("fits");
         recv(to, &out[..len], 1, T0)
     }
 
