@@ -5,6 +5,7 @@
 //! a key holder's flood of new epochs cannot make us flood back.
 
 use crate::core::counters::DropReason;
+use crate::core::events::Event;
 use crate::core::relay::{Inbound, Relay};
 use crate::core::time::Now;
 use crate::proto::crypto::Challenger;
@@ -57,6 +58,8 @@ pub(super) struct HandshakeState {
     hello_wanted: bool,
     /// The epoch and time of our last answer, for answer spacing.
     last_answer: Option<(u64, u64)>,
+    /// Reachable as last told in an event (and counted for quorum).
+    pub(super) reachable: bool,
 }
 
 impl HandshakeState {
@@ -69,6 +72,7 @@ impl HandshakeState {
             // A new peer is unconfirmed: greet it.
             hello_wanted: true,
             last_answer: None,
+            reachable: false,
         }
     }
 
@@ -191,11 +195,51 @@ impl Relay {
     /// the last three and a half keepalive intervals.
     pub fn peer_reachable(&self, i: usize, now: impl Into<Now>) -> bool {
         let now_ms = now.into().mono_ms;
-        let window = self.handshake.keepalive_ms.max(100) * 7 / 2;
+        self.reachable_at(i, now_ms)
+    }
+
+    fn reachable_at(&self, i: usize, now_ms: u64) -> bool {
+        let window = self.reachability_window();
         self.peers[i]
             .stats
             .last_answer_ms
             .is_some_and(|t| now_ms.saturating_sub(t) <= window)
+    }
+
+    /// How long a peer stays reachable after an answer: three and a half
+    /// keepalive intervals, so one lost answer or two do not count.
+    fn reachability_window(&self) -> u64 {
+        self.handshake.keepalive_ms.max(100) * 7 / 2
+    }
+
+    /// When the first peer now reachable stops being so without another
+    /// answer (monotonic ms).
+    pub(super) fn reachability_deadline(&self) -> Option<u64> {
+        let window = self.reachability_window();
+        self.peers
+            .iter()
+            .filter(|p| p.hs.reachable)
+            .filter_map(|p| p.stats.last_answer_ms)
+            .map(|t| t.saturating_add(window) + 1)
+            .min()
+    }
+
+    /// Brings each peer's told reachability up to date at `now_ms`,
+    /// telling each change.
+    pub(super) fn update_reachability(&mut self, now_ms: u64) {
+        for i in 0..self.peers.len() {
+            let now = self.reachable_at(i, now_ms);
+            let id = self.peers.id_at(i);
+            let hs = &mut self.peers[i].hs;
+            if hs.reachable != now {
+                hs.reachable = now;
+                self.events.push(if now {
+                    Event::PeerReachable { peer: id }
+                } else {
+                    Event::PeerUnreachable { peer: id }
+                });
+            }
+        }
     }
 
     /// How many peers are reachable now.
@@ -219,6 +263,8 @@ impl Relay {
         let now_ms = now.mono_ms;
         if let Some((asked_ms, ping)) = self.answered_question(i, &hello) {
             self.record_answer(i, asked_ms, ping, now_ms);
+            self.update_reachability(now_ms);
+            self.update_quorum();
             self.confirm_run(i, h);
             self.peers[i].hs.hello_wanted = false;
         } else if self.peers[i].rx.confirmed_epoch() != Some(h.epoch) {
@@ -276,6 +322,18 @@ impl Relay {
                 tracing::info!(peer = %peer.spec.name, epoch = h.epoch, "peer confirmed")
             }
         }
+        let id = peer.spec.addrs.peer_id();
+        self.events.push(match peer.rx.confirmed_epoch() {
+            Some(old) => Event::PeerRestarted {
+                peer: id,
+                old,
+                new: h.epoch,
+            },
+            None => Event::PeerConfirmed {
+                peer: id,
+                epoch: h.epoch,
+            },
+        });
         peer.rx.confirm(h.epoch, h.counter);
         peer.stats.epoch = Some(h.epoch);
     }

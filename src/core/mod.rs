@@ -7,6 +7,7 @@
 
 pub mod allow;
 pub mod counters;
+mod events;
 mod handshake;
 mod peers;
 mod policy;
@@ -19,4 +20,5 @@ mod tap;
 #[cfg(test)]
 mod test_cluster;
 mod time;
+mod timers;
 pub mod vrrp_watch;

@@ -42,6 +42,44 @@ impl NodeAddrs {
     pub fn id(&self) -> u32 {
         u32::from(self.v4)
     }
+
+    /// The node as a peer of another.
+    pub fn peer_id(&self) -> PeerId {
+        PeerId(self.id())
+    }
+}
+
+/// A peer, by the sender id it puts on the wire: its overlay IPv4
+/// address. Unique in a cluster and the same across reloads and
+/// restarts, unlike a position in the configuration's peer list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PeerId(pub u32);
+
+impl PeerId {
+    /// The overlay IPv4 address the id stands for.
+    pub fn v4(self) -> Ipv4Addr {
+        Ipv4Addr::from(self.0)
+    }
+}
+
+impl From<Ipv4Addr> for PeerId {
+    fn from(v4: Ipv4Addr) -> Self {
+        PeerId(u32::from(v4))
+    }
+}
+
+impl std::fmt::Display for PeerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.v4().fmt(f)
+    }
+}
+
+/// A node of the cluster: this one or a peer. Names the senders of the
+/// adverts the watch sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Node {
+    Me,
+    Peer(PeerId),
 }
 
 /// A configured peer as the core sees it.
@@ -169,6 +207,11 @@ impl Peers {
             .binary_search_by_key(&sender, |(id, _)| *id)
             .ok()
             .map(|pos| self.by_id[pos].1)
+    }
+
+    /// Position `i`'s id.
+    pub(super) fn id_at(&self, i: usize) -> PeerId {
+        self.list[i].spec.addrs.peer_id()
     }
 
     /// The peer that owns overlay address `ip`.

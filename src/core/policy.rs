@@ -45,16 +45,22 @@ impl Policy {
         }
     }
 
-    /// Send side, tun mode: the packet must parse.
-    pub(super) fn route_local(&self, peers: &Peers, packet: &[u8]) -> Result<Target, DropReason> {
+    /// Send side, tun mode: the packet must parse. Returns it parsed too,
+    /// for the advert watch.
+    pub(super) fn route_local(
+        &self,
+        peers: &Peers,
+        packet: &[u8],
+    ) -> Result<(Target, Inner), DropReason> {
         let inner = packet::parse(packet).map_err(|_| DropReason::LocalMalformed)?;
-        self.route_local_inner(peers, &inner)
+        Ok((self.route_local_inner(peers, &inner)?, inner))
     }
 
-    /// Receive side, tun mode: the packet must parse.
-    pub(super) fn check(&self, from: &NodeAddrs, packet: &[u8]) -> Result<(), DropReason> {
+    /// Receive side, tun mode: the packet must parse. Returns it parsed.
+    pub(super) fn check(&self, from: &NodeAddrs, packet: &[u8]) -> Result<Inner, DropReason> {
         let parsed = packet::parse(packet).map_err(|_| DropReason::BadInner)?;
-        self.check_inner(from, &parsed)
+        self.check_inner(from, &parsed)?;
+        Ok(parsed)
     }
 
     /// The send-side rules: no kernel noise, sent from one of this node's

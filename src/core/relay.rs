@@ -23,12 +23,18 @@ use std::net::SocketAddr;
 
 use crate::core::allow::AllowList;
 use crate::core::counters::{Counters, DropReason};
+pub use crate::core::events::Event;
+use crate::core::events::Events;
 use crate::core::handshake::Handshake;
 use crate::core::peers::Peers;
-pub use crate::core::peers::{NodeAddrs, PeerSpec, PeerStats};
+pub use crate::core::peers::{Node, NodeAddrs, PeerId, PeerSpec, PeerStats};
 use crate::core::policy::Policy;
+use crate::core::quorum::Quorum;
 use crate::core::session::TxSession;
+use crate::core::tap::FrameIp;
 pub use crate::core::time::Now;
+pub use crate::core::timers::Timer;
+use crate::core::vrrp_watch::{Router, Watch};
 use crate::proto::crypto::{ClusterKey, KeySchedule};
 use crate::proto::overlay::broadcast_v4;
 use crate::proto::wire::{HEADER_LEN, HELLO_LEN, Header, Hello, Kind, TAG_LEN, WireError};
@@ -146,6 +152,13 @@ pub struct Relay {
     max_skew_ms: u64,
     inject_rate: u32,
     counters: Counters,
+    /// Who is master of which virtual router, from the adverts relayed.
+    pub(super) watch: Watch,
+    pub(super) events: Events,
+    /// With `node.quorum`: the carrier decisions.
+    pub(super) quorum: Option<Quorum>,
+    /// A decision is due at once (see [`Timer::Recheck`]).
+    pub(super) recheck: bool,
 }
 
 impl Relay {
@@ -165,6 +178,10 @@ impl Relay {
             max_skew_ms: p.max_clock_skew_ms,
             inject_rate: p.inject_rate_limit,
             counters: Counters::default(),
+            watch: Watch::default(),
+            events: Events::default(),
+            quorum: None,
+            recheck: false,
         }
     }
 
@@ -174,6 +191,11 @@ impl Relay {
 
     pub fn peer_count(&self) -> usize {
         self.peers.len()
+    }
+
+    /// Peer `i`'s id.
+    pub fn peer_id(&self, i: usize) -> PeerId {
+        self.peers.id_at(i)
     }
 
     pub fn peer_name(&self, i: usize) -> &str {
@@ -210,6 +232,13 @@ impl Relay {
         self.max_skew_ms = r.max_clock_skew_ms;
         self.inject_rate = r.inject_rate_limit;
         self.handshake.keepalive_ms = r.keepalive_ms;
+        // The count and the window may have changed.
+        self.recheck = true;
+    }
+
+    /// The virtual routers seen in the adverts relayed, both ways.
+    pub fn routers(&self) -> &[Router] {
+        self.watch.routers()
     }
 
     pub fn counters(&self) -> &Counters {
@@ -239,20 +268,36 @@ impl Relay {
     pub fn from_tun(&mut self, packet: &[u8], now: impl Into<Now>, out: &mut [u8]) -> Outbound {
         let now = now.into();
         let route = match self.link {
-            Link::Ip => self.policy.route_local(&self.peers, packet),
+            Link::Ip => self
+                .policy
+                .route_local(&self.peers, packet)
+                .map(|(t, inner)| (t, Some((0, inner)))),
             Link::Ethernet => self
                 .policy
                 .route_local_frame(&self.peers, packet, now.mono_ms),
         };
         match route {
-            Ok(target) => match self.tx.seal(Kind::Data, packet, now, out) {
+            Ok((target, ip)) => match self.tx.seal(Kind::Data, packet, now, out) {
                 Some(len) => {
                     self.counters.sealed += 1;
+                    self.watch_advert(Node::Me, packet, ip, now.mono_ms);
                     Outbound::Send { len, target }
                 }
                 None => self.drop_out(DropReason::TooBig),
             },
             Err(r) => self.drop_out(r),
+        }
+    }
+
+    /// Shows the advert watch a packet relayed from `node`, if an IP
+    /// packet (at `ip.0` in `packet`) was in it.
+    fn watch_advert(&mut self, node: Node, packet: &[u8], ip: FrameIp, now_ms: u64) {
+        let Some((start, inner)) = ip else { return };
+        if let Some(alarm) = self
+            .watch
+            .observe_inner(node, &packet[start..], &inner, now_ms)
+        {
+            self.events.push(Event::SplitBrain(alarm));
         }
     }
 
@@ -316,7 +361,9 @@ impl Relay {
         if !current {
             self.new_run(i, &h, now_ms)?;
         }
-        self.admit(i, &h, body, now_ms)?;
+        let ip = self.admit(i, &h, body, now_ms)?;
+        let node = Node::Peer(self.peers.id_at(i));
+        self.watch_advert(node, body, ip, now_ms);
         Ok(Inbound::Inject {
             start: HEADER_LEN,
             len: plain_len,
@@ -367,18 +414,25 @@ impl Relay {
     }
 
     /// Authenticated data of the peer's run: the link, the rules, the
-    /// injection budget; in tap mode its source MAC is learned.
-    fn admit(&mut self, i: usize, h: &Header, inner: &[u8], now_ms: u64) -> Result<(), DropReason> {
+    /// injection budget; in tap mode its source MAC is learned. Returns
+    /// the IP packet in it, parsed.
+    fn admit(
+        &mut self,
+        i: usize,
+        h: &Header,
+        inner: &[u8],
+        now_ms: u64,
+    ) -> Result<FrameIp, DropReason> {
         if h.carries_frames() != (self.link == Link::Ethernet) {
             return Err(DropReason::LinkMismatch);
         }
         let from = &self.peers[i].spec.addrs;
-        let sender_mac = match self.link {
-            Link::Ip => {
-                self.policy.check(from, inner)?;
-                None
+        let (sender_mac, ip) = match self.link {
+            Link::Ip => (None, Some((0, self.policy.check(from, inner)?))),
+            Link::Ethernet => {
+                let (mac, ip) = self.policy.check_frame(from, inner)?;
+                (Some(mac), ip)
             }
-            Link::Ethernet => Some(self.policy.check_frame(from, inner)?),
         };
         if !self.peers[i].bucket.take(self.inject_rate, now_ms) {
             // Counted per peer too: which peer floods matters.
@@ -388,7 +442,7 @@ impl Relay {
         if let Some(mac) = sender_mac {
             self.peers.learn(i, mac, now_ms);
         }
-        Ok(())
+        Ok(ip)
     }
 
     /// The verdict [`Relay::from_net`] gives an authenticated inner packet
@@ -401,7 +455,7 @@ impl Relay {
         let from = &self.peers[peer].spec.addrs;
         match self.link {
             Link::Ethernet => self.policy.check_frame(from, packet).map(|_| ()),
-            Link::Ip => self.policy.check(from, packet),
+            Link::Ip => self.policy.check(from, packet).map(|_| ()),
         }
     }
 }

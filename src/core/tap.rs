@@ -12,7 +12,7 @@ use crate::core::policy::Policy;
 use crate::core::relay::{Link, Relay, Target};
 use crate::core::time::Now;
 use crate::proto::frame::{self, Body, Frame, FrameError, Mac};
-use crate::proto::packet;
+use crate::proto::packet::{self, Inner};
 
 /// MAC addresses other than its own a peer may be learned to send from
 /// (virtual-router MACs: one per VRID/VHID it is master of).
@@ -20,6 +20,10 @@ pub(super) const LEARNED_PER_PEER: usize = 4;
 /// A learned MAC not heard from for this long is forgotten, and unicast
 /// to it goes to every peer again.
 pub(super) const LEARNED_TTL_MS: u64 = 300_000;
+
+/// The IP packet of an accepted frame, parsed: where it starts in the
+/// frame, and its fields. `None` for ARP.
+pub(super) type FrameIp = Option<(usize, Inner)>;
 
 /// A peer's learned MACs and when each was last heard (our clock, ms).
 #[derive(Default)]
@@ -35,7 +39,7 @@ impl Policy {
         peers: &Peers,
         packet: &[u8],
         now_ms: u64,
-    ) -> Result<Target, DropReason> {
+    ) -> Result<(Target, FrameIp), DropReason> {
         let f = frame::parse(packet).map_err(|e| match e {
             FrameError::Malformed => DropReason::LocalMalformed,
             FrameError::EtherType => DropReason::LocalDisallowed,
@@ -53,13 +57,12 @@ impl Policy {
                 } else {
                     self.route_local_inner(peers, &inner)?
                 };
-                match by_ip {
-                    Target::All if frame::is_group(f.dst) => Ok(Target::All),
-                    Target::Peer(_) if !frame::is_group(f.dst) => {
-                        Ok(peers.mac_target(f.dst, now_ms))
-                    }
-                    _ => Err(DropReason::LocalMalformed),
-                }
+                let target = match by_ip {
+                    Target::All if frame::is_group(f.dst) => Target::All,
+                    Target::Peer(_) if !frame::is_group(f.dst) => peers.mac_target(f.dst, now_ms),
+                    _ => return Err(DropReason::LocalMalformed),
+                };
+                Ok((target, Some((start, inner))))
             }
             Body::Arp(a) => {
                 // ucarp announces its VIP on the tap too: that ARP is for
@@ -71,9 +74,9 @@ impl Policy {
                     return Err(DropReason::LocalForeignSource);
                 }
                 if frame::is_group(f.dst) {
-                    Ok(Target::All)
+                    Ok((Target::All, None))
                 } else {
-                    Ok(peers.mac_target(f.dst, now_ms))
+                    Ok((peers.mac_target(f.dst, now_ms), None))
                 }
             }
         }
@@ -84,8 +87,12 @@ impl Policy {
     /// addressed to this node's MAC, a virtual-router MAC or a group; a
     /// group MAC exactly when the IP destination is a group. ARP must speak
     /// for the peer's overlay address with the peer's MAC. Returns the
-    /// frame's source MAC, for learning.
-    pub(super) fn check_frame(&self, from: &NodeAddrs, packet: &[u8]) -> Result<Mac, DropReason> {
+    /// frame's source MAC, for learning, and the IP packet parsed.
+    pub(super) fn check_frame(
+        &self,
+        from: &NodeAddrs,
+        packet: &[u8],
+    ) -> Result<(Mac, FrameIp), DropReason> {
         let f = frame::parse(packet).map_err(|e| match e {
             FrameError::Malformed => DropReason::BadInner,
             FrameError::EtherType => DropReason::Disallowed,
@@ -110,7 +117,7 @@ impl Policy {
                 if frame::is_group(f.dst) != self.is_group(inner.dst) {
                     return Err(DropReason::Disallowed);
                 }
-                Ok(f.src)
+                Ok((f.src, Some((start, inner))))
             }
             Body::Arp(a) => {
                 let claim_ok =
@@ -118,7 +125,7 @@ impl Policy {
                 if !peer_mac || a.sender_mac != f.src || !claim_ok {
                     return Err(DropReason::WrongSource);
                 }
-                Ok(f.src)
+                Ok((f.src, None))
             }
         }
     }

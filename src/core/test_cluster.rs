@@ -199,3 +199,8 @@ pub(super) fn hello_bytes(h: Hello) -> [u8; HELLO_LEN] {
     h.encode(&mut b);
     b
 }
+
+/// The cluster's key.
+pub(super) fn key() -> Security {
+    Security::Authenticated(ClusterKey::from_bytes(KEY))
+}

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::core::counters::DropReason;
 use crate::core::quorum::Quorum;
 use crate::core::relay::{Inbound, OVERHEAD, Outbound, Relay, Target};
-use crate::core::vrrp_watch::{Alarm, Watch};
+use crate::core::vrrp_watch::{Alarm, Node, Watch};
 use crate::daemon::clock::now_ms;
 use crate::daemon::control::{self, Watchdog};
 use crate::daemon::core_config;
@@ -172,7 +172,7 @@ impl State {
         {
             Outbound::Send { len, target } => {
                 let ip = self.relay.ip_packet(&self.tun_buf[..n]);
-                let alarm = self.watch.observe(0, ip, now);
+                let alarm = self.watch.observe(Node::Me, ip, now);
                 self.log_alarm(alarm);
                 self.send(len, target, sock);
             }
@@ -221,7 +221,7 @@ impl State {
         }
     }
 
-    fn node_name(&self, n: usize) -> String {
+    fn node_name(&self, n: Node) -> String {
         status::node_name(&self.relay, &self.me, n)
     }
 
@@ -306,7 +306,9 @@ impl State {
             Inbound::Handled => {}
             Inbound::Inject { start, len, peer } => {
                 let ip = self.relay.ip_packet(&self.net_buf[start..start + len]);
-                let alarm = self.watch.observe(peer + 1, ip, now);
+                let alarm = self
+                    .watch
+                    .observe(Node::Peer(self.relay.peer_id(peer)), ip, now);
                 self.log_alarm(alarm);
                 if let Err(e) = tun.write(&self.net_buf[start..start + len]) {
                     self.relay.count_drop(DropReason::InjectFailed);

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::counters::DropReason;
 use crate::core::relay::Relay;
-use crate::core::vrrp_watch::Watch;
+use crate::core::vrrp_watch::{Node, Watch};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Status {
@@ -83,13 +83,14 @@ fn secs_since(now_ms: u64, then_ms: u64) -> f64 {
     now_ms.saturating_sub(then_ms) as f64 / 1000.0
 }
 
-/// The name of node number `n` as the advert watch counts them: 0 is
-/// this node (`me`), i + 1 is peer i.
-pub fn node_name(relay: &Relay, me: &str, n: usize) -> String {
+/// The name of node `n` as the advert watch names them: this node is
+/// `me`; a peer no longer configured is shown by its address.
+pub fn node_name(relay: &Relay, me: &str, n: Node) -> String {
     match n {
-        0 => me.to_string(),
-        i if i <= relay.peer_count() => relay.peer_name(i - 1).to_string(),
-        _ => format!("node #{n}"),
+        Node::Me => me.to_string(),
+        Node::Peer(id) => (0..relay.peer_count())
+            .find(|i| relay.peer_id(*i) == id)
+            .map_or_else(|| format!("node {id}"), |i| relay.peer_name(i).to_string()),
     }
 }
 
@@ -128,7 +129,7 @@ pub fn snapshot(relay: &Relay, watch: &Watch, cx: &Context) -> Status {
             }
         })
         .collect();
-    let name_of = |n: usize| node_name(relay, cx.node, n);
+    let name_of = |n: Node| node_name(relay, cx.node, n);
     let routers: Vec<RouterStatus> = watch
         .routers()
         .iter()
