@@ -6,6 +6,7 @@
 
 use crate::core::counters::DropReason;
 use crate::core::events::Event;
+use crate::core::peers::PeerId;
 use crate::core::relay::{Inbound, Relay};
 use crate::core::time::Now;
 use crate::proto::crypto::Challenger;
@@ -128,7 +129,7 @@ impl Relay {
     /// at start, after a peer restarts, and every second until answered;
     /// and, as a keepalive that measures reachability and round trip, to
     /// every confirmed peer each `keepalive_ms`.
-    pub fn poll_hello(&mut self, now: impl Into<Now>, out: &mut [u8]) -> Option<(usize, usize)> {
+    pub fn poll_hello(&mut self, now: impl Into<Now>, out: &mut [u8]) -> Option<(usize, PeerId)> {
         let now = now.into();
         let now_ms = now.mono_ms;
         // Insecure mode has no handshake.
@@ -163,7 +164,7 @@ impl Relay {
             }
             hs.next_keepalive_ms = now_ms + keepalive;
             self.handshake.cursor = (i + 1) % n;
-            return Some((len, i));
+            return Some((len, self.peers.id_at(i)));
         }
         None
     }
@@ -193,9 +194,11 @@ impl Relay {
 
     /// Whether peer `i` answered a keepalive (or handshake question) in
     /// the last three and a half keepalive intervals.
-    pub fn peer_reachable(&self, i: usize, now: impl Into<Now>) -> bool {
+    pub fn peer_reachable(&self, peer: PeerId, now: impl Into<Now>) -> bool {
         let now_ms = now.into().mono_ms;
-        self.reachable_at(i, now_ms)
+        self.peers
+            .index_of(peer)
+            .is_some_and(|i| self.reachable_at(i, now_ms))
     }
 
     fn reachable_at(&self, i: usize, now_ms: u64) -> bool {
@@ -244,9 +247,9 @@ impl Relay {
 
     /// How many peers are reachable now.
     pub fn reachable_peers(&self, now: impl Into<Now>) -> usize {
-        let now = now.into();
+        let now_ms = now.into().mono_ms;
         (0..self.peers.len())
-            .filter(|i| self.peer_reachable(*i, now))
+            .filter(|i| self.reachable_at(*i, now_ms))
             .count()
     }
 
@@ -314,14 +317,6 @@ impl Relay {
         if peer.rx.confirmed_epoch() == Some(h.epoch) {
             return;
         }
-        match peer.rx.confirmed_epoch() {
-            Some(old) => {
-                tracing::info!(peer = %peer.spec.name, old_epoch = old, new_epoch = h.epoch, "peer restarted; new run confirmed")
-            }
-            None => {
-                tracing::info!(peer = %peer.spec.name, epoch = h.epoch, "peer confirmed")
-            }
-        }
         let id = peer.spec.addrs.peer_id();
         self.events.push(match peer.rx.confirmed_epoch() {
             Some(old) => Event::PeerRestarted {
@@ -372,7 +367,10 @@ impl Relay {
         if ask {
             self.peers[i].hs.next_hello_ms = now_ms + HELLO_RETRY_MS;
         }
-        Ok(Inbound::Reply { len, peer: i })
+        Ok(Inbound::Reply {
+            len,
+            peer: self.peers.id_at(i),
+        })
     }
 }
 
@@ -424,7 +422,7 @@ mod tests {
         // b asks node 1 — at node 1's endpoint, which node 3 cannot read.
         let mut out = [0u8; 256];
         let (len, p) = b.poll_hello(t, &mut out).expect("b asks node 1");
-        assert_eq!(b.peer_name(p), "h1");
+        assert_eq!(b.peer_name(p).expect("peer"), "h1");
         let question = out[..len].to_vec();
         let q = Header::parse(&question).expect("header");
         // Node 3 knows b's epoch and roughly its counter (b's datagrams to
@@ -490,7 +488,10 @@ mod tests {
         }
         let (d, _) = send(&mut a, &vrrp_from(1), t1);
         assert_eq!(recv(&mut b2, &d, 1, t1), Err(DropReason::UnconfirmedEpoch));
-        assert_eq!(b2.peer_stats(peer_index(&b2, "h1")).epoch, None);
+        assert_eq!(
+            b2.peer_stats(peer_index(&b2, "h1")).expect("peer").epoch,
+            None
+        );
     }
 
     #[test]
@@ -528,7 +529,7 @@ mod tests {
         assert!(a.poll_hello(T0 + 1999, &mut out).is_none());
         let mut later = Vec::new();
         while let Some((_, p)) = a.poll_hello(T0 + 2000, &mut out) {
-            later.push(a.peer_name(p).to_string());
+            later.push(a.peer_name(p).expect("peer").to_string());
         }
         later.sort();
         assert_eq!(later, ["h2", "h3"]);
@@ -543,7 +544,7 @@ mod tests {
         let (mut a, mut b) = (node(1), node(2));
         meet(&mut [(1, &mut a), (2, &mut b)], T0);
         let h2 = peer_index(&a, "h2");
-        let before = a.peer_stats(h2);
+        let before = a.peer_stats(h2).expect("peer");
         let mut out = [0u8; 256];
         // Sends every due hello of `a` at `t`; returns the one to h2.
         let poll = |a: &mut Relay, t: u64| -> Vec<u8> {
@@ -571,7 +572,7 @@ mod tests {
             a.from_net(&mut r, ep(2), T0 + 1030, &mut out),
             Inbound::Handled
         ));
-        let s = a.peer_stats(h2);
+        let s = a.peer_stats(h2).expect("peer");
         assert_eq!(s.rtt_ms, Some(30));
         assert_eq!(s.last_answer_ms, Some(T0 + 1030));
         assert_eq!(s.pings_sent - before.pings_sent, 1);
@@ -581,7 +582,7 @@ mod tests {
         let q = poll(&mut a, T0 + 3030);
         let mut r = answer(&mut b, q, T0 + 3032);
         a.from_net(&mut r, ep(2), T0 + 3035, &mut out);
-        let s = a.peer_stats(h2);
+        let s = a.peer_stats(h2).expect("peer");
         assert_eq!(s.rtt_ms, Some(5));
         assert_eq!(
             s.recent_answered & 0b111,

@@ -214,13 +214,35 @@ impl Peers {
         self.list[i].spec.addrs.peer_id()
     }
 
+    /// The position of peer `id` in the table, if it is configured.
+    pub(super) fn index_of(&self, id: PeerId) -> Option<usize> {
+        self.by_sender(id.0)
+    }
+
+    /// Peer `id`, if it is configured.
+    pub(super) fn get(&self, id: PeerId) -> Option<&Peer> {
+        self.index_of(id).map(|i| &self.list[i])
+    }
+
+    pub(super) fn get_mut(&mut self, id: PeerId) -> Option<&mut Peer> {
+        self.index_of(id).map(|i| &mut self.list[i])
+    }
+
+    /// The ids in configuration order.
+    pub(super) fn ids(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.list.iter().map(|p| p.spec.addrs.peer_id())
+    }
+
     /// The peer that owns overlay address `ip`.
     pub(super) fn owner_of(&self, ip: IpAddr) -> Option<usize> {
         self.list.iter().position(|p| p.spec.addrs.owns(ip))
     }
 
-    pub(super) fn by_name(&self, name: &str) -> Option<usize> {
-        self.list.iter().position(|p| p.spec.name == name)
+    pub(super) fn by_name(&self, name: &str) -> Option<PeerId> {
+        self.list
+            .iter()
+            .find(|p| p.spec.name == name)
+            .map(|p| p.spec.addrs.peer_id())
     }
 }
 

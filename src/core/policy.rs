@@ -81,7 +81,7 @@ impl Policy {
             (self.dest_kind(inner.dst), Target::All)
         } else {
             let i = peers.owner_of(inner.dst).ok_or(DropReason::NoRoute)?;
-            (DestKind::Unicast, Target::Peer(i))
+            (DestKind::Unicast, Target::Peer(peers.id_at(i)))
         };
         if !self.allow.permits(inner, kind) {
             return Err(DropReason::LocalDisallowed);
@@ -125,7 +125,7 @@ impl Policy {
         }
         peers
             .owner_of(inner.dst)
-            .map(Target::Peer)
+            .map(|i| Target::Peer(peers.id_at(i)))
             .ok_or(DropReason::NoRoute)
     }
 

@@ -63,7 +63,12 @@ mod tests {
             }
         }
         assert_eq!(ok, 10, "a burst of one second's worth");
-        assert_eq!(b.peer_stats(peer_index(&b, "h1")).rate_limited, 20);
+        assert_eq!(
+            b.peer_stats(peer_index(&b, "h1"))
+                .expect("peer")
+                .rate_limited,
+            20
+        );
         // Another peer is not affected by the first one's flood.
         let (d, _) = send(&mut c, &vrrp_from(3), T0);
         assert!(recv(&mut b, &d, 3, T0).is_ok());

@@ -81,6 +81,9 @@ pub struct RelayParams {
     pub inject_rate_limit: u32,
     /// Keepalive interval to confirmed peers, ms; 0: none.
     pub keepalive_ms: u64,
+    /// `node.quorum`: tell when this node is, or stops being, part of a
+    /// majority of the cluster's relays ([`Event::QuorumLost`]).
+    pub quorum: bool,
     /// Random per start ([`Challenger::random_secret`]): makes this run's
     /// handshake questions unpredictable.
     ///
@@ -103,8 +106,8 @@ pub struct Reload {
 pub enum Target {
     /// Every peer: multicast and broadcast.
     All,
-    /// One peer, by index: unicast to its overlay address.
-    Peer(usize),
+    /// One peer: unicast to its overlay address.
+    Peer(PeerId),
 }
 
 /// The decision for a packet read from the interface.
@@ -126,14 +129,14 @@ pub enum Inbound {
     Inject {
         start: usize,
         len: usize,
-        peer: usize,
+        peer: PeerId,
     },
     /// Send the first `len` bytes of the output buffer (a hello) to peer
     /// `peer`'s configured endpoint — never to the datagram's source, so a
     /// spoofed source cannot aim answers at a victim.
     Reply {
         len: usize,
-        peer: usize,
+        peer: PeerId,
     },
     /// A handshake message, fully handled.
     Handled,
@@ -180,43 +183,45 @@ impl Relay {
             counters: Counters::default(),
             watch: Watch::default(),
             events: Events::default(),
-            quorum: None,
-            recheck: false,
+            quorum: p.quorum.then(Quorum::default),
+            // The first quorum decision is due at once.
+            recheck: p.quorum,
         }
-    }
-
-    pub fn epoch(&self) -> u64 {
-        self.tx.epoch()
     }
 
     pub fn peer_count(&self) -> usize {
         self.peers.len()
     }
 
-    /// Peer `i`'s id.
-    pub fn peer_id(&self, i: usize) -> PeerId {
-        self.peers.id_at(i)
+    /// The configured peers, in configuration order.
+    pub fn peers(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.peers.ids()
     }
 
-    pub fn peer_name(&self, i: usize) -> &str {
-        &self.peers[i].spec.name
+    /// Peer `id`'s name; `None` if it is not (or no longer) configured.
+    pub fn peer_name(&self, id: PeerId) -> Option<&str> {
+        self.peers.get(id).map(|p| p.spec.name.as_str())
     }
 
-    pub fn peer_stats(&self, i: usize) -> PeerStats {
-        self.peers[i].stats
+    pub fn peer_stats(&self, id: PeerId) -> Option<PeerStats> {
+        self.peers.get(id).map(|p| p.stats)
     }
 
-    pub fn endpoint(&self, i: usize) -> Option<SocketAddr> {
-        self.peers[i].endpoint
+    /// Where peer `id` is reachable; `None` if not resolved (or unknown).
+    pub fn endpoint(&self, id: PeerId) -> Option<SocketAddr> {
+        self.peers.get(id).and_then(|p| p.endpoint)
     }
 
-    /// Records where peer `i` is reachable (after resolution).
-    pub fn set_endpoint(&mut self, i: usize, addr: Option<SocketAddr>) {
-        self.peers[i].endpoint = addr;
+    /// Records where peer `id` is reachable (after resolution); an id no
+    /// longer configured is ignored.
+    pub fn set_endpoint(&mut self, id: PeerId, addr: Option<SocketAddr>) {
+        if let Some(p) = self.peers.get_mut(id) {
+            p.endpoint = addr;
+        }
     }
 
-    /// The index of the peer named `name`.
-    pub fn peer_by_name(&self, name: &str) -> Option<usize> {
+    /// The peer named `name`.
+    pub fn peer_by_name(&self, name: &str) -> Option<PeerId> {
         self.peers.by_name(name)
     }
 
@@ -250,17 +255,13 @@ impl Relay {
         self.counters.drops.add(r);
     }
 
-    /// Counts a datagram of `len` bytes handed to the kernel for peer `i`.
-    pub fn count_sent(&mut self, i: usize, len: usize) {
+    /// Counts a datagram of `len` bytes handed to the kernel for peer `id`.
+    pub fn count_sent(&mut self, id: PeerId, len: usize) {
         self.counters.sent += 1;
-        let s = &mut self.peers[i].stats;
-        s.sent += 1;
-        s.sent_bytes += len as u64;
-    }
-
-    /// Interval of keepalives to confirmed peers, ms (0: none).
-    pub fn keepalive_ms(&self) -> u64 {
-        self.handshake.keepalive_ms
+        if let Some(p) = self.peers.get_mut(id) {
+            p.stats.sent += 1;
+            p.stats.sent_bytes += len as u64;
+        }
     }
 
     /// Decides what to do with a packet read from the interface, sealing
@@ -319,9 +320,10 @@ impl Relay {
         match self.open(buf, from, now.into(), out) {
             Ok(Inbound::Inject { start, len, peer }) => {
                 self.counters.injected += 1;
-                let s = &mut self.peers[peer].stats;
-                s.injected += 1;
-                s.injected_bytes += len as u64;
+                if let Some(p) = self.peers.get_mut(peer) {
+                    p.stats.injected += 1;
+                    p.stats.injected_bytes += len as u64;
+                }
                 Inbound::Inject { start, len, peer }
             }
             Ok(other) => other,
@@ -362,12 +364,12 @@ impl Relay {
             self.new_run(i, &h, now_ms)?;
         }
         let ip = self.admit(i, &h, body, now_ms)?;
-        let node = Node::Peer(self.peers.id_at(i));
-        self.watch_advert(node, body, ip, now_ms);
+        let peer = self.peers.id_at(i);
+        self.watch_advert(Node::Peer(peer), body, ip, now_ms);
         Ok(Inbound::Inject {
             start: HEADER_LEN,
             len: plain_len,
-            peer: i,
+            peer,
         })
     }
 
@@ -446,13 +448,17 @@ impl Relay {
     }
 
     /// The verdict [`Relay::from_net`] gives an authenticated inner packet
-    /// from peer `peer` (an index below [`Relay::peer_count`]): it must
-    /// parse, come from that peer's own overlay address and go where this
-    /// node and the allow rules accept it. Changes no state; public so the
-    /// `classify` fuzz target can reach the receive-side classifier
-    /// without sealing every input.
-    pub fn classify_inbound(&self, peer: usize, packet: &[u8]) -> Result<(), DropReason> {
-        let from = &self.peers[peer].spec.addrs;
+    /// from peer `peer`: it must parse, come from that peer's own overlay
+    /// address and go where this node and the allow rules accept it.
+    /// Changes no state; public so the `classify` fuzz target can reach
+    /// the receive-side classifier without sealing every input.
+    pub fn classify_inbound(&self, peer: PeerId, packet: &[u8]) -> Result<(), DropReason> {
+        let from = &self
+            .peers
+            .get(peer)
+            .ok_or(DropReason::UnknownSender)?
+            .spec
+            .addrs;
         match self.link {
             Link::Ethernet => self.policy.check_frame(from, packet).map(|_| ()),
             Link::Ip => self.policy.check(from, packet).map(|_| ()),
@@ -487,7 +493,10 @@ mod tests {
         assert_eq!(recv(&mut b, &d, 1, T0).as_deref(), Ok(pkt.as_slice()));
         assert_eq!(recv(&mut c, &d, 1, T0).as_deref(), Ok(pkt.as_slice()));
         assert_eq!(b.counters().injected, 1);
-        assert_eq!(b.peer_stats(peer_index(&b, "h1")).injected, 1);
+        assert_eq!(
+            b.peer_stats(peer_index(&b, "h1")).expect("peer").injected,
+            1
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::net::Ipv4Addr;
 
 use crate::core::counters::DropReason;
-use crate::core::peers::{NodeAddrs, Peers};
+use crate::core::peers::{NodeAddrs, PeerId, Peers};
 use crate::core::policy::Policy;
 use crate::core::relay::{Link, Relay, Target};
 use crate::core::time::Now;
@@ -138,13 +138,13 @@ impl Peers {
     pub(super) fn mac_target(&self, mac: Mac, now_ms: u64) -> Target {
         if let Some(v4) = frame::node_of_mac(mac) {
             if let Some(i) = self.by_sender(u32::from(v4)) {
-                return Target::Peer(i);
+                return Target::Peer(self.id_at(i));
             }
         }
-        for (i, p) in self.iter().enumerate() {
+        for p in self.iter() {
             let fresh = |(m, at): &(Mac, u64)| *m == mac && now_ms < at + LEARNED_TTL_MS;
             if p.learned.0.iter().flatten().any(fresh) {
-                return Target::Peer(i);
+                return Target::Peer(p.spec.addrs.peer_id());
             }
         }
         Target::All
@@ -182,7 +182,7 @@ impl Peers {
 
 impl Relay {
     /// Which peer a MAC was learned from, for status and tests.
-    pub fn learned_owner(&self, mac: Mac, now: impl Into<Now>) -> Option<usize> {
+    pub fn learned_owner(&self, mac: Mac, now: impl Into<Now>) -> Option<PeerId> {
         match self.peers.mac_target(mac, now.into().mono_ms) {
             Target::Peer(i) if frame::node_of_mac(mac).is_none() => Some(i),
             _ => None,

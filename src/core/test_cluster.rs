@@ -74,11 +74,13 @@ pub(super) fn node_link(
         max_clock_skew_ms: SKEW,
         inject_rate_limit: rate,
         keepalive_ms: 1000,
+        quorum: false,
         challenge_secret: [me.wrapping_add(start_ms as u8); 32],
     });
-    for i in 0..r.peer_count() {
-        let n: u8 = r.peer_name(i)[1..].parse().expect("name");
-        r.set_endpoint(i, Some(ep(n)));
+    let ids: Vec<PeerId> = r.peers().collect();
+    for id in ids {
+        let n: u8 = r.peer_name(id).expect("peer")[1..].parse().expect("name");
+        r.set_endpoint(id, Some(ep(n)));
     }
     r
 }
@@ -129,7 +131,7 @@ pub(super) fn meet(nodes: &mut [(u8, &mut Relay)], now: u64) -> Vec<(u8, u8, Vec
         for (n, r) in nodes.iter_mut() {
             let mut out = [0u8; 256];
             while let Some((len, p)) = r.poll_hello(now, &mut out) {
-                let to: u8 = r.peer_name(p)[1..].parse().expect("name");
+                let to: u8 = r.peer_name(p).expect("peer")[1..].parse().expect("name");
                 queue.push_back((*n, to, out[..len].to_vec()));
             }
         }
@@ -144,7 +146,7 @@ pub(super) fn meet(nodes: &mut [(u8, &mut Relay)], now: u64) -> Vec<(u8, u8, Vec
             let mut buf = d;
             let mut out = [0u8; 256];
             if let Inbound::Reply { len, peer } = r.from_net(&mut buf, ep(from), now, &mut out) {
-                let back: u8 = r.peer_name(peer)[1..].parse().expect("name");
+                let back: u8 = r.peer_name(peer).expect("peer")[1..].parse().expect("name");
                 queue.push_back((to, back, out[..len].to_vec()));
             }
         }
@@ -159,10 +161,8 @@ pub(super) fn cluster3() -> (Relay, Relay, Relay) {
     (a, b, c)
 }
 
-pub(super) fn peer_index(r: &Relay, name: &str) -> usize {
-    (0..r.peer_count())
-        .find(|i| r.peer_name(*i) == name)
-        .expect("peer")
+pub(super) fn peer_index(r: &Relay, name: &str) -> PeerId {
+    r.peer_by_name(name).expect("peer")
 }
 
 /// Seals `payload` as node `n` in `epoch`, with the cluster key: what

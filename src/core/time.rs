@@ -97,6 +97,9 @@ mod tests {
             assert!(a.peer_reachable(h2, now), "h2 unreachable at step {step}");
         }
         assert_eq!(b.counters().drops.get(DropReason::RateLimited), 0);
-        assert!(a.peer_stats(h2).pings_answered >= 10, "keepalives stopped");
+        assert!(
+            a.peer_stats(h2).expect("peer").pings_answered >= 10,
+            "keepalives stopped"
+        );
     }
 }

@@ -68,14 +68,6 @@ impl Relay {
         self.events.pop()
     }
 
-    /// With `node.quorum`: the carrier follows whether a majority of the
-    /// cluster's relays reach each other, decided in the core and told as
-    /// [`Event::QuorumLost`] / [`Event::QuorumRegained`].
-    pub fn enable_quorum(&mut self) {
-        self.quorum = Some(Quorum::default());
-        self.recheck = true;
-    }
-
     /// Whether this node has quorum; `None` without quorum or before the
     /// first decision.
     pub fn quorum(&self) -> Option<bool> {
@@ -102,6 +94,7 @@ mod tests {
     use super::Timer;
     use crate::core::events::Event;
     use crate::core::peers::{Node, PeerId};
+    use crate::core::quorum::Quorum;
     use crate::core::relay::{Inbound, Relay};
     use crate::core::test_cluster::*;
     use crate::core::vrrp_watch::Alarm;
@@ -119,7 +112,7 @@ mod tests {
     fn exchange(from: &mut Relay, n: u8, to: &mut Relay, m: u8, now: u64) {
         let mut q = [0u8; 256];
         while let Some((len, p)) = from.poll_hello(now, &mut q) {
-            if from.peer_name(p) != format!("h{m}") {
+            if from.peer_name(p).expect("peer") != format!("h{m}") {
                 continue;
             }
             let mut d = q[..len].to_vec();
@@ -144,7 +137,8 @@ mod tests {
         assert_eq!(a.deadline(Timer::Recheck), None);
         assert_eq!(a.poll_timeout(), Some(T0 + 1000));
         // Quorum wants its first decision at once.
-        a.enable_quorum();
+        a.quorum = Some(Quorum::default());
+        a.recheck = true;
         assert_eq!(a.poll_timeout(), Some(0));
         a.handle_timeout(T0);
         assert_eq!(a.poll_timeout(), Some(T0 + 1000));
@@ -175,7 +169,8 @@ mod tests {
     #[test]
     fn reachability_and_quorum_follow_the_keepalives() {
         let (mut a, mut b, mut c) = cluster3();
-        a.enable_quorum();
+        a.quorum = Some(Quorum::default());
+        a.recheck = true;
         drain(&mut a);
         a.handle_timeout(T0);
         assert_eq!(
