@@ -154,8 +154,9 @@ mod tests {
     use crate::core::test_cluster::*;
     use crate::proto::crypto::ClusterKey;
 
-    use crate::proto::packet::{PROTO_IGMP, PROTO_TCP, PROTO_VRRP, testpkt};
+    use crate::proto::packet::{PROTO_IGMP, PROTO_TCP, PROTO_VRRP};
     use crate::proto::wire::Kind;
+    use crate::testing::packets as testpkt;
 
     #[test]
     fn local_side_drops() {

@@ -475,8 +475,9 @@ mod tests {
     use crate::proto::crypto::ClusterKey;
 
     use crate::proto::overlay::link_local;
-    use crate::proto::packet::{PROTO_VRRP, testpkt};
+    use crate::proto::packet::PROTO_VRRP;
     use crate::proto::wire::HEADER_LEN;
+    use crate::testing::packets as testpkt;
 
     #[test]
     fn multicast_goes_to_all_and_arrives_byte_exact() {

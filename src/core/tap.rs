@@ -214,13 +214,14 @@ mod tests {
     use crate::core::relay::*;
     use crate::core::test_cluster::*;
     use crate::proto::crypto::ClusterKey;
-    use crate::proto::frame::testframe::{arp, ethernet};
     use crate::proto::frame::{
         BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, Mac, node_mac,
     };
     use crate::proto::overlay::link_local;
-    use crate::proto::packet::{PROTO_ICMPV6, PROTO_TCP, PROTO_VRRP, testpkt};
+    use crate::proto::packet::{PROTO_ICMPV6, PROTO_TCP, PROTO_VRRP};
     use crate::proto::wire::Kind;
+    use crate::testing::frames::{arp, ethernet};
+    use crate::testing::packets as testpkt;
 
     const CARP_MCAST: Mac = [0x01, 0x00, 0x5e, 0x00, 0x00, 0x12];
 

@@ -7,8 +7,9 @@ use crate::core::allow::{AllowList, Preset};
 use crate::core::counters::DropReason;
 use crate::core::relay::*;
 use crate::proto::crypto::{ClusterKey, KeySchedule};
-use crate::proto::packet::{PROTO_VRRP, testpkt};
+use crate::proto::packet::PROTO_VRRP;
 use crate::proto::wire::{HEADER_LEN, HELLO_LEN, Header, Hello, Kind};
+use crate::testing::packets as testpkt;
 
 pub(super) const KEY: [u8; 32] = [0x42; 32];
 pub(super) const T0: u64 = 1_800_000_000_000; // ms
