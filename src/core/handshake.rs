@@ -122,8 +122,8 @@ impl Relay {
     }
 
     /// The next hello that is due, sealed into `out`: returns its length
-    /// and the peer it goes to. Call after receiving and on a timer
-    /// (a few times a second) until it returns `None`.
+    /// and the peer it goes to. Call after receiving and after
+    /// [`Relay::handle_timeout`], until it returns `None`.
     ///
     /// A hello goes to every peer whose current epoch is not confirmed:
     /// at start, after a peer restarts, and every second until answered;
@@ -169,10 +169,10 @@ impl Relay {
         None
     }
 
-    /// When [`Relay::poll_hello`] next has something to send (our clock,
+    /// When [`Relay::poll_hello`] next has something to send (monotonic
     /// ms): the earliest handshake retry or keepalive; `None` when nothing
-    /// is scheduled (insecure mode, or no peer with an endpoint). Lets the
-    /// caller sleep until then instead of polling.
+    /// is scheduled (insecure mode, or no peer with an endpoint). The
+    /// [`Timer::Hello`](crate::core::relay::Timer::Hello) deadline.
     pub fn next_hello_ms(&self) -> Option<u64> {
         if !self.tx.authenticated() {
             return None;

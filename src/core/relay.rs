@@ -9,7 +9,14 @@
 //!   drops it. The checks run cheapest first (length, version, sender,
 //!   clock, replay window) so that junk costs no crypto; the replay window
 //!   and a peer's epoch only move after authentication.
-//! * [`Relay::poll_hello`] sends the handshake and keepalives.
+//! * [`Relay::poll_hello`] sends the handshake and keepalives;
+//!   [`Relay::poll_timeout`] says when to wake without traffic and
+//!   [`Relay::handle_timeout`] what to do then; [`Relay::poll_event`]
+//!   tells what happened (peers confirmed or unreachable, split brains,
+//!   quorum), since the core neither logs nor touches the interface.
+//!
+//! Time comes in as a [`Now`]: a monotonic part for every timer and a wall
+//! part for the wire only. Peers are named by [`PeerId`], their wire id.
 //!
 //! In tap mode ([`Link::Ethernet`]) the same rules apply to the IP packet
 //! inside each frame, and the frame itself must agree: allowed EtherTypes,
@@ -17,7 +24,8 @@
 //!
 //! The work is done by one module per concern: `peers` (the table),
 //! `session` (seal, open, replay), `handshake` (hellos and keepalives),
-//! `policy` and `tap` (what may be carried), `rate` (the injection budget).
+//! `policy` and `tap` (what may be carried), `rate` (the injection budget),
+//! `timers`, `events`, and the advert watch and quorum.
 
 use std::net::SocketAddr;
 

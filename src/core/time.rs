@@ -20,18 +20,12 @@ impl Now {
     pub fn new(mono_ms: u64, wall_ms: u64) -> Self {
         Now { mono_ms, wall_ms }
     }
-
-    /// `ms` later on both clocks.
-    pub fn plus(self, ms: u64) -> Self {
-        Now {
-            mono_ms: self.mono_ms.saturating_add(ms),
-            wall_ms: self.wall_ms.saturating_add(ms),
-        }
-    }
 }
 
 /// Both clocks at one reading: a simulated cluster (the unit tests, the
-/// in-process tests and benchmarks) whose clocks never disagree.
+/// in-process tests, benchmarks and fuzz targets) whose clocks never
+/// disagree. Not in the binary, so the daemon cannot pass one clock as both.
+#[cfg(any(test, feature = "testing"))]
 impl From<u64> for Now {
     fn from(ms: u64) -> Self {
         Now {
