@@ -223,7 +223,7 @@ impl Relay {
             .iter()
             .filter(|p| p.hs.reachable)
             .filter_map(|p| p.stats.last_answer_ms)
-            .map(|t| t.saturating_add(window) + 1)
+            .map(|t| t.saturating_add(window + 1))
             .min()
     }
 
@@ -231,12 +231,12 @@ impl Relay {
     /// telling each change.
     pub(super) fn update_reachability(&mut self, now_ms: u64) {
         for i in 0..self.peers.len() {
-            let now = self.reachable_at(i, now_ms);
+            let reachable = self.reachable_at(i, now_ms);
             let id = self.peers.id_at(i);
             let hs = &mut self.peers[i].hs;
-            if hs.reachable != now {
-                hs.reachable = now;
-                self.events.push(if now {
+            if hs.reachable != reachable {
+                hs.reachable = reachable;
+                self.events.push(if reachable {
                     Event::PeerReachable { peer: id }
                 } else {
                     Event::PeerUnreachable { peer: id }

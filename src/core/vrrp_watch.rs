@@ -131,7 +131,7 @@ impl Router {
     /// When a raised alarm ends if no other node advertises by then.
     fn clears_at(&self) -> Option<u64> {
         self.split_since
-            .map(|_| self.switches[0].saturating_add(self.window_ms()) + 1)
+            .map(|_| self.switches[0].saturating_add(self.window_ms() + 1))
     }
 }
 
