@@ -119,8 +119,9 @@ pub struct Router {
     pub rival: Option<Node>,
     /// Since when two nodes advertise (our clock, ms).
     pub split_since: Option<u64>,
-    /// When the advertising node last changed, newest first.
-    switches: [u64; SPLIT_SWITCHES],
+    /// When the advertising node last changed, newest first. (`None`, not
+    /// 0, is "not yet": the daemon's monotonic clock starts at 0.)
+    switches: [Option<u64>; SPLIT_SWITCHES],
 }
 
 impl Router {
@@ -128,10 +129,14 @@ impl Router {
         self.interval_ms.max(100) * WINDOW_ADVERTS
     }
 
+    fn last_switch(&self) -> u64 {
+        self.switches[0].unwrap_or(0)
+    }
+
     /// When a raised alarm ends if no other node advertises by then.
     fn clears_at(&self) -> Option<u64> {
         self.split_since
-            .map(|_| self.switches[0].saturating_add(self.window_ms() + 1))
+            .map(|_| self.last_switch().saturating_add(self.window_ms() + 1))
     }
 }
 
@@ -196,7 +201,7 @@ impl Watch {
                     last_ms: now_ms,
                     rival: None,
                     split_since: None,
-                    switches: [0; SPLIT_SWITCHES],
+                    switches: [None; SPLIT_SWITCHES],
                 });
                 return None;
             }
@@ -205,12 +210,13 @@ impl Watch {
         let mut alarm = None;
         if r.master != node {
             r.switches.rotate_right(1);
-            r.switches[0] = now_ms;
+            r.switches[0] = Some(now_ms);
             let window = r.window_ms();
             let turns = r
                 .switches
                 .iter()
-                .filter(|t| **t > 0 && now_ms.saturating_sub(**t) <= window)
+                .flatten()
+                .filter(|t| now_ms.saturating_sub(**t) <= window)
                 .count();
             if turns >= SPLIT_SWITCHES && r.split_since.is_none() {
                 r.split_since = Some(now_ms);
@@ -238,7 +244,7 @@ impl Watch {
     /// one per call: call at [`Watch::next_expiry`] until `None`.
     pub fn tick(&mut self, now_ms: u64) -> Option<Alarm> {
         for r in &mut self.routers {
-            if r.split_since.is_some() && now_ms.saturating_sub(r.switches[0]) > r.window_ms() {
+            if r.split_since.is_some() && now_ms.saturating_sub(r.last_switch()) > r.window_ms() {
                 r.split_since = None;
                 r.rival = None;
                 return Some(Alarm::Cleared(*r));
@@ -352,6 +358,22 @@ mod tests {
         }
         assert!(matches!(w.tick(6100), Some(Alarm::Cleared(_))));
         assert!(w.routers()[0].split_since.is_none());
+    }
+
+    #[test]
+    fn a_turn_at_time_zero_counts() {
+        // The daemon's monotonic clock starts at 0: a turn then is a turn.
+        let mut w = Watch::default();
+        let (h1, h2) = (peer(1), peer(2));
+        assert_eq!(w.observe(h2, &v4(150, 51, 3), 0), None);
+        let mut raised_at = None;
+        for k in 0..8u64 {
+            let node = if k % 2 == 0 { h1 } else { h2 };
+            if w.observe(node, &v4(150, 51, 3), k * 10).is_some() {
+                raised_at = raised_at.or(Some(k * 10));
+            }
+        }
+        assert_eq!(raised_at, Some(70), "eight turns, the first at 0");
     }
 
     #[test]
