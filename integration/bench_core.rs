@@ -16,7 +16,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use mcast_relay::core::relay::{Inbound, Link, Outbound};
 
-use mcast_relay::testing::cluster::{T0, endpoint, meet, node_on};
+use mcast_relay::testing::cluster::{T0, addrs, endpoint, meet, node_on};
 use mcast_relay::testing::packets;
 
 /// An IPv4 packet from node 1's overlay address to the VRRP group,
@@ -67,13 +67,15 @@ fn core(c: &mut Criterion) {
 
     let packet = advert(64);
     let tun = node_on(2, Link::Ip);
+    // Node 2's first peer: node 1.
+    let h1 = addrs(1).peer_id();
     c.bench_function("classify_inbound/ip", |bench| {
-        bench.iter(|| tun.classify_inbound(0, &packet))
+        bench.iter(|| tun.classify_inbound(h1, &packet))
     });
     let f = frame(&packet);
     let tap = node_on(2, Link::Ethernet);
     c.bench_function("classify_inbound/frame", |bench| {
-        bench.iter(|| tap.classify_inbound(0, &f))
+        bench.iter(|| tap.classify_inbound(h1, &f))
     });
 
     let mut a = node_on(1, Link::Ip);

@@ -43,7 +43,7 @@ fn allocations<T>(f: impl FnOnce() -> T) -> (T, u64) {
     (r, ALLOCS.with(Cell::get) - before)
 }
 
-use mcast_relay::testing::cluster::{T0, endpoint as ep, meet, node, node_on};
+use mcast_relay::testing::cluster::{T0, addrs, endpoint as ep, meet, node, node_on};
 use mcast_relay::testing::packets;
 
 /// A VRRPv3 advert from node 1's overlay address.
@@ -152,7 +152,7 @@ fn the_tap_packet_path_does_not_allocate() {
     );
     assert_eq!(
         b.learned_owner([0, 0, 0x5e, 0, 0, 1], T0 + N as u64),
-        Some(0)
+        Some(addrs(1).peer_id())
     );
     eprintln!("no_alloc: {N} tap frames sealed+opened+injected (with MAC learning): 0 allocations");
 }

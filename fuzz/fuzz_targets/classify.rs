@@ -16,7 +16,7 @@ use libfuzzer_sys::fuzz_target;
 
 use mcast_relay::core::allow::DestKind;
 use mcast_relay::core::relay::{Link, Outbound};
-use mcast_relay::core::vrrp_watch::{self, Watch};
+use mcast_relay::core::vrrp_watch::{self, Node, Watch};
 use mcast_relay::proto::frame::{self, Body};
 use mcast_relay::proto::packet;
 
@@ -31,10 +31,11 @@ fuzz_target!(|data: &[u8]| {
             let _ = rules.permits(inner, kind);
         }
     }
-    // Both ways, the daemon shows every packet to the advert watch.
+    // Both ways, the core shows every packet it relays to the advert watch.
     let _ = vrrp_watch::parse(data);
     let mut watch = Watch::default();
-    for (i, node) in [0, 1, 0, 2].into_iter().enumerate() {
+    let (h1, h2) = (Node::Peer(addrs(1).peer_id()), Node::Peer(addrs(2).peer_id()));
+    for (i, node) in [Node::Me, h1, Node::Me, h2].into_iter().enumerate() {
         let _ = watch.observe(node, data, T0 + 10 * i as u64);
     }
     let _ = watch.tick(T0 + 60_000);
@@ -54,10 +55,13 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     // From each peer, as if authenticated.
-    for p in 0..a.peer_count() {
+    for p in a.peers() {
         if a.classify_inbound(p, data).is_ok() {
             let inner = parsed.expect("accepted a packet that does not parse");
-            let n: u8 = a.peer_name(p)[1..].parse().unwrap_or(0);
+            let n: u8 = a
+                .peer_name(p)
+                .and_then(|s| s.get(1..)?.parse().ok())
+                .unwrap_or(0);
             assert!(
                 addrs(n).owns(inner.src),
                 "accepted from h{n} a packet from {}",
@@ -81,9 +85,12 @@ fn tap_mode(data: &[u8]) {
     if let Outbound::Send { .. } = a.from_tun(data, T0, &mut out) {
         speaks_for(1, data, "relayed");
     }
-    for p in 0..a.peer_count() {
+    for p in a.peers() {
         if a.classify_inbound(p, data).is_ok() {
-            let n: u8 = a.peer_name(p)[1..].parse().unwrap_or(0);
+            let n: u8 = a
+                .peer_name(p)
+                .and_then(|s| s.get(1..)?.parse().ok())
+                .unwrap_or(0);
             speaks_for(n, data, "accepted");
         }
     }

@@ -348,7 +348,8 @@ impl fmt::Display for AllowList {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::packet::{PROTO_ICMPV6, parse, testpkt};
+    use crate::proto::packet::{PROTO_ICMPV6, parse};
+    use crate::testing::packets as testpkt;
     use std::net::Ipv4Addr;
 
     const A: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 1);

@@ -5,12 +5,14 @@
 //! advertise, so two nodes taking turns advertising for one VRID are two
 //! masters: a split brain, raised as an alarm until one of them stops.
 //!
-//! Allocation-free per packet: routers live in a vector reserved up front,
-//! nodes are numbers (0 is this node, i + 1 is peer i).
+//! Allocation-free per packet: routers live in a vector reserved up front.
+//! Nodes are named by identity ([`Node`]: this one, or a peer's wire id),
+//! so a reload that reorders or removes peers leaves the watch valid.
 
 use std::net::IpAddr;
 
-use crate::proto::packet::{self, PROTO_VRRP};
+pub use crate::core::peers::Node;
+use crate::proto::packet::{self, Inner, PROTO_VRRP};
 
 /// At most this many virtual routers are tracked.
 pub const MAX_ROUTERS: usize = 256;
@@ -59,6 +61,11 @@ const CARP_LEN: usize = 36;
 /// address count.
 pub fn parse(packet: &[u8]) -> Option<Advert> {
     let inner = packet::parse(packet).ok()?;
+    parse_inner(packet, &inner)
+}
+
+/// [`parse`] of a packet already parsed as `inner`.
+pub fn parse_inner(packet: &[u8], inner: &Inner) -> Option<Advert> {
     if inner.proto != PROTO_VRRP || inner.fragment {
         return None;
     }
@@ -103,22 +110,33 @@ pub struct Router {
     pub family: Family,
     pub vrid: u8,
     pub version: u8,
-    /// The node that advertised last (0: this node, i + 1: peer i).
-    pub master: usize,
+    /// The node that advertised last.
+    pub master: Node,
     pub priority: u8,
     pub interval_ms: u64,
     pub last_ms: u64,
     /// The other node advertising while the alarm is raised.
-    pub rival: Option<usize>,
+    pub rival: Option<Node>,
     /// Since when two nodes advertise (our clock, ms).
     pub split_since: Option<u64>,
-    /// When the advertising node last changed, newest first.
-    switches: [u64; SPLIT_SWITCHES],
+    /// When the advertising node last changed, newest first. (`None`, not
+    /// 0, is "not yet": the daemon's monotonic clock starts at 0.)
+    switches: [Option<u64>; SPLIT_SWITCHES],
 }
 
 impl Router {
     fn window_ms(&self) -> u64 {
         self.interval_ms.max(100) * WINDOW_ADVERTS
+    }
+
+    fn last_switch(&self) -> u64 {
+        self.switches[0].unwrap_or(0)
+    }
+
+    /// When a raised alarm ends if no other node advertises by then.
+    fn clears_at(&self) -> Option<u64> {
+        self.split_since
+            .map(|_| self.last_switch().saturating_add(self.window_ms() + 1))
     }
 }
 
@@ -144,8 +162,24 @@ impl Default for Watch {
 
 impl Watch {
     /// Records `packet` if it is a VRRP advert sent by `node`.
-    pub fn observe(&mut self, node: usize, packet: &[u8], now_ms: u64) -> Option<Alarm> {
+    pub fn observe(&mut self, node: Node, packet: &[u8], now_ms: u64) -> Option<Alarm> {
         let a = parse(packet)?;
+        self.record(node, a, now_ms)
+    }
+
+    /// [`Watch::observe`] of a packet already parsed as `inner`.
+    pub fn observe_inner(
+        &mut self,
+        node: Node,
+        packet: &[u8],
+        inner: &Inner,
+        now_ms: u64,
+    ) -> Option<Alarm> {
+        let a = parse_inner(packet, inner)?;
+        self.record(node, a, now_ms)
+    }
+
+    fn record(&mut self, node: Node, a: Advert, now_ms: u64) -> Option<Alarm> {
         // Priority 0: a master resigning, not one claiming the role.
         if a.priority == 0 {
             return None;
@@ -167,7 +201,7 @@ impl Watch {
                     last_ms: now_ms,
                     rival: None,
                     split_since: None,
-                    switches: [0; SPLIT_SWITCHES],
+                    switches: [None; SPLIT_SWITCHES],
                 });
                 return None;
             }
@@ -176,12 +210,13 @@ impl Watch {
         let mut alarm = None;
         if r.master != node {
             r.switches.rotate_right(1);
-            r.switches[0] = now_ms;
+            r.switches[0] = Some(now_ms);
             let window = r.window_ms();
             let turns = r
                 .switches
                 .iter()
-                .filter(|t| **t > 0 && now_ms.saturating_sub(**t) <= window)
+                .flatten()
+                .filter(|t| now_ms.saturating_sub(**t) <= window)
                 .count();
             if turns >= SPLIT_SWITCHES && r.split_since.is_none() {
                 r.split_since = Some(now_ms);
@@ -199,11 +234,17 @@ impl Watch {
         alarm.map(|()| Alarm::Raised(*r))
     }
 
-    /// Ends alarms whose routers have had one master for a whole window;
-    /// call now and then (each second).
+    /// When [`Watch::tick`] next has an alarm to end: the earliest time a
+    /// raised alarm's window passes with one master.
+    pub fn next_expiry(&self) -> Option<u64> {
+        self.routers.iter().filter_map(Router::clears_at).min()
+    }
+
+    /// Ends alarms whose routers have had one master for a whole window,
+    /// one per call: call at [`Watch::next_expiry`] until `None`.
     pub fn tick(&mut self, now_ms: u64) -> Option<Alarm> {
         for r in &mut self.routers {
-            if r.split_since.is_some() && now_ms.saturating_sub(r.switches[0]) > r.window_ms() {
+            if r.split_since.is_some() && now_ms.saturating_sub(r.last_switch()) > r.window_ms() {
                 r.split_since = None;
                 r.rival = None;
                 return Some(Alarm::Cleared(*r));
@@ -220,6 +261,11 @@ impl Watch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::peers::PeerId;
+
+    fn peer(n: u32) -> Node {
+        Node::Peer(PeerId(n))
+    }
 
     fn v4(priority: u8, vrid: u8, version: u8) -> Vec<u8> {
         let mut p = vec![0x45, 0xc0, 0, 32, 0, 0, 0, 0, 255, PROTO_VRRP, 0, 0];
@@ -268,7 +314,7 @@ mod tests {
     #[test]
     fn takeover_is_not_split_brain_but_taking_turns_is() {
         let mut w = Watch::default();
-        let (h1, h2) = (1, 2);
+        let (h1, h2) = (peer(1), peer(2));
         // h1 masters, then dies; h2 takes over; h1 returns and preempts.
         for t in 0..10 {
             assert_eq!(w.observe(h1, &v4(200, 51, 3), t * 100), None);
@@ -298,13 +344,13 @@ mod tests {
             (1, 200),
             (1, 300),
         ] {
-            assert_eq!(start.observe(n, &v4(100 + n as u8, 51, 3), t), None);
+            assert_eq!(start.observe(peer(n), &v4(100 + n as u8, 51, 3), t), None);
         }
         let Some(Alarm::Raised(r)) = raised else {
             panic!("no alarm for two masters");
         };
         assert_eq!((r.vrid, r.family), (51, Family::V4));
-        assert!(matches!(r.rival, Some(1 | 2)));
+        assert!(matches!(r.rival, Some(x) if x == h1 || x == h2));
         // Healed: only h1 from now on; the alarm clears after a window.
         assert_eq!(w.tick(5000), None);
         for t in 50..60 {
@@ -315,15 +361,31 @@ mod tests {
     }
 
     #[test]
+    fn a_turn_at_time_zero_counts() {
+        // The daemon's monotonic clock starts at 0: a turn then is a turn.
+        let mut w = Watch::default();
+        let (h1, h2) = (peer(1), peer(2));
+        assert_eq!(w.observe(h2, &v4(150, 51, 3), 0), None);
+        let mut raised_at = None;
+        for k in 0..8u64 {
+            let node = if k % 2 == 0 { h1 } else { h2 };
+            if w.observe(node, &v4(150, 51, 3), k * 10).is_some() {
+                raised_at = raised_at.or(Some(k * 10));
+            }
+        }
+        assert_eq!(raised_at, Some(70), "eight turns, the first at 0");
+    }
+
+    #[test]
     fn resignation_and_other_vrids_are_separate() {
         let mut w = Watch::default();
-        w.observe(1, &v4(200, 51, 3), 0);
-        w.observe(2, &v4(0, 51, 3), 10);
-        w.observe(2, &v4(100, 52, 2), 20);
+        w.observe(peer(1), &v4(200, 51, 3), 0);
+        w.observe(peer(2), &v4(0, 51, 3), 10);
+        w.observe(peer(2), &v4(100, 52, 2), 20);
         assert_eq!(w.routers().len(), 2);
         assert_eq!(
             w.routers()[0].master,
-            1,
+            peer(1),
             "priority 0 does not claim the role"
         );
     }

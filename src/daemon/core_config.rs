@@ -66,6 +66,7 @@ pub(super) fn relay_params(
         max_clock_skew_ms,
         inject_rate_limit,
         keepalive_ms,
+        quorum: cfg.node.quorum,
         challenge_secret,
     }
 }

@@ -15,10 +15,9 @@ use tokio::net::UdpSocket;
 
 use crate::config::Config;
 use crate::core::counters::DropReason;
-use crate::core::quorum::Quorum;
-use crate::core::relay::{Inbound, OVERHEAD, Outbound, Relay, Target};
-use crate::core::vrrp_watch::{Alarm, Watch};
-use crate::daemon::clock::now_ms;
+use crate::core::relay::{Event, Inbound, Node, OVERHEAD, Outbound, PeerId, Relay, Target};
+use crate::core::vrrp_watch::Alarm;
+use crate::daemon::clock::Clock;
 use crate::daemon::control::{self, Watchdog};
 use crate::daemon::core_config;
 use crate::daemon::error::Error;
@@ -36,11 +35,9 @@ use crate::underlay;
 const BATCH: usize = 64;
 /// Largest IP packet, in an Ethernet frame in tap mode.
 const MAX_FRAME: usize = 65_535 + frame::HEADER_LEN;
-/// The longest the loop sleeps when nothing is due: how late, at most, the
-/// advert watch clears a split-brain alarm.
-const IDLE_WAKE: Duration = Duration::from_secs(1);
-/// With `node.quorum`: how closely the carrier follows reachability.
-const QUORUM_TICK: Duration = Duration::from_millis(100);
+/// How long the loop sleeps when the core has nothing scheduled (insecure
+/// mode, no peers): a wake-up that finds nothing to do.
+const NOTHING_DUE: Duration = Duration::from_secs(3600);
 
 /// Runs the loop until SIGTERM or SIGINT.
 pub(super) async fn run(ready: Ready) -> Result<(), Error> {
@@ -56,12 +53,13 @@ pub(super) async fn run(ready: Ready) -> Result<(), Error> {
     let (mut resolvers, mut updates) = Resolvers::start(&cfg);
     let mut report =
         tokio::time::interval_at(tokio::time::Instant::now() + REPORT_EVERY, REPORT_EVERY);
-    // Wakes the loop when a hello or keepalive is due (and for the
-    // periodic checks), rather than on a fixed tick: an idle relay sleeps.
+    // Wakes the loop when the core's next deadline comes (a hello or
+    // keepalive, a reachability window's end, a split brain's end), rather
+    // than on a fixed tick: an idle relay sleeps.
     let timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(timer);
     let mut watchdog = Watchdog::ready(notifier);
-    let mut st = State::new(relay, &cfg);
+    let mut st = State::new(relay, &cfg, Clock::since(started));
 
     loop {
         // Only ever brought forward here (a new peer to greet); moved
@@ -77,8 +75,8 @@ pub(super) async fn run(ready: Ready) -> Result<(), Error> {
             // Counters into the log on demand (kill -USR1).
             _ = signals.usr1.recv() => tracing::info!("counters: {}", st.relay.counters()),
             Some((g, name, addr)) = updates.recv() => {
-                if let Some(i) = st.relay.peer_by_name(&name).filter(|_| resolvers.is_current(g)) {
-                    st.relay.set_endpoint(i, Some(addr));
+                if let Some(id) = st.relay.peer_by_name(&name).filter(|_| resolvers.is_current(g)) {
+                    st.relay.set_endpoint(id, Some(addr));
                     st.send_hellos(&io.sock);
                 }
             }
@@ -127,18 +125,15 @@ struct State {
     net_buf: Vec<u8>,
     drops: DropLog,
     sends: SendLog,
-    fanout: Fanout,
+    fanout: Fanout<PeerId>,
     inject_warned: Option<Instant>,
-    /// Who is master of which virtual router, from the adverts relayed.
-    watch: Watch,
-    /// This node's name, for the watch's reports.
+    /// This node's name, for the advert watch's reports.
     me: String,
-    /// With `node.quorum`: the carrier decisions.
-    quorum: Option<Quorum>,
+    clock: Clock,
 }
 
 impl State {
-    fn new(relay: Relay, cfg: &Config) -> State {
+    fn new(relay: Relay, cfg: &Config, clock: Clock) -> State {
         let peer_count = relay.peer_count();
         State {
             relay,
@@ -146,36 +141,28 @@ impl State {
             out_buf: vec![0u8; MAX_FRAME + OVERHEAD],
             net_buf: vec![0u8; MAX_FRAME + OVERHEAD],
             drops: DropLog::new(),
-            sends: SendLog::new(peer_count),
+            sends: SendLog::new(),
             fanout: Fanout::with_capacity(peer_count),
             inject_warned: None,
-            watch: Watch::default(),
             me: cfg.node.name.clone(),
-            quorum: cfg.node.quorum.then(Quorum::default),
+            clock,
         }
     }
 
-    /// The loop's timer fired: hellos and keepalives due, the quorum, and
-    /// the advert watch's deadlines.
+    /// The loop's timer fired: what the core has due (reachability, quorum,
+    /// the advert watch), then the hellos and keepalives due.
     fn on_timer(&mut self, io: &Io) {
+        self.relay.handle_timeout(self.clock.now());
         self.send_hellos(&io.sock);
-        self.check_quorum(io.tun.get_ref());
-        let alarm = self.watch.tick(now_ms());
-        self.log_alarm(alarm);
+        self.on_events(io.tun.get_ref());
     }
 
     fn on_tun_packet(&mut self, n: usize, sock: &UdpSocket) {
-        let now = now_ms();
         match self
             .relay
-            .from_tun(&self.tun_buf[..n], now, &mut self.out_buf)
+            .from_tun(&self.tun_buf[..n], self.clock.now(), &mut self.out_buf)
         {
-            Outbound::Send { len, target } => {
-                let ip = self.relay.ip_packet(&self.tun_buf[..n]);
-                let alarm = self.watch.observe(0, ip, now);
-                self.log_alarm(alarm);
-                self.send(len, target, sock);
-            }
+            Outbound::Send { len, target } => self.send(len, target, sock),
             Outbound::Drop(r) => self.drops.note(r, None),
         }
     }
@@ -183,80 +170,104 @@ impl State {
     fn snapshot(&self, cfg: &Config, started: Instant) -> status::Status {
         status::snapshot(
             &self.relay,
-            &self.watch,
             &status::Context {
                 node: &cfg.node.name,
                 interface: &cfg.interface.name,
                 uptime_s: started.elapsed().as_secs_f64(),
-                now_ms: now_ms(),
-                quorum: self.quorum.as_ref().and_then(Quorum::is_up),
+                now: self.clock.now(),
             },
         )
     }
 
-    /// With `node.quorum`: raises or drops the interface's carrier as the
-    /// majority comes and goes.
-    fn check_quorum(&mut self, tun: &Tun) {
-        let Some(q) = &mut self.quorum else { return };
-        let reachable = self.relay.reachable_peers(now_ms());
-        let Some(c) = q.update(reachable, self.relay.peer_count()) else {
-            return;
-        };
-        if let Err(e) = tun.set_carrier(c.up) {
+    /// Acts on what happened in the core: the log lines, and with
+    /// `node.quorum` the interface's carrier as the majority comes and goes.
+    fn on_events(&mut self, tun: &Tun) {
+        while let Some(e) = self.relay.poll_event() {
+            match e {
+                Event::PeerConfirmed { peer, epoch } => {
+                    tracing::info!(peer = %self.peer_name(peer), epoch, "peer confirmed")
+                }
+                Event::PeerRestarted { peer, old, new } => {
+                    tracing::info!(peer = %self.peer_name(peer), old_epoch = old, new_epoch = new, "peer restarted; new run confirmed")
+                }
+                Event::PeerReachable { peer } => {
+                    tracing::debug!(peer = %self.peer_name(peer), "peer reachable")
+                }
+                Event::PeerUnreachable { peer } => {
+                    tracing::debug!(peer = %self.peer_name(peer), "peer unreachable: no answer to keepalives")
+                }
+                Event::SplitBrain(alarm) => self.log_alarm(alarm),
+                Event::QuorumLost { reachable, cluster } => {
+                    Self::set_carrier(tun, false, reachable, cluster)
+                }
+                Event::QuorumRegained { reachable, cluster } => {
+                    Self::set_carrier(tun, true, reachable, cluster)
+                }
+            }
+        }
+    }
+
+    fn set_carrier(tun: &Tun, up: bool, reachable: usize, cluster: usize) {
+        if let Err(e) = tun.set_carrier(up) {
             tracing::error!("quorum: {e}");
-        } else if c.up {
+        } else if up {
             tracing::info!(
                 "quorum: {} of {} nodes reachable; carrier of {} up",
-                c.reachable,
-                c.cluster,
+                reachable,
+                cluster,
                 tun.name()
             );
         } else {
             tracing::warn!(
                 "quorum lost: {} of {} nodes reachable; carrier of {} down so the failover tool steps down",
-                c.reachable,
-                c.cluster,
+                reachable,
+                cluster,
                 tun.name()
             );
         }
     }
 
-    fn node_name(&self, n: usize) -> String {
+    fn peer_name(&self, peer: PeerId) -> String {
+        status::node_name(&self.relay, &self.me, Node::Peer(peer))
+    }
+
+    fn node_name(&self, n: Node) -> String {
         status::node_name(&self.relay, &self.me, n)
     }
 
-    fn log_alarm(&self, alarm: Option<Alarm>) {
+    fn log_alarm(&self, alarm: Alarm) {
         match alarm {
-            Some(Alarm::Raised(r)) => tracing::warn!(
+            Alarm::Raised(r) => tracing::warn!(
                 vrid = r.vrid,
                 family = r.family.name(),
                 "split brain: two nodes advertise as VRRP master: {} and {}; check the network between them",
                 self.node_name(r.master),
                 r.rival.map_or("?".to_string(), |n| self.node_name(n))
             ),
-            Some(Alarm::Cleared(r)) => tracing::info!(
+            Alarm::Cleared(r) => tracing::info!(
                 vrid = r.vrid,
                 family = r.family.name(),
                 master = %self.node_name(r.master),
                 "split brain over: one master again"
             ),
-            None => {}
         }
     }
 
     /// One sealed datagram, the same bytes to each target peer, in one
     /// system call.
     fn send(&mut self, len: usize, target: Target, sock: &UdpSocket) {
-        let (first, end) = match target {
-            Target::All => (0, self.relay.peer_count()),
-            Target::Peer(i) => (i, i + 1),
-        };
         self.fanout.clear();
-        for i in first..end {
-            match self.relay.endpoint(i) {
-                Some(ep) => self.fanout.push(i, ep),
-                None => self.relay.count_drop(DropReason::PeerUnresolved),
-            }
+        let mut unresolved = 0;
+        let mut add = |id: PeerId| match self.relay.endpoint(id) {
+            Some(ep) => self.fanout.push(id, ep),
+            None => unresolved += 1,
+        };
+        match target {
+            Target::All => self.relay.peers().for_each(&mut add),
+            Target::Peer(id) => add(id),
+        }
+        for _ in 0..unresolved {
+            self.relay.count_drop(DropReason::PeerUnresolved);
         }
         if self.fanout.is_empty() {
             return;
@@ -272,24 +283,19 @@ impl State {
             });
     }
 
-    /// When the loop must next wake without traffic: the next hello or
-    /// keepalive, and at least every [`IDLE_WAKE`] ([`QUORUM_TICK`] with
-    /// `node.quorum`).
+    /// When the loop must next wake without traffic: the core's next
+    /// deadline, exactly.
     fn next_wake(&self) -> tokio::time::Instant {
-        let cap = if self.quorum.is_some() {
-            QUORUM_TICK
-        } else {
-            IDLE_WAKE
-        };
-        let wait = self.relay.next_hello_ms().map_or(cap, |at| {
-            Duration::from_millis(at.saturating_sub(now_ms())).min(cap)
-        });
-        tokio::time::Instant::now() + wait
+        match self.relay.poll_timeout() {
+            Some(at) => tokio::time::Instant::from_std(self.clock.instant(at)),
+            None => tokio::time::Instant::now() + NOTHING_DUE,
+        }
     }
 
     /// Sends every hello the core wants out now.
     fn send_hellos(&mut self, sock: &UdpSocket) {
-        while let Some((len, peer)) = self.relay.poll_hello(now_ms(), &mut self.out_buf) {
+        let now = self.clock.now();
+        while let Some((len, peer)) = self.relay.poll_hello(now, &mut self.out_buf) {
             self.send(len, Target::Peer(peer), sock);
         }
     }
@@ -297,17 +303,14 @@ impl State {
     fn on_datagram(&mut self, n: usize, from: SocketAddr, io: &Io) {
         let tun = io.tun.get_ref();
         let from = underlay::canonical(from);
-        let now = now_ms();
+        let now = self.clock.now();
         match self
             .relay
             .from_net(&mut self.net_buf[..n], from, now, &mut self.out_buf)
         {
             Inbound::Reply { len, peer } => self.send(len, Target::Peer(peer), &io.sock),
             Inbound::Handled => {}
-            Inbound::Inject { start, len, peer } => {
-                let ip = self.relay.ip_packet(&self.net_buf[start..start + len]);
-                let alarm = self.watch.observe(peer + 1, ip, now);
-                self.log_alarm(alarm);
+            Inbound::Inject { start, len, .. } => {
                 if let Err(e) = tun.write(&self.net_buf[start..start + len]) {
                     self.relay.count_drop(DropReason::InjectFailed);
                     let now = Instant::now();
@@ -340,6 +343,7 @@ impl State {
                 Err(_would_block) => break,
             }
         }
+        self.on_events(io.tun.get_ref());
         Ok(())
     }
 
@@ -357,6 +361,7 @@ impl State {
             }
         }
         self.send_hellos(&io.sock);
+        self.on_events(io.tun.get_ref());
     }
 }
 
@@ -365,8 +370,6 @@ impl State {
 fn on_sighup(cfg: &mut Config, st: &mut State, resolvers: &mut Resolvers, sock: &UdpSocket) {
     if let Some(new) = apply_reload(cfg, st) {
         resolvers.restart(&new);
-        // Node numbers in the watch may name other peers now.
-        st.watch = Watch::default();
         *cfg = new;
         st.send_hellos(sock);
     }
@@ -419,10 +422,9 @@ fn apply_reload(cfg: &Config, st: &mut State) -> Option<Config> {
     }
     let endpoints = kept_endpoints(cfg, &new, &st.relay);
     st.relay.reconfigure(core_config::reload(&new));
-    for (i, ep) in endpoints.into_iter().enumerate() {
-        st.relay.set_endpoint(i, ep);
+    for (p, ep) in new.peers.iter().zip(endpoints) {
+        st.relay.set_endpoint(PeerId::from(p.address), ep);
     }
-    st.sends = SendLog::new(st.relay.peer_count());
     let list = |v: &[String]| {
         if v.is_empty() {
             "none".to_string()

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::core::counters::{DropCounters, DropReason};
-use crate::core::relay::Relay;
+use crate::core::relay::{PeerId, Relay};
 
 /// How often drop counts are summarised in the log.
 pub(super) const REPORT_EVERY: Duration = Duration::from_secs(60);
@@ -62,26 +62,28 @@ impl DropLog {
 }
 
 /// Per-peer send failures, warned about at most once a window each.
+/// Keyed by peer id, so a reload that reorders the peers keeps it valid.
 pub(super) struct SendLog {
-    last_warn: Vec<Option<Instant>>,
+    last_warn: Vec<(PeerId, Instant)>,
 }
 
 impl SendLog {
-    /// No warning yet for any of `peers` peers; also after a reload, as
-    /// the peers' positions may have changed.
-    pub(super) fn new(peers: usize) -> Self {
+    pub(super) fn new() -> Self {
         SendLog {
-            last_warn: vec![None; peers],
+            last_warn: Vec::new(),
         }
     }
 
-    pub(super) fn failed(&mut self, relay: &Relay, peer: usize, to: SocketAddr, e: &io::Error) {
+    pub(super) fn failed(&mut self, relay: &Relay, peer: PeerId, to: SocketAddr, e: &io::Error) {
         let now = Instant::now();
-        let slot = &mut self.last_warn[peer];
-        if slot.is_some_and(|t| now.duration_since(t) < REPORT_EVERY) {
-            return;
+        match self.last_warn.iter_mut().find(|(p, _)| *p == peer) {
+            Some((_, t)) if now.duration_since(*t) < REPORT_EVERY => return,
+            Some((_, t)) => *t = now,
+            None => self.last_warn.push((peer, now)),
         }
-        *slot = Some(now);
-        tracing::warn!(peer = %relay.peer_name(peer), endpoint = %to, error = %e, "cannot send to peer; other peers are unaffected");
+        let name = relay
+            .peer_name(peer)
+            .map_or_else(|| peer.to_string(), str::to_string);
+        tracing::warn!(peer = %name, endpoint = %to, error = %e, "cannot send to peer; other peers are unaffected");
     }
 }

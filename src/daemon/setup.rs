@@ -9,7 +9,7 @@ use tokio::net::UdpSocket;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::config::{Config, Endpoint, InterfaceConfig, Mode, NodeConfig};
-use crate::core::relay::{Relay, Security};
+use crate::core::relay::{PeerId, Relay, Security};
 use crate::daemon::clock::now_ns;
 use crate::daemon::control::Control;
 use crate::daemon::core_config;
@@ -203,8 +203,8 @@ fn build_core(
         now_ns(),
         challenge_secret,
     ));
-    for (i, ep) in endpoints.iter().enumerate() {
-        relay.set_endpoint(i, *ep);
+    for (p, ep) in cfg.peers.iter().zip(endpoints) {
+        relay.set_endpoint(PeerId::from(p.address), *ep);
     }
     Ok(relay)
 }
@@ -220,9 +220,10 @@ fn install_signals() -> Result<Signals, Error> {
 }
 
 fn log_ready(cfg: &Config, relay: &Relay, mtu: u32) {
-    let unresolved: Vec<&str> = (0..relay.peer_count())
-        .filter(|i| relay.endpoint(*i).is_none())
-        .map(|i| relay.peer_name(i))
+    let unresolved: Vec<&str> = relay
+        .peers()
+        .filter(|id| relay.endpoint(*id).is_none())
+        .filter_map(|id| relay.peer_name(id))
         .collect();
     tracing::info!(
         node = %cfg.node.name,

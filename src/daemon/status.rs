@@ -9,8 +9,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::core::counters::DropReason;
-use crate::core::relay::Relay;
-use crate::core::vrrp_watch::Watch;
+use crate::core::relay::{Node, Now, Relay};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Status {
@@ -69,36 +68,37 @@ pub struct CounterStatus {
     pub drops: BTreeMap<String, u64>,
 }
 
-/// Everything the snapshot needs besides the core and the watch.
+/// Everything the snapshot needs besides the core.
 pub struct Context<'a> {
     pub node: &'a str,
     pub interface: &'a str,
     pub uptime_s: f64,
-    pub now_ms: u64,
-    /// With `node.quorum`: the current decision.
-    pub quorum: Option<bool>,
+    /// The core's clocks: the ages shown are on the monotonic one.
+    pub now: Now,
 }
 
 fn secs_since(now_ms: u64, then_ms: u64) -> f64 {
     now_ms.saturating_sub(then_ms) as f64 / 1000.0
 }
 
-/// The name of node number `n` as the advert watch counts them: 0 is
-/// this node (`me`), i + 1 is peer i.
-pub fn node_name(relay: &Relay, me: &str, n: usize) -> String {
+/// The name of node `n` as the advert watch names them: this node is
+/// `me`; a peer no longer configured is shown by its address.
+pub fn node_name(relay: &Relay, me: &str, n: Node) -> String {
     match n {
-        0 => me.to_string(),
-        i if i <= relay.peer_count() => relay.peer_name(i - 1).to_string(),
-        _ => format!("node #{n}"),
+        Node::Me => me.to_string(),
+        Node::Peer(id) => relay
+            .peer_name(id)
+            .map_or_else(|| format!("node {id}"), str::to_string),
     }
 }
 
 /// The relay as it is now.
-pub fn snapshot(relay: &Relay, watch: &Watch, cx: &Context) -> Status {
-    let now = cx.now_ms;
-    let peers: Vec<PeerStatus> = (0..relay.peer_count())
-        .map(|i| {
-            let s = relay.peer_stats(i);
+pub fn snapshot(relay: &Relay, cx: &Context) -> Status {
+    let now = cx.now.mono_ms;
+    let peers: Vec<PeerStatus> = relay
+        .peers()
+        .filter_map(|id| Some((id, relay.peer_name(id)?, relay.peer_stats(id)?)))
+        .map(|(id, name, s)| {
             let count = u32::from(s.recent_count);
             let loss_pct = (count > 0).then(|| {
                 let window = if count >= 16 {
@@ -113,10 +113,10 @@ pub fn snapshot(relay: &Relay, watch: &Watch, cx: &Context) -> Status {
                 100.0 * f64::from(asked - answered.min(asked)) / f64::from(asked.max(1))
             });
             PeerStatus {
-                name: relay.peer_name(i).to_string(),
-                endpoint: relay.endpoint(i).map(|e| e.to_string()),
+                name: name.to_string(),
+                endpoint: relay.endpoint(id).map(|e| e.to_string()),
                 confirmed: s.epoch.is_some(),
-                reachable: relay.peer_reachable(i, now),
+                reachable: relay.peer_reachable(id, cx.now),
                 rtt_ms: s.rtt_ms,
                 loss_pct,
                 last_heard_s: s.last_heard_ms.map(|t| secs_since(now, t)),
@@ -128,8 +128,8 @@ pub fn snapshot(relay: &Relay, watch: &Watch, cx: &Context) -> Status {
             }
         })
         .collect();
-    let name_of = |n: usize| node_name(relay, cx.node, n);
-    let routers: Vec<RouterStatus> = watch
+    let name_of = |n: Node| node_name(relay, cx.node, n);
+    let routers: Vec<RouterStatus> = relay
         .routers()
         .iter()
         .map(|r| RouterStatus {
@@ -166,10 +166,10 @@ pub fn snapshot(relay: &Relay, watch: &Watch, cx: &Context) -> Status {
             .filter(|p| p.confirmed && !p.reachable)
             .map(|p| format!("peer {} does not answer keepalives", p.name)),
     );
-    if cx.quorum == Some(false) {
+    if relay.quorum() == Some(false) {
         alarms.push(format!(
             "no quorum: {} of {} nodes reachable; the carrier of {} is down so the failover tool steps down",
-            relay.reachable_peers(now) + 1,
+            relay.reachable_peers(cx.now) + 1,
             relay.peer_count() + 1,
             cx.interface
         ));
@@ -193,7 +193,7 @@ pub fn snapshot(relay: &Relay, watch: &Watch, cx: &Context) -> Status {
                 .map(|r| (r.name().to_string(), c.drops.get(*r)))
                 .collect(),
         },
-        quorum: cx.quorum,
+        quorum: relay.quorum(),
     }
 }
 

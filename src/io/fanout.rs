@@ -11,14 +11,16 @@ use std::os::fd::RawFd;
 
 use socket2::SockAddr;
 
-pub struct Fanout {
-    peers: Vec<(usize, SocketAddr)>,
+/// The targets of one datagram, each named by the caller's `P` (a peer
+/// id) so outcomes can be told per peer.
+pub struct Fanout<P> {
+    peers: Vec<(P, SocketAddr)>,
     addrs: Vec<SockAddr>,
     msgs: Vec<libc::mmsghdr>,
 }
 
-impl Fanout {
-    pub fn with_capacity(peers: usize) -> Fanout {
+impl<P: Copy> Fanout<P> {
+    pub fn with_capacity(peers: usize) -> Fanout<P> {
         Fanout {
             peers: Vec::with_capacity(peers),
             addrs: Vec::with_capacity(peers),
@@ -33,7 +35,7 @@ impl Fanout {
     }
 
     /// Adds peer `peer`, reachable at `to`, to the targets.
-    pub fn push(&mut self, peer: usize, to: SocketAddr) {
+    pub fn push(&mut self, peer: P, to: SocketAddr) {
         self.peers.push((peer, to));
         self.addrs.push(SockAddr::from(to));
     }
@@ -50,7 +52,7 @@ impl Fanout {
         &mut self,
         fd: RawFd,
         bytes: &[u8],
-        mut done: impl FnMut(usize, SocketAddr, io::Result<()>),
+        mut done: impl FnMut(P, SocketAddr, io::Result<()>),
     ) {
         let mut iov = libc::iovec {
             iov_base: bytes.as_ptr() as *mut libc::c_void,

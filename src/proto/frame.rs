@@ -179,11 +179,6 @@ pub fn is_neighbour_discovery(ip: &[u8], inner: &Inner) -> bool {
         && matches!(ip.get(inner.payload), Some(135 | 136))
 }
 
-/// The test frame builders at the path core/'s unit tests import them
-/// from, until they import `crate::testing::frames` themselves.
-#[cfg(test)]
-pub use crate::testing::frames as testframe;
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,64 @@
+//! What happened in the core that its caller acts on or logs: a peer's run
+//! confirmed, a peer reachable or not, a split brain raised or cleared,
+//! quorum lost or regained. The core has no logger and no interface to
+//! set a carrier on; it queues these and the caller drains them with
+//! [`Relay::poll_event`](crate::core::relay::Relay::poll_event).
+
+use std::collections::VecDeque;
+
+use crate::core::peers::PeerId;
+use crate::core::vrrp_watch::Alarm;
+
+/// One thing that happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The handshake confirmed a peer's run; the first since we started.
+    PeerConfirmed { peer: PeerId, epoch: u64 },
+    /// The handshake confirmed a new run of a peer: it restarted.
+    PeerRestarted { peer: PeerId, old: u64, new: u64 },
+    /// A peer answered a keepalive after not answering (or for the first
+    /// time).
+    PeerReachable { peer: PeerId },
+    /// A peer has answered no keepalive for the reachability window.
+    PeerUnreachable { peer: PeerId },
+    /// Two nodes advertise as master of one virtual router, or no longer.
+    SplitBrain(Alarm),
+    /// With quorum: fewer than a majority of the cluster's relays
+    /// (`reachable` of `cluster`, this one included) reach each other.
+    QuorumLost { reachable: usize, cluster: usize },
+    /// With quorum: a majority again; also the first decision when it is
+    /// one.
+    QuorumRegained { reachable: usize, cluster: usize },
+}
+
+/// Events not yet drained: at most this many are held, so a caller that
+/// never drains them costs bounded memory and no allocation after start.
+const HELD: usize = 64;
+
+/// The queue, reserved up front.
+pub(super) struct Events {
+    queue: VecDeque<Event>,
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Events {
+            queue: VecDeque::with_capacity(HELD),
+        }
+    }
+}
+
+impl Events {
+    /// Queues `e`; when full the oldest goes, since the newest says more
+    /// about the state now.
+    pub(super) fn push(&mut self, e: Event) {
+        if self.queue.len() == HELD {
+            self.queue.pop_front();
+        }
+        self.queue.push_back(e);
+    }
+
+    pub(super) fn pop(&mut self) -> Option<Event> {
+        self.queue.pop_front()
+    }
+}

@@ -1,0 +1,261 @@
+//! The peer table: who the configured peers are, what the core keeps per
+//! peer, and how a datagram's wire sender id or a packet's destination
+//! address finds its peer. Each concern's per-peer state lives in its own
+//! module (session, handshake, rate, tap); this one only holds them.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use crate::core::handshake::HandshakeState;
+use crate::core::rate::Bucket;
+use crate::core::session::RxState;
+use crate::core::tap::Learned;
+use crate::proto::frame::{self, Mac};
+use crate::proto::overlay::link_local;
+
+/// A node's overlay addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeAddrs {
+    pub v4: Ipv4Addr,
+    pub v6: Option<Ipv6Addr>,
+}
+
+impl NodeAddrs {
+    pub fn link_local(&self) -> Ipv6Addr {
+        link_local(self.v4)
+    }
+
+    /// The node's MAC address in tap mode.
+    pub fn mac(&self) -> Mac {
+        frame::node_mac(self.v4)
+    }
+
+    /// Is `ip` one of this node's overlay addresses (IPv4, IPv6 or the
+    /// derived link-local)?
+    pub fn owns(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(a) => a == self.v4,
+            IpAddr::V6(a) => Some(a) == self.v6 || a == self.link_local(),
+        }
+    }
+
+    /// The sender id on the wire: the overlay IPv4 address.
+    pub fn id(&self) -> u32 {
+        u32::from(self.v4)
+    }
+
+    /// The node as a peer of another.
+    pub fn peer_id(&self) -> PeerId {
+        PeerId(self.id())
+    }
+}
+
+/// A peer, by the sender id it puts on the wire: its overlay IPv4
+/// address. Unique in a cluster and the same across reloads and
+/// restarts, unlike a position in the configuration's peer list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PeerId(pub u32);
+
+impl PeerId {
+    /// The overlay IPv4 address the id stands for.
+    pub fn v4(self) -> Ipv4Addr {
+        Ipv4Addr::from(self.0)
+    }
+}
+
+impl From<Ipv4Addr> for PeerId {
+    fn from(v4: Ipv4Addr) -> Self {
+        PeerId(u32::from(v4))
+    }
+}
+
+impl std::fmt::Display for PeerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.v4().fmt(f)
+    }
+}
+
+/// A node of the cluster: this one or a peer. Names the senders of the
+/// adverts the watch sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Node {
+    Me,
+    Peer(PeerId),
+}
+
+/// A configured peer as the core sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerSpec {
+    pub name: String,
+    pub addrs: NodeAddrs,
+}
+
+/// What a peer sent us most recently, per peer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerStats {
+    pub injected: u64,
+    pub injected_bytes: u64,
+    /// Datagrams (and their bytes) handed to the kernel for this peer.
+    pub sent: u64,
+    pub sent_bytes: u64,
+    /// Handshake questions and keepalives sent, and those answered.
+    pub pings_sent: u64,
+    pub pings_answered: u64,
+    /// The last 16 pings, newest in bit 0: 1 = answered.
+    pub recent_answered: u16,
+    /// How many of those 16 bits are real pings.
+    pub recent_count: u8,
+    /// Round trip of the last answered ping, ms.
+    pub rtt_ms: Option<u64>,
+    /// Our clock (ms) when the last answer arrived.
+    pub last_answer_ms: Option<u64>,
+    /// Our clock (ms) when its last authenticated datagram arrived.
+    pub last_heard_ms: Option<u64>,
+    /// Its current epoch, once confirmed.
+    pub epoch: Option<u64>,
+    pub rate_limited: u64,
+}
+
+/// Everything the core keeps about one peer.
+pub(super) struct Peer {
+    pub(super) spec: PeerSpec,
+    pub(super) endpoint: Option<SocketAddr>,
+    /// Its streams towards us: confirmed epoch, key, replay window.
+    pub(super) rx: RxState,
+    /// Our questions and keepalives to it, and our answers.
+    pub(super) hs: HandshakeState,
+    pub(super) bucket: Bucket,
+    pub(super) stats: PeerStats,
+    /// Tap mode: MACs it sent from other than its own.
+    pub(super) learned: Learned,
+}
+
+impl Peer {
+    fn new(spec: PeerSpec, inject_rate_limit: u32) -> Peer {
+        Peer {
+            spec,
+            endpoint: None,
+            rx: RxState::default(),
+            hs: HandshakeState::new(),
+            bucket: Bucket::full(inject_rate_limit),
+            stats: PeerStats::default(),
+            learned: Learned::default(),
+        }
+    }
+}
+
+/// The configured peers in configuration order, with an index by wire
+/// sender id so that a datagram finds its peer by binary search.
+pub(super) struct Peers {
+    list: Vec<Peer>,
+    /// (sender id, peer index), sorted by id.
+    by_id: Vec<(u32, usize)>,
+}
+
+impl Peers {
+    pub(super) fn new(specs: Vec<PeerSpec>, inject_rate_limit: u32) -> Peers {
+        let list = specs
+            .into_iter()
+            .map(|spec| Peer::new(spec, inject_rate_limit))
+            .collect();
+        Peers::indexed(list)
+    }
+
+    fn indexed(list: Vec<Peer>) -> Peers {
+        let mut by_id: Vec<(u32, usize)> = list
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.spec.addrs.id(), i))
+            .collect();
+        by_id.sort_unstable();
+        Peers { list, by_id }
+    }
+
+    /// The table for a reloaded peer list. A peer whose name and overlay
+    /// addresses are unchanged keeps everything: its endpoint, confirmed
+    /// epoch, replay window and rate-limit bucket, so not one of its
+    /// packets is lost. Other peers start afresh.
+    pub(super) fn reconfigured(self, specs: Vec<PeerSpec>, inject_rate_limit: u32) -> Peers {
+        let mut old: Vec<Option<Peer>> = self.list.into_iter().map(Some).collect();
+        let list = specs
+            .into_iter()
+            .map(|spec| {
+                let kept = old
+                    .iter_mut()
+                    .find(|p| p.as_ref().is_some_and(|p| p.spec == spec))
+                    .and_then(Option::take);
+                kept.unwrap_or_else(|| Peer::new(spec, inject_rate_limit))
+            })
+            .collect();
+        Peers::indexed(list)
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub(super) fn iter(&self) -> std::slice::Iter<'_, Peer> {
+        self.list.iter()
+    }
+
+    pub(super) fn iter_mut(&mut self) -> std::slice::IterMut<'_, Peer> {
+        self.list.iter_mut()
+    }
+
+    /// The peer whose wire sender id is `sender`.
+    pub(super) fn by_sender(&self, sender: u32) -> Option<usize> {
+        self.by_id
+            .binary_search_by_key(&sender, |(id, _)| *id)
+            .ok()
+            .map(|pos| self.by_id[pos].1)
+    }
+
+    /// Position `i`'s id.
+    pub(super) fn id_at(&self, i: usize) -> PeerId {
+        self.list[i].spec.addrs.peer_id()
+    }
+
+    /// The position of peer `id` in the table, if it is configured.
+    pub(super) fn index_of(&self, id: PeerId) -> Option<usize> {
+        self.by_sender(id.0)
+    }
+
+    /// Peer `id`, if it is configured.
+    pub(super) fn get(&self, id: PeerId) -> Option<&Peer> {
+        self.index_of(id).map(|i| &self.list[i])
+    }
+
+    pub(super) fn get_mut(&mut self, id: PeerId) -> Option<&mut Peer> {
+        self.index_of(id).map(|i| &mut self.list[i])
+    }
+
+    /// The ids in configuration order.
+    pub(super) fn ids(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.list.iter().map(|p| p.spec.addrs.peer_id())
+    }
+
+    /// The peer that owns overlay address `ip`.
+    pub(super) fn owner_of(&self, ip: IpAddr) -> Option<usize> {
+        self.list.iter().position(|p| p.spec.addrs.owns(ip))
+    }
+
+    pub(super) fn by_name(&self, name: &str) -> Option<PeerId> {
+        self.list
+            .iter()
+            .find(|p| p.spec.name == name)
+            .map(|p| p.spec.addrs.peer_id())
+    }
+}
+
+impl std::ops::Index<usize> for Peers {
+    type Output = Peer;
+
+    fn index(&self, i: usize) -> &Peer {
+        &self.list[i]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Peers {
+    fn index_mut(&mut self, i: usize) -> &mut Peer {
+        &mut self.list[i]
+    }
+}

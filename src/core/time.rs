@@ -1,0 +1,99 @@
+//! The time as the core is told it: two clocks, because they answer
+//! different questions. The monotonic part (ms since the caller started
+//! counting, never stepping back) drives every timer, rate limit, window,
+//! round trip and age; the wall part (ms since the Unix epoch) goes only on
+//! the wire, where a peer compares it with its own clock, and bounds the
+//! epochs a live run can have. A wall clock stepped back then cannot stall
+//! a token bucket or a keepalive.
+
+/// One instant on both clocks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Now {
+    /// Monotonic ms (`std::time::Instant` since the relay started, in the
+    /// daemon).
+    pub mono_ms: u64,
+    /// Wall-clock ms since the Unix epoch.
+    pub wall_ms: u64,
+}
+
+impl Now {
+    pub fn new(mono_ms: u64, wall_ms: u64) -> Self {
+        Now { mono_ms, wall_ms }
+    }
+}
+
+/// Both clocks at one reading: a simulated cluster (the unit tests, the
+/// in-process tests, benchmarks and fuzz targets) whose clocks never
+/// disagree. Not in the binary, so the daemon cannot pass one clock as both.
+#[cfg(any(test, feature = "testing"))]
+impl From<u64> for Now {
+    fn from(ms: u64) -> Self {
+        Now {
+            mono_ms: ms,
+            wall_ms: ms,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Now;
+    use crate::core::counters::DropReason;
+    use crate::core::relay::{Inbound, Outbound, Relay, Security};
+    use crate::core::test_cluster::*;
+    use crate::proto::crypto::ClusterKey;
+
+    /// Sends `from`'s due hellos to `to` and brings the answers back.
+    fn keepalives(from: &mut Relay, n: u8, to: &mut Relay, m: u8, now: Now) {
+        let mut q = [0u8; 256];
+        while let Some((len, _)) = from.poll_hello(now, &mut q) {
+            let mut d = q[..len].to_vec();
+            let mut r = [0u8; 256];
+            if let Inbound::Reply { len, .. } = to.from_net(&mut d, ep(n), now, &mut r) {
+                let mut back = r[..len].to_vec();
+                let _ = from.from_net(&mut back, ep(m), now, &mut q);
+            }
+        }
+    }
+
+    /// The review's finding: the host's wall clock stepped back by 1000 s
+    /// (on every node, so the clocks still agree) while time goes on.
+    /// Injection and keepalives run on the monotonic clock and carry on;
+    /// with one wall clock for everything the token bucket stayed empty
+    /// until the clock caught up (heartbeats dropped as `rate_limited`)
+    /// and no keepalive was due for 1000 s (the peer unreachable).
+    #[test]
+    fn a_wall_clock_stepped_back_stalls_neither_injection_nor_keepalives() {
+        let key = || Security::Authenticated(ClusterKey::from_bytes(KEY));
+        let mut a = node_full(1, 2, T0, key(), 10);
+        let mut b = node_full(2, 2, T0, key(), 10);
+        meet(&mut [(1, &mut a), (2, &mut b)], T0);
+        let h2 = peer_index(&a, "h2");
+        let mut out = [0u8; 2048];
+        // Ten heartbeats a second, exactly the rate allowed: 5 s with the
+        // clocks together, then 10 s with the wall clock 1000 s behind.
+        for step in 1..=150u64 {
+            let mono = T0 + step * 100;
+            let wall = if step <= 50 { mono } else { mono - 1_000_000 };
+            let now = Now::new(mono, wall);
+            let Outbound::Send { len, .. } = a.from_tun(&vrrp_from(1), now, &mut out) else {
+                panic!("not sent");
+            };
+            let mut d = out[..len].to_vec();
+            let mut reply = [0u8; 256];
+            match b.from_net(&mut d, ep(1), now, &mut reply) {
+                Inbound::Inject { .. } => {}
+                other => panic!("heartbeat {step} not injected: {other:?}"),
+            }
+            // Keepalives both ways, answered at once.
+            keepalives(&mut a, 1, &mut b, 2, now);
+            keepalives(&mut b, 2, &mut a, 1, now);
+            assert!(a.peer_reachable(h2, now), "h2 unreachable at step {step}");
+        }
+        assert_eq!(b.counters().drops.get(DropReason::RateLimited), 0);
+        assert!(
+            a.peer_stats(h2).expect("peer").pings_answered >= 10,
+            "keepalives stopped"
+        );
+    }
+}
