@@ -4,6 +4,8 @@
 //! An allow list that permits nothing is refused here, since a relay that
 //! relays nothing is always a mistake in the file.
 
+use std::ops::Range;
+
 use toml::Spanned;
 
 use crate::config::error::{ConfigError, Ctx};
@@ -50,75 +52,95 @@ pub(super) fn validate_allow(
     Ok(AllowList::new(rules))
 }
 
-pub(super) fn validate_rule(ctx: &Ctx, raw: RawRule, n: usize) -> Result<Rule, ConfigError> {
+/// The `n`th `[[allow.rule]]` (1-based, for its label).
+fn validate_rule(ctx: &Ctx, raw: RawRule, n: usize) -> Result<Rule, ConfigError> {
     let ps = raw.protocol.span();
-    let proto = match raw.protocol.into_inner() {
-        RawScalar::Text(s) => parse_protocol(&s),
-        RawScalar::Int(i) => {
-            u8::try_from(i).map_err(|_| format!("protocol number {i} is out of range 0-255"))
-        }
-    }
-    .map_err(|m| ctx.err(ps.clone(), "allow.rule.protocol", m))?;
+    let proto = protocol(ctx, raw.protocol)?;
     let mut ports = Vec::new();
     for p in &raw.ports {
-        if proto != PROTO_UDP && proto != PROTO_TCP {
-            return Err(ctx.err(
-                p.span(),
-                "allow.rule.ports",
-                "ports only apply to protocol \"udp\" or \"tcp\"",
-            ));
-        }
-        let bad = |v: &str| {
-            ctx.err(
-                p.span(),
-                "allow.rule.ports",
-                format!("`{v}` is not a port; expected a number 1-65535 or a range \"5404-5405\""),
-            )
-        };
-        let port = |s: &str| s.trim().parse::<u16>().ok().filter(|p| *p > 0);
-        let range = match p.get_ref() {
-            RawScalar::Int(i) => {
-                let v = u16::try_from(*i)
-                    .ok()
-                    .filter(|p| *p > 0)
-                    .ok_or_else(|| bad(&i.to_string()))?;
-                (v, v)
-            }
-            RawScalar::Text(s) => match s.split_once('-') {
-                Some((lo, hi)) => match (port(lo), port(hi)) {
-                    (Some(lo), Some(hi)) if lo <= hi => (lo, hi),
-                    _ => return Err(bad(s)),
-                },
-                None => {
-                    let v = port(s).ok_or_else(|| bad(s))?;
-                    (v, v)
-                }
-            },
-        };
-        ports.push(range);
+        ports.push(port_range(ctx, p, proto)?);
     }
-    let dests = match &raw.destinations {
-        None => Destinations::all(),
-        Some(list) => {
-            let mut d = Destinations::default();
-            for e in list {
-                d.add(e.get_ref())
-                    .map_err(|m| ctx.err(e.span(), "allow.rule.destinations", m))?;
-            }
-            if list.is_empty() {
-                return Err(ctx.err(
-                    ps,
-                    "allow.rule.destinations",
-                    "is empty, so the rule allows nothing; leave it out to allow every destination",
-                ));
-            }
-            d
-        }
-    };
+    let dests = destinations(ctx, &raw.destinations, ps)?;
     Ok(Rule {
         label: format!("rule {n}"),
         proto,
         ports,
         dests,
     })
+}
+
+/// A protocol by name or number.
+fn protocol(ctx: &Ctx, raw: Spanned<RawScalar>) -> Result<u8, ConfigError> {
+    let ps = raw.span();
+    match raw.into_inner() {
+        RawScalar::Text(s) => parse_protocol(&s),
+        RawScalar::Int(i) => {
+            u8::try_from(i).map_err(|_| format!("protocol number {i} is out of range 0-255"))
+        }
+    }
+    .map_err(|m| ctx.err(ps, "allow.rule.protocol", m))
+}
+
+/// One entry of `ports`: a port or a "lo-hi" range, only for UDP and TCP.
+fn port_range(ctx: &Ctx, p: &Spanned<RawScalar>, proto: u8) -> Result<(u16, u16), ConfigError> {
+    if proto != PROTO_UDP && proto != PROTO_TCP {
+        return Err(ctx.err(
+            p.span(),
+            "allow.rule.ports",
+            "ports only apply to protocol \"udp\" or \"tcp\"",
+        ));
+    }
+    let bad = |v: &str| {
+        ctx.err(
+            p.span(),
+            "allow.rule.ports",
+            format!("`{v}` is not a port; expected a number 1-65535 or a range \"5404-5405\""),
+        )
+    };
+    let port = |s: &str| s.trim().parse::<u16>().ok().filter(|p| *p > 0);
+    let range = match p.get_ref() {
+        RawScalar::Int(i) => {
+            let v = u16::try_from(*i)
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| bad(&i.to_string()))?;
+            (v, v)
+        }
+        RawScalar::Text(s) => match s.split_once('-') {
+            Some((lo, hi)) => match (port(lo), port(hi)) {
+                (Some(lo), Some(hi)) if lo <= hi => (lo, hi),
+                _ => return Err(bad(s)),
+            },
+            None => {
+                let v = port(s).ok_or_else(|| bad(s))?;
+                (v, v)
+            }
+        },
+    };
+    Ok(range)
+}
+
+/// `destinations`, every one when left out. An empty list is refused at
+/// the rule's `protocol` (`ps`): the list itself carries no span.
+fn destinations(
+    ctx: &Ctx,
+    raw: &Option<Vec<Spanned<String>>>,
+    ps: Range<usize>,
+) -> Result<Destinations, ConfigError> {
+    let Some(list) = raw else {
+        return Ok(Destinations::all());
+    };
+    let mut d = Destinations::default();
+    for e in list {
+        d.add(e.get_ref())
+            .map_err(|m| ctx.err(e.span(), "allow.rule.destinations", m))?;
+    }
+    if list.is_empty() {
+        return Err(ctx.err(
+            ps,
+            "allow.rule.destinations",
+            "is empty, so the rule allows nothing; leave it out to allow every destination",
+        ));
+    }
+    Ok(d)
 }

@@ -4,7 +4,7 @@
 //! The overlay IPv4 subnet decided here is what every peer address is
 //! checked against, so its rules (a prefix, a host address) sit together.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use toml::Spanned;
 
@@ -18,8 +18,24 @@ pub(super) fn validate_interface(
     raw: Spanned<RawInterface>,
 ) -> Result<InterfaceConfig, ConfigError> {
     let raw = raw.into_inner();
-    let name = match &raw.name {
-        None => DEFAULT_INTERFACE.to_string(),
+    let name = name(ctx, &raw.name)?;
+    let mode = mode(ctx, &raw.mode)?;
+    let (address, prefix_len) = address(ctx, &raw.address)?;
+    let address6 = address6(ctx, &raw.address6)?;
+    let mtu = mtu(ctx, &raw.mtu, address6.is_some())?;
+    Ok(InterfaceConfig {
+        name,
+        mode,
+        address,
+        prefix_len,
+        address6,
+        mtu,
+    })
+}
+
+fn name(ctx: &Ctx, raw: &Option<Spanned<String>>) -> Result<String, ConfigError> {
+    match raw {
+        None => Ok(DEFAULT_INTERFACE.to_string()),
         Some(s) => {
             let n = s.get_ref();
             let ok = !n.is_empty()
@@ -31,25 +47,28 @@ pub(super) fn validate_interface(
             if !ok {
                 return Err(ctx.err(s.span(), "interface.name", format!("`{n}` is not a valid interface name: 1 to 15 characters, no spaces, `/` or `:`")));
             }
-            n.clone()
+            Ok(n.clone())
         }
-    };
-    let mode = match &raw.mode {
-        None => Mode::Tun,
-        Some(s) => match s.get_ref().as_str() {
-            "tun" => Mode::Tun,
-            "tap" => Mode::Tap,
-            other => {
-                return Err(ctx.err(
-                    s.span(),
-                    "interface.mode",
-                    format!("unknown mode `{other}`; expected \"tun\" or \"tap\""),
-                ));
-            }
-        },
-    };
+    }
+}
 
-    let a = &raw.address;
+fn mode(ctx: &Ctx, raw: &Option<Spanned<String>>) -> Result<Mode, ConfigError> {
+    match raw {
+        None => Ok(Mode::Tun),
+        Some(s) => match s.get_ref().as_str() {
+            "tun" => Ok(Mode::Tun),
+            "tap" => Ok(Mode::Tap),
+            other => Err(ctx.err(
+                s.span(),
+                "interface.mode",
+                format!("unknown mode `{other}`; expected \"tun\" or \"tap\""),
+            )),
+        },
+    }
+}
+
+/// This node's IPv4 overlay address and the prefix length all nodes share.
+fn address(ctx: &Ctx, a: &Spanned<String>) -> Result<(Ipv4Addr, u8), ConfigError> {
     let p: Prefix = a.get_ref().parse().map_err(|m| {
         ctx.err(
             a.span(),
@@ -82,55 +101,52 @@ pub(super) fn validate_interface(
             ),
         ));
     }
+    Ok((address, p.len))
+}
 
-    let address6 = match &raw.address6 {
-        None => None,
-        Some(s) => {
-            let p: Prefix = s.get_ref().parse().map_err(|m| {
-                ctx.err(
-                    s.span(),
-                    "interface.address6",
-                    format!("{m}; expected e.g. \"fd00:250::1/64\""),
-                )
-            })?;
-            let IpAddr::V6(a6) = p.addr else {
-                return Err(ctx.err(
-                    s.span(),
-                    "interface.address6",
-                    "must be an IPv6 address with prefix, e.g. \"fd00:250::1/64\"",
-                ));
-            };
-            if !s.get_ref().contains('/') || p.len == 0 || p.len > 127 {
-                return Err(ctx.err(s.span(), "interface.address6", "needs a prefix length from 1 to 127 shared by all nodes, e.g. \"fd00:250::1/64\""));
-            }
-            if a6.is_multicast()
-                || a6.is_unicast_link_local()
-                || a6.is_loopback()
-                || a6.is_unspecified()
-            {
-                return Err(ctx.err(s.span(), "interface.address6", "must be a unicast address outside fe80::/10 (the relay derives the link-local address itself), e.g. \"fd00:250::1/64\""));
-            }
-            Some((a6, p.len))
-        }
+fn address6(
+    ctx: &Ctx,
+    raw: &Option<Spanned<String>>,
+) -> Result<Option<(Ipv6Addr, u8)>, ConfigError> {
+    let Some(s) = raw else {
+        return Ok(None);
     };
+    let p: Prefix = s.get_ref().parse().map_err(|m| {
+        ctx.err(
+            s.span(),
+            "interface.address6",
+            format!("{m}; expected e.g. \"fd00:250::1/64\""),
+        )
+    })?;
+    let IpAddr::V6(a6) = p.addr else {
+        return Err(ctx.err(
+            s.span(),
+            "interface.address6",
+            "must be an IPv6 address with prefix, e.g. \"fd00:250::1/64\"",
+        ));
+    };
+    if !s.get_ref().contains('/') || p.len == 0 || p.len > 127 {
+        return Err(ctx.err(
+            s.span(),
+            "interface.address6",
+            "needs a prefix length from 1 to 127 shared by all nodes, e.g. \"fd00:250::1/64\"",
+        ));
+    }
+    if a6.is_multicast() || a6.is_unicast_link_local() || a6.is_loopback() || a6.is_unspecified() {
+        return Err(ctx.err(s.span(), "interface.address6", "must be a unicast address outside fe80::/10 (the relay derives the link-local address itself), e.g. \"fd00:250::1/64\""));
+    }
+    Ok(Some((a6, p.len)))
+}
 
-    let mtu = match &raw.mtu {
-        None => None,
-        Some(s) => {
-            let min = if address6.is_some() { 1280 } else { 576 };
-            let v = *s.get_ref();
-            if !(min..=65_535).contains(&v) {
-                return Err(ctx.err(s.span(), "interface.mtu", format!("must be between {min} and 65535 (IPv6 needs at least 1280); leave it out to use the underlay MTU minus the relay's overhead")));
-            }
-            Some(v as u32)
-        }
+/// IPv6 needs at least 1280 bytes, so the floor depends on `has_v6`.
+fn mtu(ctx: &Ctx, raw: &Option<Spanned<i64>>, has_v6: bool) -> Result<Option<u32>, ConfigError> {
+    let Some(s) = raw else {
+        return Ok(None);
     };
-    Ok(InterfaceConfig {
-        name,
-        mode,
-        address,
-        prefix_len: p.len,
-        address6,
-        mtu,
-    })
+    let min = if has_v6 { 1280 } else { 576 };
+    let v = *s.get_ref();
+    if !(min..=65_535).contains(&v) {
+        return Err(ctx.err(s.span(), "interface.mtu", format!("must be between {min} and 65535 (IPv6 needs at least 1280); leave it out to use the underlay MTU minus the relay's overhead")));
+    }
+    Ok(Some(v as u32))
 }
