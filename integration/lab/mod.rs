@@ -474,6 +474,10 @@ impl Lab {
     pub(crate) fn spawn_child(&self, host: usize, args: &[&str], log: &Path) -> Child {
         let out = File::create(log).expect("cannot create a log file");
         let err = out.try_clone().expect("cannot clone a log file handle");
+        // Counted before the spawn: a relay that starts quickly may log
+        // "relay ready" before a count taken after it, and would then
+        // never be seen as ready.
+        let ready_count = count_lines(&log, "relay ready");
         Command::new("ip")
             .args(["netns", "exec", &self.ns(host)])
             .args(args)
@@ -738,6 +742,10 @@ impl Lab {
             .open(&log)
             .expect("cannot open the relay log");
         let err = out.try_clone().expect("cannot clone a log file handle");
+        // Counted before the spawn: a relay that starts quickly may log
+        // "relay ready" before a count taken after it, and would then
+        // never be seen as ready.
+        let ready_count = count_lines(&log, "relay ready");
         let mut child = Command::new("ip")
             .args(["netns", "exec", &self.ns(h)])
             .arg(&bin)
@@ -750,7 +758,6 @@ impl Lab {
             .stderr(err)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let ready_count = count_lines(&log, "relay ready");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if count_lines(&log, "relay ready") > ready_count {
