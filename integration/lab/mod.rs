@@ -25,6 +25,7 @@ pub mod haproxy;
 pub mod heartbeat;
 pub mod keepalived;
 pub mod pacemaker;
+pub mod spread;
 pub mod ucarp;
 pub mod vip;
 pub mod vrrp_cluster;
@@ -454,14 +455,16 @@ impl Lab {
         self.spawn(host, what, &args, log)
     }
 
-    /// Kills with SIGKILL every process in the mount namespace of `pid`, a
-    /// process in host `host` under [`Lab::spawn_private`]: a daemon and all
-    /// it forked, even what left its process group, die at once as in a
-    /// crash; the relay and the lab's monitors in that host live on. The
-    /// process the lab spawned is reaped too.
+    /// Kills with SIGKILL `pid`, a process in host `host` under
+    /// [`Lab::spawn_private`], and then every other process in its mount
+    /// namespace: a daemon and all it forked, even what left its process
+    /// group, die at once as in a crash, the daemon first; the relay and
+    /// the lab's monitors in that host live on. The process the lab
+    /// spawned (`spawned`) is reaped.
     pub fn crash_private(&mut self, host: usize, pid: u32, spawned: u32) {
         let mnt = |p: u32| fs::read_link(format!("/proc/{p}/ns/mnt")).ok();
         let private = mnt(pid).unwrap_or_else(|| panic!("h{host}: process {pid} is not running"));
+        signal(pid, libc::SIGKILL);
         let ns = self.ns(host);
         wait_for(
             &format!("h{host}'s processes in the mount namespace of {pid} to die"),
