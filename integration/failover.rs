@@ -286,6 +286,13 @@ fn pacemaker_ipaddr2_moves_on_crash() {
         .next_added(&[holder], Duration::from_secs(30))
         .unwrap_or_else(|| panic!("{vip} did not leave crashed h{holder}"));
     let took = moved.at.duration_since(crashed);
+    // corosync notices the crash after token (1 s + 0.65 s for a third
+    // node) and consensus (1.2 x token), about 3.6 s; Pacemaker then
+    // elects a DC if it lost it, and starts IPaddr2.
+    assert!(
+        took <= Duration::from_secs(15),
+        "{vip} moved only after {took:?}"
+    );
     let others: Vec<usize> = all.iter().copied().filter(|h| *h != holder).collect();
     let survivor = vip::converge(
         &lab,
