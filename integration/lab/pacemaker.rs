@@ -4,8 +4,9 @@
 //! /run, /dev/shm (libqb's IPC files), /var/lib/pacemaker (owned by
 //! hacluster:haclient), /var/lib/corosync, /etc/corosync and
 //! /var/log/pacemaker. Pacemaker's helpers leave the process group they
-//! start in; the lab ends every process of the namespace, and
-//! [`Lab::crash_pacemaker`] kills every one of a node's but the relay.
+//! start in: the lab's teardown ends every process of the network
+//! namespace, and [`Lab::crash_pacemaker`] every process of the node's
+//! mount namespace (the relay, outside it, lives on).
 
 use std::fs;
 use std::time::Duration;
@@ -23,7 +24,8 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ),
 ];
 
-/// A Pacemaker node: the shell whose mount and UTS namespaces it runs in.
+/// A Pacemaker node: `pid` is pacemakerd (the start-up shell exec'd it),
+/// whose mount and UTS namespaces the node's commands enter.
 pub struct PacemakerNode {
     pub host: usize,
     pub name: String,
@@ -72,7 +74,8 @@ impl Lab {
         }
     }
 
-    /// Runs `args` inside node `n`'s namespaces; returns stdout, failing or not.
+    /// Runs `args` inside node `n`'s namespaces: whether it succeeded, and
+    /// its stdout and stderr.
     pub fn pacemaker_exec(&self, n: &PacemakerNode, args: &[&str]) -> (bool, String) {
         let pid = n.pid.to_string();
         let mut full = vec!["nsenter", "-t", &pid, "-m", "-u"];
