@@ -264,7 +264,9 @@ fn pacemaker_ipaddr2_moves_on_crash() {
         .collect();
     let online: Vec<&str> = names.iter().map(String::as_str).collect();
     for n in nodes.iter().flatten() {
-        lab.wait_pacemaker_online(n, &online, Duration::from_secs(60));
+        // Usually about 23 s (Pacemaker waits dc-deadtime, 20 s, for a DC
+        // before it elects one); twice that on a busy machine.
+        lab.wait_pacemaker_online(n, &online, Duration::from_secs(120));
     }
     let formed = started.elapsed();
     let first = nodes[0].as_ref().expect("node 1");
