@@ -231,23 +231,24 @@ fn peers_by_dns_name_follow_a_moved_address() {
     ));
 }
 
-/// `mcast-relay check` in a lab host, with the lab's key; returns exit
-/// status and output.
-fn run_check(lab: &Lab, h: usize, cfg: &str, tool: &std::path::Path) -> (bool, String) {
+/// `mcast-relay check` in a lab host, with the lab's key and `tools` as
+/// `--tool-config` (none: check's defaults); returns exit status and
+/// output.
+fn run_check(lab: &Lab, h: usize, cfg: &str, tools: &[&std::path::Path]) -> (bool, String) {
     let file = lab.path(&format!("check{h}.toml"));
     std::fs::write(&file, cfg).expect("write the config");
-    let bin = lab::relay_bin();
-    let out = lab.try_exec(
-        h,
-        &[
-            &bin.display().to_string(),
-            "check",
-            "-c",
-            &file.display().to_string(),
-            "--tool-config",
-            &tool.display().to_string(),
-        ],
-    );
+    let mut args = vec![
+        lab::relay_bin().display().to_string(),
+        "check".into(),
+        "-c".into(),
+        file.display().to_string(),
+    ];
+    for t in tools {
+        args.push("--tool-config".into());
+        args.push(t.display().to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = lab.try_exec(h, &args);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -293,7 +294,7 @@ fn check_diagnoses_a_host_built_to_fail() {
         &lab,
         1,
         &config("10.250.0.1/24", "", "10.77.0.2:7112"),
-        &good_ka,
+        &[&good_ka],
     );
     assert!(ok, "check failed on a sound host:\n{out}");
     assert!(
@@ -310,7 +311,7 @@ fn check_diagnoses_a_host_built_to_fail() {
     let bad = (config("10.77.0.1/24", "mtu = 1500", "nowhere.lab:7112")
         + "\n[[peer]]\nname = \"h3\"\nendpoint = \"10.77.0.2:7112\"\naddress = \"10.250.0.3\"\n")
         .replace("10.250.0.", "10.77.0.1");
-    let (ok, out) = run_check(&lab, 1, &bad, &bad_ka);
+    let (ok, out) = run_check(&lab, 1, &bad, &[&bad_ka]);
     assert!(!ok, "check passed a broken host:\n{out}");
     let expected: [(&str, &[&str]); 5] = [
         (
@@ -339,6 +340,41 @@ fn check_diagnoses_a_host_built_to_fail() {
         "check: a sound host passes; a broken one gets {} errors and {} warnings, each with its fix",
         out.lines().filter(|l| l.starts_with("error:")).count(),
         out.lines().filter(|l| l.starts_with("warning:")).count()
+    ));
+}
+
+/// By default check reads a tool's configuration at its usual path only
+/// when `[allow]` carries that tool: the corosync package's own
+/// /etc/corosync/corosync.conf is none of a VRRP-only relay's business.
+#[test]
+fn check_reads_only_the_carried_tools_configurations() {
+    let name = "check_reads_only_the_carried_tools_configurations";
+    if !lab::root_or_skip(name) {
+        return;
+    }
+    lab::require_programs(lab::corosync::PROGRAMS);
+    let corosync_conf = "/etc/corosync/corosync.conf";
+    assert!(
+        std::path::Path::new(corosync_conf).exists(),
+        "the corosync package installs {corosync_conf}"
+    );
+    let mut lab = Lab::new(2);
+    lab.configure_relays(RelayOptions::default());
+    let cfg = std::fs::read_to_string(lab.path("relay1.toml")).expect("relay1.toml");
+    assert!(cfg.contains("presets = [\"vrrp\"]"), "{cfg}");
+    let (_, vrrp_only) = run_check(&lab, 1, &cfg, &[]);
+    assert!(
+        !vrrp_only.contains(corosync_conf),
+        "with only vrrp allowed check read {corosync_conf}:\n{vrrp_only}"
+    );
+    let with_corosync = cfg.replace("presets = [\"vrrp\"]", "presets = [\"vrrp\", \"corosync\"]");
+    let (_, carried) = run_check(&lab, 1, &with_corosync, &[]);
+    assert!(
+        carried.contains(corosync_conf),
+        "with corosync allowed check did not read {corosync_conf}:\n{carried}"
+    );
+    report(&format!(
+        "check: {corosync_conf} not read with [allow] vrrp; read with vrrp and corosync"
     ));
 }
 

@@ -7,6 +7,7 @@ mod lab;
 
 mod day2;
 mod e2e;
+mod failover;
 mod hostile;
 mod no_alloc;
 mod operator;

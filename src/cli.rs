@@ -79,7 +79,7 @@ pub enum Command {
 /// `--tool-config`'s help, naming the files the presets' tools keep.
 fn tool_config_help() -> String {
     format!(
-        "A failover tool's configuration to check against the relay's interface and subnet ({}); repeatable. Default: those at their usual paths under /etc",
+        "A failover tool's configuration to check against the relay's interface and subnet ({}); repeatable. Default: those at their usual paths under /etc, of the tools [allow] carries",
         toolconf::default_file_names()
     )
 }

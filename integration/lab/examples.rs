@@ -39,6 +39,15 @@ fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
 }
 
 impl Lab {
+    /// Configures every relay from the example relay config `rel` (see
+    /// [`Lab::configure_relays_from_example`]) and starts them all.
+    pub fn start_relays_from_example(&mut self, rel: &str) {
+        self.configure_relays_from_example(rel);
+        for h in self.host_ids() {
+            self.start_relay(h);
+        }
+    }
+
     /// Writes relay{N}.toml for every host from the example relay config
     /// `rel` (node 1 of 3) and the lab's key.
     pub fn configure_relays_from_example(&mut self, rel: &str) {

@@ -18,12 +18,25 @@ pub const PROGRAMS: &[(&str, &str)] = &[
 pub struct Heartbeat {
     pub host: usize,
     run: PathBuf,
+    /// The shell heartbeat was started from, in the node's namespaces.
+    pid: u32,
 }
 
 impl Lab {
-    /// Starts heartbeat with `ha_cf` as its ha.cf; node names are `h<N>`
-    /// (each node's hostname in its own UTS namespace).
+    /// Starts heartbeat with `ha_cf` as its ha.cf and no resources; node
+    /// names are `h<N>` (each node's hostname in its own UTS namespace).
     pub fn start_heartbeat_conf(&mut self, host: usize, ha_cf: &str) -> Heartbeat {
+        self.start_heartbeat_resources(host, ha_cf, "")
+    }
+
+    /// Like [`Lab::start_heartbeat_conf`], with `haresources` as the
+    /// resources heartbeat itself moves (its `crm no` mode).
+    pub fn start_heartbeat_resources(
+        &mut self,
+        host: usize,
+        ha_cf: &str,
+        haresources: &str,
+    ) -> Heartbeat {
         super::require_programs(PROGRAMS);
         let base = self.path(&format!("heartbeat{host}"));
         let (etc, lib, run) = (base.join("etc"), base.join("lib"), base.join("run"));
@@ -50,7 +63,7 @@ impl Lab {
         ]);
         sh(&["chmod", "-R", "750", &rundir.display().to_string()]);
         fs::write(etc.join("ha.cf"), ha_cf).expect("cannot write ha.cf");
-        fs::write(etc.join("haresources"), "").expect("cannot write haresources");
+        fs::write(etc.join("haresources"), haresources).expect("cannot write haresources");
         let authkeys = etc.join("authkeys");
         fs::write(&authkeys, "auth 1\n1 sha1 lab-secret\n").expect("cannot write authkeys");
         sh(&["chmod", "600", &authkeys.display().to_string()]);
@@ -63,8 +76,8 @@ impl Lab {
             etc = etc.display(),
         );
         let log = self.path(&format!("heartbeat{host}.log"));
-        self.spawn_private(host, "heartbeat", &script, true, &log);
-        Heartbeat { host, run }
+        let pid = self.spawn_private(host, "heartbeat", &script, true, &log);
+        Heartbeat { host, run, pid }
     }
 
     /// What heartbeat on `hb`'s node says about node `other`
@@ -86,6 +99,17 @@ impl Lab {
             ],
         );
         Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// Kills heartbeat on `hb`'s node like a crash: every heartbeat process
+    /// at once with SIGKILL, the resources left where they were.
+    pub fn crash_heartbeat(&mut self, hb: Heartbeat) {
+        // The shell it was started from is gone: heartbeat daemonised.
+        let master = fs::read_to_string(hb.run.join("heartbeat.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+            .expect("heartbeat's pid file");
+        self.crash_private(hb.host, master, hb.pid);
     }
 
     /// Waits until heartbeat's pid file exists (it daemonises).

@@ -21,8 +21,11 @@ pub mod capture;
 pub mod corosync;
 pub mod examples;
 pub mod flood;
+pub mod haproxy;
 pub mod heartbeat;
 pub mod keepalived;
+pub mod pacemaker;
+pub mod spread;
 pub mod ucarp;
 pub mod vip;
 pub mod vrrp_cluster;
@@ -450,6 +453,34 @@ impl Lab {
         }
         args.extend(["--propagation", "private", "sh", "-c", script]);
         self.spawn(host, what, &args, log)
+    }
+
+    /// Kills with SIGKILL `pid`, a process in host `host` under
+    /// [`Lab::spawn_private`], and then every other process in its mount
+    /// namespace: a daemon and all it forked, even what left its process
+    /// group, die at once as in a crash, the daemon first; the relay and
+    /// the lab's monitors in that host live on. The process the lab
+    /// spawned (`spawned`) is reaped.
+    pub fn crash_private(&mut self, host: usize, pid: u32, spawned: u32) {
+        let mnt = |p: u32| fs::read_link(format!("/proc/{p}/ns/mnt")).ok();
+        let private = mnt(pid).unwrap_or_else(|| panic!("h{host}: process {pid} is not running"));
+        signal(pid, libc::SIGKILL);
+        let ns = self.ns(host);
+        wait_for(
+            &format!("h{host}'s processes in the mount namespace of {pid} to die"),
+            Duration::from_secs(5),
+            || {
+                let pids: Vec<u32> = namespace_pids(&ns)
+                    .into_iter()
+                    .filter(|p| mnt(*p).as_ref() == Some(&private))
+                    .collect();
+                for p in &pids {
+                    signal(*p, libc::SIGKILL);
+                }
+                pids.is_empty().then_some(())
+            },
+        );
+        self.reap(spawned);
     }
 
     /// Starts a long-running process in a host, its output in `log`.
@@ -902,15 +933,7 @@ impl Drop for Lab {
 /// (heartbeat) or children of killed parents never outlive the lab.
 fn kill_namespace_processes(ns: &str) {
     for _ in 0..50 {
-        let out = Command::new("ip").args(["netns", "pids", ns]).output();
-        let pids: Vec<u32> = out
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .split_whitespace()
-                    .filter_map(|p| p.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let pids = namespace_pids(ns);
         if pids.is_empty() {
             return;
         }
@@ -919,6 +942,20 @@ fn kill_namespace_processes(ns: &str) {
         }
         sleep(Duration::from_millis(20));
     }
+}
+
+/// Every process in network namespace `ns` (`ip netns pids`).
+pub fn namespace_pids(ns: &str) -> Vec<u32> {
+    Command::new("ip")
+        .args(["netns", "pids", ns])
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Removes namespaces of labs whose process has died (a killed test run).

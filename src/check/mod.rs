@@ -148,7 +148,7 @@ fn tools(cfg: &Config, given: &[PathBuf], out: &mut Vec<Finding>) {
         prefix: cfg.interface.prefix_len,
     };
     let files: Vec<(PathBuf, Option<Tool>)> = if given.is_empty() {
-        toolconf::default_configs()
+        toolconf::carried_configs(&cfg.allow)
             .filter(|c| Path::new(c.path).exists())
             .map(|c| (PathBuf::from(c.path), Some(c.tool)))
             .collect()

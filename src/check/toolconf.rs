@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 use crate::check::finding::Finding;
-use crate::core::allow::{PRESETS, ToolConfig};
+use crate::core::allow::{AllowList, PRESETS, ToolConfig};
 use crate::proto::overlay::mask_v4;
 
 pub use crate::core::allow::Tool;
@@ -16,6 +16,23 @@ pub use crate::core::allow::Tool;
 /// keeps it.
 pub fn default_configs() -> impl Iterator<Item = ToolConfig> {
     PRESETS.iter().filter_map(|p| p.tool_config)
+}
+
+/// The tool configurations of the presets `allow` carries (the preset, or
+/// a custom rule with the same traffic): the ones `check` reads by
+/// default. A tool the relay does not carry is not set up for it
+/// (corosync's package installs a corosync.conf whether it is used or
+/// not), so its file is none of the relay's business.
+pub fn carried_configs(allow: &AllowList) -> impl Iterator<Item = ToolConfig> + '_ {
+    PRESETS
+        .iter()
+        .filter(|p| {
+            let preset = p.preset.rule();
+            allow.rules().iter().any(|r| {
+                r.proto == preset.proto && r.ports == preset.ports && r.dests == preset.dests
+            })
+        })
+        .filter_map(|p| p.tool_config)
 }
 
 /// The tools whose configuration `check` reads, for messages:
@@ -281,6 +298,30 @@ mod tests {
                 (Tool::Corosync, "/etc/corosync/corosync.conf"),
             ]
         );
+    }
+
+    #[test]
+    fn only_the_carried_tools_configurations_by_default() {
+        use crate::core::allow::Preset;
+        let tools = |presets: &[Preset]| -> Vec<Tool> {
+            carried_configs(&AllowList::of_presets(presets))
+                .map(|c| c.tool)
+                .collect()
+        };
+        assert_eq!(tools(&[Preset::Vrrp]), [Tool::Keepalived]);
+        assert_eq!(
+            tools(&[Preset::Corosync, Preset::Heartbeat]),
+            [Tool::Heartbeat, Tool::Corosync]
+        );
+        assert!(tools(&[Preset::Spread]).is_empty());
+        // The same traffic as a custom rule counts; other ports do not.
+        let mut same = Preset::Vrrp.rule();
+        same.label = "rule 1".into();
+        let mut other = Preset::Corosync.rule();
+        other.ports = vec![(5420, 5420)];
+        let custom = AllowList::new(vec![same, other]);
+        let custom: Vec<Tool> = carried_configs(&custom).map(|c| c.tool).collect();
+        assert_eq!(custom, [Tool::Keepalived]);
     }
 
     #[test]

@@ -242,9 +242,10 @@ mod tests {
             }
         }
         let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-        // mcast-relay.toml and one per tool: keepalived, heartbeat, corosync,
-        // spread, ucarp (tap mode).
-        assert_eq!(files.len(), 6, "examples found: {names:?}");
+        // mcast-relay.toml and one per set-up: keepalived, keepalived with
+        // HAProxy, heartbeat, heartbeat with haresources, corosync,
+        // Pacemaker, spread, ucarp (tap mode).
+        assert_eq!(files.len(), 9, "examples found: {names:?}");
         let ucarp = files
             .iter()
             .find(|f| f.ends_with("ucarp/mcast-relay.toml"))
