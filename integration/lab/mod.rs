@@ -505,10 +505,6 @@ impl Lab {
     pub(crate) fn spawn_child(&self, host: usize, args: &[&str], log: &Path) -> Child {
         let out = File::create(log).expect("cannot create a log file");
         let err = out.try_clone().expect("cannot clone a log file handle");
-        // Counted before the spawn: a relay that starts quickly may log
-        // "relay ready" before a count taken after it, and would then
-        // never be seen as ready.
-        let ready_count = count_lines(&log, "relay ready");
         Command::new("ip")
             .args(["netns", "exec", &self.ns(host)])
             .args(args)
