@@ -31,6 +31,15 @@ pub enum Event {
     QuorumRegained { reachable: usize, cluster: usize },
 }
 
+impl Event {
+    fn is_quorum(&self) -> bool {
+        matches!(
+            self,
+            Event::QuorumLost { .. } | Event::QuorumRegained { .. }
+        )
+    }
+}
+
 /// Events not yet drained: at most this many are held, so a caller that
 /// never drains them costs bounded memory and no allocation after start.
 const HELD: usize = 64;
@@ -50,15 +59,51 @@ impl Default for Events {
 
 impl Events {
     /// Queues `e`; when full the oldest goes, since the newest says more
-    /// about the state now.
+    /// about the state now, except a quorum change: the caller sets the
+    /// carrier on it and is told of no other, so losing one would leave
+    /// the carrier wrong (a batch of answers from a cluster of 64 peers
+    /// or more queues more than `HELD` events after the majority's).
     pub(super) fn push(&mut self, e: Event) {
         if self.queue.len() == HELD {
-            self.queue.pop_front();
+            let oldest_other = self.queue.iter().position(|e| !e.is_quorum());
+            self.queue.remove(oldest_other.unwrap_or(0));
         }
         self.queue.push_back(e);
     }
 
     pub(super) fn pop(&mut self) -> Option<Event> {
         self.queue.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Event, Events, HELD};
+    use crate::core::peers::PeerId;
+
+    /// More events than are held between two drains: the quorum change
+    /// the carrier follows survives, the oldest others go.
+    #[test]
+    fn a_full_queue_keeps_the_quorum_change() {
+        let mut q = Events::default();
+        let regained = Event::QuorumRegained {
+            reachable: 33,
+            cluster: 65,
+        };
+        q.push(Event::PeerReachable { peer: PeerId(0) });
+        q.push(regained);
+        for n in 1..=HELD as u32 {
+            q.push(Event::PeerReachable { peer: PeerId(n) });
+        }
+        let drained: Vec<Event> = std::iter::from_fn(|| q.pop()).collect();
+        assert_eq!(drained.len(), HELD);
+        assert_eq!(drained[0], regained);
+        assert_eq!(
+            drained.last(),
+            Some(&Event::PeerReachable {
+                peer: PeerId(HELD as u32)
+            })
+        );
+        assert!(!drained.contains(&Event::PeerReachable { peer: PeerId(0) }));
     }
 }

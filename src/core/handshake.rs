@@ -192,7 +192,7 @@ impl Relay {
             .min()
     }
 
-    /// Whether peer `i` answered a keepalive (or handshake question) in
+    /// Whether `peer` answered a keepalive (or handshake question) in
     /// the last three and a half keepalive intervals.
     pub fn peer_reachable(&self, peer: PeerId, now: impl Into<Now>) -> bool {
         let now_ms = now.into().mono_ms;

@@ -280,7 +280,7 @@ impl Relay {
             Link::Ip => self
                 .policy
                 .route_local(&self.peers, packet)
-                .map(|(t, inner)| (t, Some((0, inner)))),
+                .map(|(t, inner)| (t, Some((0..packet.len(), inner)))),
             Link::Ethernet => self
                 .policy
                 .route_local_frame(&self.peers, packet, now.mono_ms),
@@ -299,12 +299,12 @@ impl Relay {
     }
 
     /// Shows the advert watch a packet relayed from `node`, if an IP
-    /// packet (at `ip.0` in `packet`) was in it.
+    /// packet (`packet[ip.0]`) was in it.
     fn watch_advert(&mut self, node: Node, packet: &[u8], ip: FrameIp, now_ms: u64) {
-        let Some((start, inner)) = ip else { return };
+        let Some((range, inner)) = ip else { return };
         if let Some(alarm) = self
             .watch
-            .observe_inner(node, &packet[start..], &inner, now_ms)
+            .observe_inner(node, &packet[range], &inner, now_ms)
         {
             self.events.push(Event::SplitBrain(alarm));
         }
@@ -438,7 +438,10 @@ impl Relay {
         }
         let from = &self.peers[i].spec.addrs;
         let (sender_mac, ip) = match self.link {
-            Link::Ip => (None, Some((0, self.policy.check(from, inner)?))),
+            Link::Ip => (
+                None,
+                Some((0..inner.len(), self.policy.check(from, inner)?)),
+            ),
             Link::Ethernet => {
                 let (mac, ip) = self.policy.check_frame(from, inner)?;
                 (Some(mac), ip)

@@ -5,6 +5,7 @@
 //! peer that is master rather than to everyone.
 
 use std::net::Ipv4Addr;
+use std::ops::Range;
 
 use crate::core::counters::DropReason;
 use crate::core::peers::{NodeAddrs, PeerId, Peers};
@@ -21,9 +22,9 @@ pub(super) const LEARNED_PER_PEER: usize = 4;
 /// to it goes to every peer again.
 pub(super) const LEARNED_TTL_MS: u64 = 300_000;
 
-/// The IP packet of an accepted frame, parsed: where it starts in the
-/// frame, and its fields. `None` for ARP.
-pub(super) type FrameIp = Option<(usize, Inner)>;
+/// The IP packet of an accepted frame, parsed: where it lies in the
+/// frame (padding excluded), and its fields. `None` for ARP.
+pub(super) type FrameIp = Option<(Range<usize>, Inner)>;
 
 /// A peer's learned MACs and when each was last heard (our clock, ms).
 #[derive(Default)]
@@ -62,7 +63,7 @@ impl Policy {
                     Target::Peer(_) if !frame::is_group(f.dst) => peers.mac_target(f.dst, now_ms),
                     _ => return Err(DropReason::LocalMalformed),
                 };
-                Ok((target, Some((start, inner))))
+                Ok((target, Some((start..start + len, inner))))
             }
             Body::Arp(a) => {
                 // ucarp announces its VIP on the tap too: that ARP is for
@@ -117,7 +118,7 @@ impl Policy {
                 if frame::is_group(f.dst) != self.is_group(inner.dst) {
                     return Err(DropReason::Disallowed);
                 }
-                Ok((f.src, Some((start, inner))))
+                Ok((f.src, Some((start..start + len, inner))))
             }
             Body::Arp(a) => {
                 let claim_ok =
@@ -540,5 +541,23 @@ mod tests {
             .collect();
         assert_eq!(owned, vec![3, 4, 5, 6]);
         assert_eq!(LEARNED_PER_PEER, 4);
+    }
+
+    /// The advert watch reads the IP packet of a frame, not the frame's
+    /// padding: a VRRP packet too short to be an advert, padded to the
+    /// minimum frame with bytes that look like one, is no router, on the
+    /// side that sends it and on the side that receives it.
+    #[test]
+    fn the_advert_watch_does_not_read_a_frames_padding() {
+        let (mut a, mut b, _) = tap_cluster3();
+        let ip = testpkt::v4(v4(1), Ipv4Addr::new(224, 0, 0, 18), PROTO_VRRP, &[]);
+        let mut f = ethernet(CARP_MCAST, addrs(1).mac(), ETHERTYPE_IPV4, &ip);
+        // A VRRPv3 advert for VRID 7, priority 200, in the padding.
+        f.extend_from_slice(&[0x31, 7, 200, 1, 0, 100, 0, 0]);
+        f.resize(60, 0);
+        let (d, _) = send(&mut a, &f, T0);
+        assert!(a.routers().is_empty(), "{:?}", a.routers());
+        assert_eq!(recv(&mut b, &d, 1, T0).as_deref(), Ok(f.as_slice()));
+        assert!(b.routers().is_empty(), "{:?}", b.routers());
     }
 }

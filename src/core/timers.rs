@@ -214,6 +214,34 @@ mod tests {
         assert_eq!(drain(&mut a), vec![Event::PeerReachable { peer: id(3) }]);
     }
 
+    /// Seventy relays meet at once: the answers queue more events than
+    /// are held before the caller drains them, and the quorum change the
+    /// carrier follows must be among those it gets.
+    #[test]
+    fn a_large_cluster_meeting_at_once_tells_the_quorum_regained() {
+        const N: u8 = 70;
+        let mut nodes: Vec<Relay> = (1..=N).map(|n| node_with(n, N, T0, key())).collect();
+        let a = &mut nodes[0];
+        a.quorum = Some(Quorum::default());
+        a.recheck = true;
+        a.handle_timeout(T0);
+        assert_eq!(
+            drain(a),
+            vec![Event::QuorumLost {
+                reachable: 1,
+                cluster: 70
+            }]
+        );
+        let mut all: Vec<(u8, &mut Relay)> = (1..=N).zip(nodes.iter_mut()).collect();
+        meet(&mut all, T0);
+        let a = &mut nodes[0];
+        assert_eq!(a.quorum(), Some(true));
+        assert!(drain(a).contains(&Event::QuorumRegained {
+            reachable: 36,
+            cluster: 70
+        }));
+    }
+
     #[test]
     fn the_core_watches_adverts_both_ways_and_ends_the_alarm_on_time() {
         let (mut a, mut b) = (node(1), node(2));

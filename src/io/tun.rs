@@ -525,7 +525,7 @@ mod tests {
 
     /// A VRRP advert from another node, as a peer's relay would inject it.
     fn advert_from_node2() -> Vec<u8> {
-        crate::proto::packet::testpkt::v4(
+        crate::testing::packets::v4(
             Ipv4Addr::new(10, 250, 0, 2),
             Ipv4Addr::new(224, 0, 0, 18),
             crate::proto::packet::PROTO_VRRP,

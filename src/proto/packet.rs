@@ -108,12 +108,6 @@ fn port(proto: u8, payload: &[u8]) -> Option<u16> {
     Some(u16::from_be_bytes([b[0], b[1]]))
 }
 
-/// The test packet builders at the path the unit tests in core/ and io/
-/// import them from (those files are moved separately; they can then
-/// import `crate::testing::packets` and this alias goes).
-#[cfg(test)]
-pub use crate::testing::packets as testpkt;
-
 #[cfg(test)]
 mod tests {
     use super::*;
