@@ -425,7 +425,7 @@ pub fn exists(name: &str) -> bool {
 
 /// The MTU of the route the kernel would use to reach `peer` (no packet is
 /// sent: connecting a UDP socket only looks the route up).
-pub fn route_mtu(peer: SocketAddr) -> io::Result<u32> {
+pub(crate) fn route_mtu(peer: SocketAddr) -> io::Result<u32> {
     let domain = if peer.is_ipv4() {
         socket2::Domain::IPV4
     } else {
