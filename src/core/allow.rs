@@ -260,7 +260,7 @@ const _: () = {
 
 impl Preset {
     /// The preset's row of [`PRESETS`].
-    pub fn spec(self) -> &'static PresetSpec {
+    pub(crate) fn spec(self) -> &'static PresetSpec {
         &PRESETS[self as usize]
     }
 
