@@ -14,7 +14,7 @@
 //!   sendmmsg, as the daemon does, against one sendto per peer.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use mcast_relay::core::relay::{Inbound, Link, Outbound};
+use mcast_relay::core::{Inbound, Link, Outbound};
 
 use mcast_relay::testing::cluster::{T0, addrs, endpoint, meet, node_on};
 use mcast_relay::testing::packets;
@@ -118,7 +118,7 @@ fn fanout(c: &mut Criterion) {
             while s.recv(&mut buf).is_ok() {}
         }
     };
-    let mut f = mcast_relay::io::fanout::Fanout::with_capacity(addrs.len());
+    let mut f = mcast_relay::io::Fanout::with_capacity(addrs.len());
     for (i, a) in addrs.iter().enumerate() {
         f.push(i, *a);
     }

@@ -20,7 +20,7 @@ use lab::capture::{self, Capture};
 use lab::keepalived::Vrrp;
 use lab::vip::{self, Watch};
 use lab::{Lab, RelayOptions, in_netns};
-use mcast_relay::core::counters::DropReason;
+use mcast_relay::core::DropReason;
 use mcast_relay::proto::crypto::{ClusterKey, KeySchedule};
 use mcast_relay::proto::wire::{
     HEADER_LEN, HELLO_LEN, HELLO_WANT_REPLY, Header, Hello, Kind, TAG_LEN,

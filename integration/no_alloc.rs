@@ -5,7 +5,7 @@
 //! the other suites of this binary running beside it count: the one
 //! allocator serves them all, but each test reads its own thread's count.
 
-use mcast_relay::core::relay::{Inbound, Link, Outbound, Relay};
+use mcast_relay::core::{Inbound, Link, Outbound, Relay};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use lab::ucarp::Carp;
 use lab::vip::{self, Watch};
 use lab::{Lab, RelayOptions};
-use mcast_relay::core::counters::DropReason;
+use mcast_relay::core::DropReason;
 
 const HOSTS: usize = 3;
 

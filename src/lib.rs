@@ -19,6 +19,12 @@
 //! * `testing` (unit tests and the `testing` feature only): packet and
 //!   frame builders and an in-process cluster for the tests, benches and
 //!   fuzz targets.
+//!
+//! Inside a layer the modules are private or `pub(crate)`: its `mod.rs`
+//! re-exports what the binary, `integration/`, the benches and `fuzz/` use
+//! (the core's types as `core::Relay`, `core::PeerId`, ...; the codecs as
+//! `proto::{wire, frame, packet, crypto}`), so the compiler reports
+//! anything else nobody calls.
 
 pub mod check;
 pub mod cli;

@@ -25,12 +25,15 @@ pub fn inner_mtu(route_mtu: u32, endpoint: &SocketAddr, mode: Mode) -> u32 {
 
 /// Strips the IPv4-mapped form a dual-stack socket reports, so addresses
 /// compare equal to configured IPv4 endpoints.
-pub fn canonical(a: SocketAddr) -> SocketAddr {
+pub(crate) fn canonical(a: SocketAddr) -> SocketAddr {
     SocketAddr::new(a.ip().to_canonical(), a.port())
 }
 
 /// Picks the address to use among resolved ones: one the socket can reach.
-pub fn pick(addrs: impl Iterator<Item = SocketAddr>, listen: SocketAddr) -> Option<SocketAddr> {
+pub(crate) fn pick(
+    addrs: impl Iterator<Item = SocketAddr>,
+    listen: SocketAddr,
+) -> Option<SocketAddr> {
     let usable: Vec<SocketAddr> = addrs
         .filter(|a| match listen {
             SocketAddr::V4(_) => a.is_ipv4(),
@@ -46,7 +49,7 @@ pub fn pick(addrs: impl Iterator<Item = SocketAddr>, listen: SocketAddr) -> Opti
 }
 
 /// Endpoints known without any lookup.
-pub fn static_endpoint(e: &Endpoint) -> Option<SocketAddr> {
+pub(crate) fn static_endpoint(e: &Endpoint) -> Option<SocketAddr> {
     match e {
         Endpoint::Addr(a) => Some(*a),
         Endpoint::Name { .. } => None,

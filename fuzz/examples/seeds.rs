@@ -7,7 +7,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
-use mcast_relay::core::relay::Outbound;
+use mcast_relay::core::Outbound;
 use mcast_relay::proto::frame;
 use mcast_relay::proto::wire::{HEADER_LEN, HELLO_LEN, HELLO_WANT_REPLY, Header, Hello, Kind};
 

@@ -14,9 +14,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-use mcast_relay::core::allow::DestKind;
-use mcast_relay::core::relay::{Link, Outbound};
-use mcast_relay::core::vrrp_watch::{self, Node, Watch};
+use mcast_relay::core::{DestKind, Link, Node, Outbound, Watch, parse_advert};
 use mcast_relay::proto::frame::{self, Body};
 use mcast_relay::proto::packet;
 
@@ -32,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     // Both ways, the core shows every packet it relays to the advert watch.
-    let _ = vrrp_watch::parse(data);
+    let _ = parse_advert(data);
     let mut watch = Watch::default();
     let (h1, h2) = (Node::Peer(addrs(1).peer_id()), Node::Peer(addrs(2).peer_id()));
     for (i, node) in [Node::Me, h1, Node::Me, h2].into_iter().enumerate() {

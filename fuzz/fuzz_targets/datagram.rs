@@ -16,8 +16,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-use mcast_relay::core::allow::DestKind;
-use mcast_relay::core::relay::Inbound;
+use mcast_relay::core::{DestKind, Inbound};
 use mcast_relay::proto::crypto::{ClusterKey, KeySchedule};
 use mcast_relay::proto::packet;
 use mcast_relay::proto::wire::{HEADER_LEN, Header, Hello, Kind, TAG_LEN};

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use std::collections::HashMap;
 
-use mcast_relay::core::counters::DropReason;
+use mcast_relay::core::DropReason;
 
 use super::keepalived::Vrrp;
 use super::vip::{self, Added, Watch};

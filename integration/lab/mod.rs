@@ -1006,9 +1006,9 @@ pub fn env_or(name: &str, default: u64) -> u64 {
 /// every network drop reason but those in `except`.
 pub fn refused(
     c: &std::collections::HashMap<String, u64>,
-    except: &[mcast_relay::core::counters::DropReason],
+    except: &[mcast_relay::core::DropReason],
 ) -> u64 {
-    mcast_relay::core::counters::DropReason::ALL
+    mcast_relay::core::DropReason::ALL
         .iter()
         .filter(|r| r.from_network() && !except.contains(r))
         .map(|r| c.get(r.name()).copied().unwrap_or(0))

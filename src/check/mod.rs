@@ -2,8 +2,8 @@
 //! for each finding what to do about it.
 
 mod finding;
-pub mod host;
-pub mod toolconf;
+mod host;
+pub(crate) mod toolconf;
 
 pub use finding::Finding;
 

@@ -55,7 +55,7 @@ impl fmt::Display for InvalidEndpoint {
 impl std::error::Error for InvalidEndpoint {}
 
 /// `host:port`, `[v6]:port`, or either without the port (default 7112).
-pub fn parse_endpoint(s: &str) -> Result<Endpoint, InvalidEndpoint> {
+pub(crate) fn parse_endpoint(s: &str) -> Result<Endpoint, InvalidEndpoint> {
     let s = s.trim();
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Ok(Endpoint::Addr(a));

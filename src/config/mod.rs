@@ -27,28 +27,28 @@ mod fixture;
 mod raw;
 mod validate;
 
-pub use endpoint::{InvalidEndpoint, InvalidListen, parse_endpoint};
+pub use endpoint::{InvalidEndpoint, InvalidListen};
 pub use error::ConfigError;
 
 use error::Ctx;
 use raw::RawConfig;
 
-pub const DEFAULT_PATH: &str = "/etc/mcast-relay/mcast-relay.toml";
-pub const DEFAULT_PORT: u16 = 7112;
-pub const DEFAULT_INTERFACE: &str = "mcast0";
-pub const DEFAULT_CLOCK_SKEW_SECS: f64 = 10.0;
+pub(crate) const DEFAULT_PATH: &str = "/etc/mcast-relay/mcast-relay.toml";
+pub(crate) const DEFAULT_PORT: u16 = 7112;
+pub(crate) const DEFAULT_INTERFACE: &str = "mcast0";
+pub(crate) const DEFAULT_CLOCK_SKEW_SECS: f64 = 10.0;
 /// Packets per second a peer may inject: far above any heartbeat load
 /// (1,000 VRRP instances at advert_int 1 s are 1,000/s), far below a flood.
-pub const DEFAULT_INJECT_RATE_LIMIT: u32 = 5_000;
-pub const DEFAULT_RESOLVE_INTERVAL_SECS: f64 = 30.0;
+pub(crate) const DEFAULT_INJECT_RATE_LIMIT: u32 = 5_000;
+pub(crate) const DEFAULT_RESOLVE_INTERVAL_SECS: f64 = 30.0;
 /// How often a relay asks each peer for a sign of life, by default.
-pub const DEFAULT_KEEPALIVE_SECS: f64 = 1.0;
+pub(crate) const DEFAULT_KEEPALIVE_SECS: f64 = 1.0;
 /// Where the running relay answers `mcast-relay status`.
-pub const DEFAULT_STATUS_SOCKET: &str = "/run/mcast-relay/status.sock";
+pub(crate) const DEFAULT_STATUS_SOCKET: &str = "/run/mcast-relay/status.sock";
 /// The group that may read the status socket, by default.
-pub const DEFAULT_STATUS_GROUP: &str = "adm";
+pub(crate) const DEFAULT_STATUS_GROUP: &str = "adm";
 /// Unprivileged account the relay runs as after set-up.
-pub const DEFAULT_USER: &str = "nobody";
+pub(crate) const DEFAULT_USER: &str = "nobody";
 
 /// A validated configuration.
 #[derive(Clone, Debug)]
@@ -97,7 +97,7 @@ pub enum Mode {
 impl Mode {
     /// Bytes in front of each IP packet on the interface: a tap's MTU
     /// counts the packet, the frame adds its Ethernet header.
-    pub fn link_header(self) -> u32 {
+    pub(crate) fn link_header(self) -> u32 {
         match self {
             Mode::Tun => 0,
             Mode::Tap => crate::proto::frame::HEADER_LEN as u32,

@@ -260,7 +260,7 @@ const _: () = {
 
 impl Preset {
     /// The preset's row of [`PRESETS`].
-    pub fn spec(self) -> &'static PresetSpec {
+    pub(crate) fn spec(self) -> &'static PresetSpec {
         &PRESETS[self as usize]
     }
 
@@ -268,7 +268,7 @@ impl Preset {
         self.spec().name
     }
 
-    pub fn from_name(name: &str) -> Option<Preset> {
+    pub(crate) fn from_name(name: &str) -> Option<Preset> {
         PRESETS.iter().find(|p| p.name == name).map(|p| p.preset)
     }
 
@@ -291,13 +291,13 @@ impl Preset {
 }
 
 /// The presets' names, for messages: `vrrp, carp, heartbeat, ...`.
-pub fn preset_names() -> String {
+pub(crate) fn preset_names() -> String {
     let names: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
     names.join(", ")
 }
 
 /// Parses a custom rule's `protocol` value.
-pub fn parse_protocol(s: &str) -> Result<u8, String> {
+pub(crate) fn parse_protocol(s: &str) -> Result<u8, String> {
     match s.trim().to_ascii_lowercase().as_str() {
         "udp" => Ok(PROTO_UDP),
         "tcp" => Ok(PROTO_TCP),
@@ -319,8 +319,10 @@ impl AllowList {
         AllowList { rules }
     }
 
-    /// The rules of these presets and nothing else.
-    pub fn of_presets(presets: &[Preset]) -> Self {
+    /// The rules of these presets and nothing else: the fixtures' policy
+    /// (the configuration builds its list rule by rule, with `new`).
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn of_presets(presets: &[Preset]) -> Self {
         AllowList::new(presets.iter().map(|p| p.rule()).collect())
     }
 

@@ -124,7 +124,7 @@ impl DropReason {
     }
 
     /// What the drop usually means and what to check, for the operator.
-    pub fn explain(self) -> &'static str {
+    pub(crate) fn explain(self) -> &'static str {
         match self {
             DropReason::Malformed => {
                 "a datagram that is not mcast-relay wire format reached the relay port"
@@ -242,7 +242,7 @@ impl DropCounters {
     }
 
     /// Non-zero counts that grew since `earlier`, with the increase.
-    pub fn grown_since<'a>(
+    pub(crate) fn grown_since<'a>(
         &'a self,
         earlier: &'a DropCounters,
     ) -> impl Iterator<Item = (DropReason, u64)> + 'a {

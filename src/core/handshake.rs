@@ -172,8 +172,8 @@ impl Relay {
     /// When [`Relay::poll_hello`] next has something to send (monotonic
     /// ms): the earliest handshake retry or keepalive; `None` when nothing
     /// is scheduled (insecure mode, or no peer with an endpoint). The
-    /// [`Timer::Hello`](crate::core::relay::Timer::Hello) deadline.
-    pub fn next_hello_ms(&self) -> Option<u64> {
+    /// [`Timer::Hello`](crate::core::Timer::Hello) deadline.
+    pub(crate) fn next_hello_ms(&self) -> Option<u64> {
         if !self.tx.authenticated() {
             return None;
         }

@@ -3,22 +3,31 @@
 //! come in as arguments, decisions (send these bytes to these peers, write
 //! this packet, drop it and why) go out as values.
 //!
-//! [`relay`] is the façade; the modules behind it hold one concern each.
+//! [`Relay`] is the façade; the modules behind it hold one concern each.
 
-pub mod allow;
-pub mod counters;
+pub(crate) mod allow;
+pub(crate) mod counters;
 mod events;
 mod handshake;
 mod peers;
 mod policy;
-pub mod quorum;
+mod quorum;
 mod rate;
-pub mod relay;
-pub mod replay;
+pub(crate) mod relay;
+mod replay;
 mod session;
 mod tap;
 #[cfg(test)]
 mod test_cluster;
 mod time;
 mod timers;
-pub mod vrrp_watch;
+pub(crate) mod vrrp_watch;
+
+pub use allow::{AllowList, DestKind, Preset};
+pub use counters::{Counters, DropCounters, DropReason};
+pub use events::Event;
+pub use peers::{Node, NodeAddrs, PeerId, PeerSpec, PeerStats};
+pub use relay::{Inbound, Link, Outbound, Relay, RelayParams, Reload, Security, Target};
+pub use time::Now;
+pub use timers::Timer;
+pub use vrrp_watch::{Alarm, Family, Router, Watch, parse as parse_advert};

@@ -20,12 +20,12 @@ pub struct NodeAddrs {
 }
 
 impl NodeAddrs {
-    pub fn link_local(&self) -> Ipv6Addr {
+    pub(crate) fn link_local(&self) -> Ipv6Addr {
         link_local(self.v4)
     }
 
     /// The node's MAC address in tap mode.
-    pub fn mac(&self) -> Mac {
+    pub(crate) fn mac(&self) -> Mac {
         frame::node_mac(self.v4)
     }
 

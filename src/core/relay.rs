@@ -41,16 +41,13 @@ use crate::core::quorum::Quorum;
 use crate::core::session::TxSession;
 use crate::core::tap::FrameIp;
 pub use crate::core::time::Now;
-pub use crate::core::timers::Timer;
 use crate::core::vrrp_watch::{Router, Watch};
 use crate::proto::crypto::{ClusterKey, KeySchedule};
 use crate::proto::overlay::broadcast_v4;
-use crate::proto::wire::{HEADER_LEN, HELLO_LEN, Header, Hello, Kind, TAG_LEN, WireError};
+use crate::proto::wire::{HEADER_LEN, Header, Hello, Kind, TAG_LEN, WireError};
 
 /// Bytes the relay adds to an inner packet (header and tag).
 pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
-/// Bytes a hello takes on the wire; `out` buffers must hold at least this.
-pub const HELLO_DATAGRAM: usize = HEADER_LEN + HELLO_LEN + TAG_LEN;
 
 /// What the interface carries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -168,7 +165,7 @@ pub struct Relay {
     pub(super) events: Events,
     /// With `node.quorum`: the carrier decisions.
     pub(super) quorum: Option<Quorum>,
-    /// A decision is due at once (see [`Timer::Recheck`]).
+    /// A decision is due at once (see [`Timer::Recheck`](crate::core::Timer::Recheck)).
     pub(super) recheck: bool,
 }
 
@@ -316,8 +313,8 @@ impl Relay {
     }
 
     /// Decides what to do with a datagram from `from`, opening it in place.
-    /// A hello that needs an answer gets it sealed into `out` (at least
-    /// [`HELLO_DATAGRAM`] bytes).
+    /// A hello that needs an answer gets it sealed into `out` (room for a
+    /// header, a hello and a tag).
     pub fn from_net(
         &mut self,
         buf: &mut [u8],

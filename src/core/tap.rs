@@ -10,9 +10,9 @@ use std::ops::Range;
 use crate::core::counters::DropReason;
 use crate::core::peers::{NodeAddrs, PeerId, Peers};
 use crate::core::policy::Policy;
-use crate::core::relay::{Link, Relay, Target};
+use crate::core::relay::{Relay, Target};
 use crate::core::time::Now;
-use crate::proto::frame::{self, Body, Frame, FrameError, Mac};
+use crate::proto::frame::{self, Body, FrameError, Mac};
 use crate::proto::packet::{self, Inner};
 
 /// MAC addresses other than its own a peer may be learned to send from
@@ -191,12 +191,15 @@ impl Relay {
     }
 
     /// The IP packet in what the interface carries: the packet itself in
-    /// tun mode, the one inside the frame in tap mode (empty for ARP).
-    pub fn ip_packet<'a>(&self, packet: &'a [u8]) -> &'a [u8] {
+    /// tun mode, the one inside the frame in tap mode (empty for ARP). Only
+    /// the tests ask; the paths find it while classifying.
+    #[cfg(test)]
+    pub(crate) fn ip_packet<'a>(&self, packet: &'a [u8]) -> &'a [u8] {
+        use crate::core::relay::Link;
         match self.link {
             Link::Ip => packet,
             Link::Ethernet => match frame::parse(packet) {
-                Ok(Frame {
+                Ok(frame::Frame {
                     body: Body::Ip { start, len },
                     ..
                 }) => &packet[start..start + len],

@@ -65,7 +65,7 @@ pub fn parse(packet: &[u8]) -> Option<Advert> {
 }
 
 /// [`parse`] of a packet already parsed as `inner`.
-pub fn parse_inner(packet: &[u8], inner: &Inner) -> Option<Advert> {
+pub(crate) fn parse_inner(packet: &[u8], inner: &Inner) -> Option<Advert> {
     if inner.proto != PROTO_VRRP || inner.fragment {
         return None;
     }
@@ -168,7 +168,7 @@ impl Watch {
     }
 
     /// [`Watch::observe`] of a packet already parsed as `inner`.
-    pub fn observe_inner(
+    pub(crate) fn observe_inner(
         &mut self,
         node: Node,
         packet: &[u8],
@@ -236,7 +236,7 @@ impl Watch {
 
     /// When [`Watch::tick`] next has an alarm to end: the earliest time a
     /// raised alarm's window passes with one master.
-    pub fn next_expiry(&self) -> Option<u64> {
+    pub(crate) fn next_expiry(&self) -> Option<u64> {
         self.routers.iter().filter_map(Router::clears_at).min()
     }
 

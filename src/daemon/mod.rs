@@ -6,12 +6,12 @@
 //! * `core_config`: the one translation from configuration to core, used
 //!   at start and on reload.
 //! * `event_loop`: the loop, its state and the per-packet handlers.
-//! * [`reload`]: what a new configuration may change while running.
+//! * `reload`: what a new configuration may change while running.
 //! * `resolve`: background DNS for peers given by name.
 //! * `logs`: rate-limited drop and send-failure reporting.
 //! * `control`: the status socket, metrics and service-manager listeners
 //!   and how their clients are served.
-//! * [`status`], [`metrics`]: what those surfaces show (pure).
+//! * [`status`], `metrics`: what those surfaces show (pure).
 //! * `clock`: the time the core is given.
 //! * [`Error`]: why the relay stopped, by kind (for the exit status).
 
@@ -21,8 +21,8 @@ mod core_config;
 mod error;
 mod event_loop;
 mod logs;
-pub mod metrics;
-pub mod reload;
+mod metrics;
+mod reload;
 mod resolve;
 mod setup;
 pub mod status;

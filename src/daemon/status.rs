@@ -69,7 +69,7 @@ pub struct CounterStatus {
 }
 
 /// Everything the snapshot needs besides the core.
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     pub node: &'a str,
     pub interface: &'a str,
     pub uptime_s: f64,
@@ -83,7 +83,7 @@ fn secs_since(now_ms: u64, then_ms: u64) -> f64 {
 
 /// The name of node `n` as the advert watch names them: this node is
 /// `me`; a peer no longer configured is shown by its address.
-pub fn node_name(relay: &Relay, me: &str, n: Node) -> String {
+pub(crate) fn node_name(relay: &Relay, me: &str, n: Node) -> String {
     match n {
         Node::Me => me.to_string(),
         Node::Peer(id) => relay
@@ -93,7 +93,7 @@ pub fn node_name(relay: &Relay, me: &str, n: Node) -> String {
 }
 
 /// The relay as it is now.
-pub fn snapshot(relay: &Relay, cx: &Context) -> Status {
+pub(crate) fn snapshot(relay: &Relay, cx: &Context) -> Status {
     let now = cx.now.mono_ms;
     let peers: Vec<PeerStatus> = relay
         .peers()

@@ -3,10 +3,11 @@
 //! notification, dropping privileges, the key file and the host queries of
 //! `check`.
 
-pub mod fanout;
-pub mod host;
+pub(crate) mod fanout;
+pub(crate) mod host;
 pub mod keyfile;
-pub mod net;
-pub mod notify;
-pub mod privilege;
+pub(crate) mod net;
+pub(crate) mod notify;
+pub(crate) mod privilege;
 pub mod tun;
+pub use fanout::Fanout;

@@ -187,7 +187,7 @@ impl Tun {
     }
 
     /// Registers the device with the tokio reactor for read readiness.
-    pub fn into_async(self) -> io::Result<tokio::io::unix::AsyncFd<Tun>> {
+    pub(crate) fn into_async(self) -> io::Result<tokio::io::unix::AsyncFd<Tun>> {
         // SAFETY: Tun owns its File, so the descriptor stays open and the
         // same for as long as the AsyncFd (which owns the Tun) lives.
         unsafe {
@@ -306,7 +306,7 @@ impl Tun {
     /// Raises or drops the interface's carrier, as a cable would: the
     /// failover tools watching the link see it go down (keepalived then
     /// enters FAULT and releases its VIP) and come back.
-    pub fn set_carrier(&self, up: bool) -> io::Result<()> {
+    pub(crate) fn set_carrier(&self, up: bool) -> io::Result<()> {
         let mut on: libc::c_int = up.into();
         // SAFETY: TUNSETCARRIER takes a pointer to an int.
         let r = unsafe {
@@ -425,7 +425,7 @@ pub fn exists(name: &str) -> bool {
 
 /// The MTU of the route the kernel would use to reach `peer` (no packet is
 /// sent: connecting a UDP socket only looks the route up).
-pub fn route_mtu(peer: SocketAddr) -> io::Result<u32> {
+pub(crate) fn route_mtu(peer: SocketAddr) -> io::Result<u32> {
     let domain = if peer.is_ipv4() {
         socket2::Domain::IPV4
     } else {

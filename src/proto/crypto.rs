@@ -15,7 +15,7 @@ use ring::{hkdf, hmac};
 use crate::proto::wire::TAG_LEN;
 
 /// Length of the cluster key in bytes.
-pub const KEY_LEN: usize = 32;
+pub(crate) const KEY_LEN: usize = 32;
 
 const KDF_SALT: &[u8] = b"mcast-relay wire v1";
 const DATA_LABEL: &[u8] = b"data key";
@@ -169,7 +169,7 @@ impl StreamKey {
 /// Computes the challenges of this run's questions: an HMAC of the
 /// question's counter under a secret that never leaves this process, so
 /// nobody else (a key holder included) can predict one it has not read.
-pub struct Challenger(hmac::Key);
+pub(crate) struct Challenger(hmac::Key);
 
 impl fmt::Debug for Challenger {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -183,7 +183,7 @@ impl Challenger {
     }
 
     /// A fresh random secret for one run.
-    pub fn random_secret() -> Result<[u8; KEY_LEN], ring::error::Unspecified> {
+    pub(crate) fn random_secret() -> Result<[u8; KEY_LEN], ring::error::Unspecified> {
         let mut s = [0u8; KEY_LEN];
         SystemRandom::new().fill(&mut s)?;
         Ok(s)

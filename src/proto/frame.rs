@@ -12,13 +12,15 @@ pub const HEADER_LEN: usize = 14;
 /// padded up to it, so a small packet may be followed by padding.
 const MIN_FRAME: usize = 60;
 
-pub const ETHERTYPE_IPV4: u16 = 0x0800;
-pub const ETHERTYPE_ARP: u16 = 0x0806;
-pub const ETHERTYPE_IPV6: u16 = 0x86dd;
+pub(crate) const ETHERTYPE_IPV4: u16 = 0x0800;
+pub(crate) const ETHERTYPE_ARP: u16 = 0x0806;
+pub(crate) const ETHERTYPE_IPV6: u16 = 0x86dd;
 
 pub type Mac = [u8; 6];
 
-pub const BROADCAST: Mac = [0xff; 6];
+// Only the tests build broadcast frames; the code asks `is_group`.
+#[cfg(test)]
+pub(crate) const BROADCAST: Mac = [0xff; 6];
 
 /// First two bytes of a node's MAC: locally administered, unicast (0x02),
 /// then 0x6d ('m'); the overlay IPv4 address fills the other four.
@@ -38,12 +40,12 @@ pub fn node_mac(v4: Ipv4Addr) -> Mac {
 }
 
 /// The overlay address a node MAC was derived from.
-pub fn node_of_mac(mac: Mac) -> Option<Ipv4Addr> {
+pub(crate) fn node_of_mac(mac: Mac) -> Option<Ipv4Addr> {
     (mac[..2] == NODE_MAC_PREFIX).then(|| Ipv4Addr::new(mac[2], mac[3], mac[4], mac[5]))
 }
 
 /// Multicast or broadcast: the group bit of the first byte.
-pub fn is_group(mac: Mac) -> bool {
+pub(crate) fn is_group(mac: Mac) -> bool {
     mac[0] & 1 == 1
 }
 
@@ -172,7 +174,7 @@ fn parse_arp(p: &[u8]) -> Result<Arp, FrameError> {
 /// IPv6 neighbour solicitation (135) or advertisement (136) with hop limit
 /// 255: what a host needs to reach another over the link, so tap mode
 /// carries it whatever `[allow]` says.
-pub fn is_neighbour_discovery(ip: &[u8], inner: &Inner) -> bool {
+pub(crate) fn is_neighbour_discovery(ip: &[u8], inner: &Inner) -> bool {
     inner.proto == PROTO_ICMPV6
         && ip.first().map(|b| b >> 4) == Some(6)
         && ip.get(7) == Some(&255)

@@ -5,7 +5,7 @@
 
 pub mod crypto;
 pub mod frame;
-pub mod overlay;
+pub(crate) mod overlay;
 pub mod packet;
-pub mod procfs;
+pub(crate) mod procfs;
 pub mod wire;

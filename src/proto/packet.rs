@@ -6,10 +6,10 @@ use std::net::IpAddr;
 use etherparse::{Ipv4HeaderSlice, Ipv6ExtensionsSlice, Ipv6HeaderSlice};
 
 /// IP protocol numbers the relay treats specially.
-pub const PROTO_IGMP: u8 = 2;
-pub const PROTO_TCP: u8 = 6;
+pub(crate) const PROTO_IGMP: u8 = 2;
+pub(crate) const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;
-pub const PROTO_ICMPV6: u8 = 58;
+pub(crate) const PROTO_ICMPV6: u8 = 58;
 /// VRRP and CARP share IP protocol 112.
 pub const PROTO_VRRP: u8 = 112;
 

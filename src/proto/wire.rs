@@ -5,16 +5,16 @@
 //! associated data. See `docs/wire-format.md` for the normative description.
 
 /// The only protocol version this build speaks.
-pub const VERSION: u8 = 1;
+pub(crate) const VERSION: u8 = 1;
 /// Length of the header in bytes.
 pub const HEADER_LEN: usize = 32;
 /// Length of the AEAD tag that follows the sealed payload.
 pub const TAG_LEN: usize = 16;
 /// Flag bit: the payload is plaintext with no tag (`insecure = true`).
-pub const FLAG_PLAINTEXT: u8 = 0x01;
+pub(crate) const FLAG_PLAINTEXT: u8 = 0x01;
 /// Flag bit: the sender's interface is a tap, so data payloads are Ethernet
 /// frames rather than IP packets.
-pub const FLAG_FRAME: u8 = 0x02;
+pub(crate) const FLAG_FRAME: u8 = 0x02;
 
 /// What a datagram carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,11 +101,11 @@ impl Header {
         })
     }
 
-    pub fn is_plaintext(&self) -> bool {
+    pub(crate) fn is_plaintext(&self) -> bool {
         self.flags & FLAG_PLAINTEXT != 0
     }
 
-    pub fn carries_frames(&self) -> bool {
+    pub(crate) fn carries_frames(&self) -> bool {
         self.flags & FLAG_FRAME != 0
     }
 }
