@@ -90,7 +90,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = Hello::parse(rest);
     let mut a = node(1);
     let mut b = node(2);
-    meet(&mut a, &mut b);
+    meet(&mut [(1, &mut a), (2, &mut b)], T0);
     let mut out = [0u8; 256];
     let sealed = mode & 1 == 1;
     let mut buf = if sealed {

@@ -17,8 +17,6 @@ pub mod relay;
 pub mod replay;
 mod session;
 mod tap;
-#[cfg(test)]
-mod test_cluster;
 mod time;
 mod timers;
 pub mod vrrp_watch;
