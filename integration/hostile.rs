@@ -25,7 +25,7 @@ use mcast_relay::proto::crypto::{ClusterKey, KeySchedule};
 use mcast_relay::proto::wire::{
     HEADER_LEN, HELLO_LEN, HELLO_WANT_REPLY, Header, Hello, Kind, TAG_LEN,
 };
-use mcast_relay::testing::cluster::{header, seal};
+use mcast_relay::testing::cluster::{header, open, seal};
 use mcast_relay::testing::packets::{checksum, ipv4, udp};
 
 const HOSTS: usize = 4;
@@ -139,18 +139,6 @@ fn flip_bit(d: &[u8], byte: usize, bit: u32) -> Vec<u8> {
     let mut out = d.to_vec();
     out[byte] ^= 1 << bit;
     out
-}
-
-/// Opens a datagram with the cluster key: the inner packet.
-fn open(keys: &KeySchedule, d: &[u8]) -> Option<Vec<u8>> {
-    let h = Header::parse(d).ok()?;
-    let mut body = d[HEADER_LEN..].to_vec();
-    let n = keys
-        .stream_key(h.sender, h.epoch)
-        .open(h.counter, &d[..HEADER_LEN], &mut body)
-        .ok()?;
-    body.truncate(n);
-    Some(body)
 }
 
 // ------------------------------------------------------------- the lab

@@ -229,6 +229,18 @@ pub fn seal(keys: &KeySchedule, h: Header, payload: &[u8]) -> Vec<u8> {
     d
 }
 
+/// The plaintext of datagram `d` if it opens under `keys`.
+pub fn open(keys: &KeySchedule, d: &[u8]) -> Option<Vec<u8>> {
+    let h = Header::parse(d).ok()?;
+    let mut body = d.get(HEADER_LEN..)?.to_vec();
+    let len = keys
+        .stream_key(h.sender, h.epoch)
+        .open(h.counter, &d[..HEADER_LEN], &mut body)
+        .ok()?;
+    body.truncate(len);
+    Some(body)
+}
+
 /// A header of `kind` from `sender` (its overlay address) in `epoch`.
 pub fn header(kind: Kind, sender: Ipv4Addr, epoch: u64, counter: u64, now: u64) -> Header {
     Header {
