@@ -39,7 +39,7 @@ fn core(c: &mut Criterion) {
         let packet = advert(size);
         let mut a = node_on(1, Link::Ip);
         let mut b = node_on(2, Link::Ip);
-        meet(&mut a, &mut b);
+        meet(&mut [(1, &mut a), (2, &mut b)], T0);
         let mut sealed = vec![0u8; 2048];
         let mut work = vec![0u8; 2048];
         let mut out = vec![0u8; 2048];

@@ -25,6 +25,7 @@ use mcast_relay::proto::crypto::{ClusterKey, KeySchedule};
 use mcast_relay::proto::wire::{
     HEADER_LEN, HELLO_LEN, HELLO_WANT_REPLY, Header, Hello, Kind, TAG_LEN,
 };
+use mcast_relay::testing::cluster::{header, open, seal};
 use mcast_relay::testing::packets::{checksum, ipv4, udp};
 
 const HOSTS: usize = 4;
@@ -138,31 +139,6 @@ fn flip_bit(d: &[u8], byte: usize, bit: u32) -> Vec<u8> {
     let mut out = d.to_vec();
     out[byte] ^= 1 << bit;
     out
-}
-
-/// Seals like a relay does: header as associated data, tag appended.
-fn seal(keys: &KeySchedule, h: Header, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![0u8; HEADER_LEN];
-    h.encode(&mut out);
-    let mut body = payload.to_vec();
-    let tag = keys
-        .stream_key(h.sender, h.epoch)
-        .seal(h.counter, &out, &mut body);
-    out.extend_from_slice(&body);
-    out.extend_from_slice(&tag);
-    out
-}
-
-/// Opens a datagram with the cluster key: the inner packet.
-fn open(keys: &KeySchedule, d: &[u8]) -> Option<Vec<u8>> {
-    let h = Header::parse(d).ok()?;
-    let mut body = d[HEADER_LEN..].to_vec();
-    let n = keys
-        .stream_key(h.sender, h.epoch)
-        .open(h.counter, &d[..HEADER_LEN], &mut body)
-        .ok()?;
-    body.truncate(n);
-    Some(body)
 }
 
 // ------------------------------------------------------------- the lab
@@ -506,14 +482,7 @@ impl Evil {
 
     /// Seals as node `n` in `epoch`: the cluster key allows it.
     fn seal_as(&self, n: usize, epoch: u64, counter: u64, kind: Kind, payload: &[u8]) -> Vec<u8> {
-        let h = Header {
-            kind,
-            flags: 0,
-            sender: u32::from(overlay(n)),
-            epoch,
-            counter,
-            timestamp_ms: now_ms(),
-        };
+        let h = header(kind, overlay(n), epoch, counter, now_ms());
         seal(&self.keys, h, payload)
     }
 

@@ -76,7 +76,7 @@ fn allocations_relaying(a: &mut Relay, b: &mut Relay, packet: &[u8], n: usize) -
 fn the_packet_path_does_not_allocate() {
     let mut a = node(1);
     let mut b = node(2);
-    meet(&mut a, &mut b);
+    meet(&mut [(1, &mut a), (2, &mut b)], T0);
     let packet = advert();
     const N: usize = 10_000;
     let n = allocations_relaying(&mut a, &mut b, &packet, N);
@@ -135,7 +135,7 @@ fn the_packet_path_does_not_allocate() {
 fn the_tap_packet_path_does_not_allocate() {
     let mut a = node_on(1, Link::Ethernet);
     let mut b = node_on(2, Link::Ethernet);
-    meet(&mut a, &mut b);
+    meet(&mut [(1, &mut a), (2, &mut b)], T0);
     // A CARP advert as ucarp writes it: from 00:00:5e:00:00:01.
     let frame = [
         &[

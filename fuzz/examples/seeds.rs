@@ -144,7 +144,7 @@ fn main() {
     // same handshake the target performs.
     let mut a = node(1);
     let mut b = node(2);
-    meet(&mut a, &mut b);
+    meet(&mut [(1, &mut a), (2, &mut b)], T0);
     let mut out = [0u8; 2048];
     for (name, p) in packets() {
         if let Outbound::Send { len, .. } = a.from_tun(&p, T0, &mut out) {
@@ -156,7 +156,7 @@ fn main() {
             // The target's fresh receiver injects it: the seed gets past
             // authentication.
             let (mut a2, mut b2) = (node(1), node(2));
-            meet(&mut a2, &mut b2);
+            meet(&mut [(1, &mut a2), (2, &mut b2)], T0);
             let mut d = out[..len].to_vec();
             let verdict = b2.from_net(&mut d, endpoint(1), T0, &mut [0u8; 256]);
             println!("wire-{name}: {verdict:?}");

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::proto::overlay::Prefix;
+use crate::proto::overlay::{Prefix, PrefixError};
 use crate::proto::packet::{Inner, PROTO_TCP, PROTO_UDP, PROTO_VRRP};
 
 /// How an inner packet is addressed, as decided by the relay from the
@@ -56,23 +56,19 @@ impl Destinations {
 
     /// Parses one `destinations` entry: `multicast`, `broadcast`, `unicast`
     /// or a multicast group/prefix.
-    pub fn add(&mut self, entry: &str) -> Result<(), String> {
+    pub fn add(&mut self, entry: &str) -> Result<(), DestinationError> {
         match entry.trim() {
             "multicast" => self.any_multicast = true,
             "broadcast" => self.broadcast = true,
             "unicast" => self.unicast = true,
             other => {
-                let p: Prefix = other.parse().map_err(|e| {
-                    format!("{e}; expected a multicast group such as \"225.0.0.1\", or one of \"multicast\", \"broadcast\", \"unicast\"")
-                })?;
+                let p: Prefix = other.parse().map_err(DestinationError::Prefix)?;
                 let is_mcast = match p.addr {
                     IpAddr::V4(a) => a.is_multicast() && p.len >= 4,
                     IpAddr::V6(a) => a.is_multicast() && p.len >= 8,
                 };
                 if !is_mcast {
-                    return Err(format!(
-                        "`{other}` is not a multicast group or group prefix; use \"broadcast\" for broadcast and \"unicast\" for traffic to the nodes' overlay addresses"
-                    ));
+                    return Err(DestinationError::NotMulticast(other.to_string()));
                 }
                 self.groups.push(p);
             }
@@ -80,6 +76,32 @@ impl Destinations {
         Ok(())
     }
 }
+
+/// Why a `destinations` entry was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DestinationError {
+    /// Not a keyword, and not an address or prefix either.
+    Prefix(PrefixError),
+    /// An address or prefix (as written) that is not multicast.
+    NotMulticast(String),
+}
+
+impl fmt::Display for DestinationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DestinationError::Prefix(e) => write!(
+                f,
+                "{e}; expected a multicast group such as \"225.0.0.1\", or one of \"multicast\", \"broadcast\", \"unicast\""
+            ),
+            DestinationError::NotMulticast(entry) => write!(
+                f,
+                "`{entry}` is not a multicast group or group prefix; use \"broadcast\" for broadcast and \"unicast\" for traffic to the nodes' overlay addresses"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DestinationError {}
 
 /// One permission: a protocol, optionally a set of destination ports, and
 /// the destinations it may go to.
@@ -297,16 +319,33 @@ pub(crate) fn preset_names() -> String {
 }
 
 /// Parses a custom rule's `protocol` value.
-pub(crate) fn parse_protocol(s: &str) -> Result<u8, String> {
+pub(crate) fn parse_protocol(s: &str) -> Result<u8, UnknownProtocol> {
     match s.trim().to_ascii_lowercase().as_str() {
         "udp" => Ok(PROTO_UDP),
         "tcp" => Ok(PROTO_TCP),
         "vrrp" | "carp" => Ok(PROTO_VRRP),
-        other => other.parse::<u8>().map_err(|_| {
-            format!("unknown protocol `{s}`; expected \"udp\", \"tcp\", \"vrrp\", \"carp\" or an IP protocol number 0-255")
-        }),
+        other => other
+            .parse::<u8>()
+            .map_err(|_| UnknownProtocol(s.to_string())),
     }
 }
+
+/// A `protocol` value (as written) that is neither a known name nor a
+/// number 0-255.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownProtocol(pub String);
+
+impl fmt::Display for UnknownProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown protocol `{}`; expected \"udp\", \"tcp\", \"vrrp\", \"carp\" or an IP protocol number 0-255",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownProtocol {}
 
 /// Every rule in force.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

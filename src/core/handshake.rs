@@ -379,8 +379,8 @@ mod tests {
 
     use crate::core::counters::DropReason;
     use crate::core::relay::*;
-    use crate::core::test_cluster::*;
     use crate::proto::crypto::{ClusterKey, KeySchedule};
+    use crate::testing::cluster::*;
 
     use crate::proto::wire::{HEADER_LEN, Header, Hello, Kind};
 
@@ -437,7 +437,7 @@ mod tests {
             });
             let d = forge(Kind::Hello, 1, fake, 10 + i as u64, &answer, t);
             let mut buf = d;
-            let _ = b.from_net(&mut buf, ep(1), t, &mut out);
+            let _ = b.from_net(&mut buf, endpoint(1), t, &mut out);
         }
         let later = forge(Kind::Data, 1, fake, 1000, &vrrp_from(1), t);
         assert_eq!(
@@ -465,7 +465,7 @@ mod tests {
             flags: 0,
         });
         let mut buf = forge(Kind::Hello, 1, fake, 2000, &answer, t);
-        let _ = b.from_net(&mut buf, ep(1), t, &mut out);
+        let _ = b.from_net(&mut buf, endpoint(1), t, &mut out);
         let after = forge(Kind::Data, 1, fake, 2001, &vrrp_from(1), t);
         assert!(recv(&mut b, &after, 1, t).is_ok());
     }
@@ -483,7 +483,7 @@ mod tests {
             if *to == 2 {
                 let mut buf = d.clone();
                 let mut out = [0u8; 256];
-                let _ = b2.from_net(&mut buf, ep(*from), t1, &mut out);
+                let _ = b2.from_net(&mut buf, endpoint(*from), t1, &mut out);
             }
         }
         let (d, _) = send(&mut a, &vrrp_from(1), t1);
@@ -560,7 +560,7 @@ mod tests {
         let answer = |b: &mut Relay, q: Vec<u8>, t: u64| -> Vec<u8> {
             let mut q = q;
             let mut out = [0u8; 256];
-            match b.from_net(&mut q, ep(1), t, &mut out) {
+            match b.from_net(&mut q, endpoint(1), t, &mut out) {
                 Inbound::Reply { len, .. } => out[..len].to_vec(),
                 other => panic!("no answer to a keepalive: {other:?}"),
             }
@@ -569,7 +569,7 @@ mod tests {
         let q = poll(&mut a, T0 + 1000);
         let mut r = answer(&mut b, q, T0 + 1010);
         assert!(matches!(
-            a.from_net(&mut r, ep(2), T0 + 1030, &mut out),
+            a.from_net(&mut r, endpoint(2), T0 + 1030, &mut out),
             Inbound::Handled
         ));
         let s = a.peer_stats(h2).expect("peer");
@@ -581,7 +581,7 @@ mod tests {
         let _lost = poll(&mut a, T0 + 2030);
         let q = poll(&mut a, T0 + 3030);
         let mut r = answer(&mut b, q, T0 + 3032);
-        a.from_net(&mut r, ep(2), T0 + 3035, &mut out);
+        a.from_net(&mut r, endpoint(2), T0 + 3035, &mut out);
         let s = a.peer_stats(h2).expect("peer");
         assert_eq!(s.rtt_ms, Some(5));
         assert_eq!(

@@ -17,8 +17,6 @@ pub(crate) mod relay;
 mod replay;
 mod session;
 mod tap;
-#[cfg(test)]
-mod test_cluster;
 mod time;
 mod timers;
 pub(crate) mod vrrp_watch;

@@ -151,8 +151,8 @@ mod tests {
     use crate::core::allow::{AllowList, Rule};
     use crate::core::counters::DropReason;
     use crate::core::relay::*;
-    use crate::core::test_cluster::*;
     use crate::proto::crypto::ClusterKey;
+    use crate::testing::cluster::*;
 
     use crate::proto::packet::{PROTO_IGMP, PROTO_TCP, PROTO_VRRP};
     use crate::proto::wire::Kind;
@@ -167,16 +167,21 @@ mod tests {
         };
         check(&mut a, &[0x45, 0, 0], DropReason::LocalMalformed);
         let igmp = testpkt::v4(
-            v4(1),
+            overlay(1),
             Ipv4Addr::new(224, 0, 0, 22),
             PROTO_IGMP,
             &[0x22, 0, 0, 0],
         );
         check(&mut a, &igmp, DropReason::KernelNoise);
         check(&mut a, &vrrp_from(7), DropReason::LocalForeignSource);
-        let elsewhere = testpkt::v4_udp(v4(1), Ipv4Addr::new(8, 8, 8, 8), 5405, b"x");
+        let elsewhere = testpkt::v4_udp(overlay(1), Ipv4Addr::new(8, 8, 8, 8), 5405, b"x");
         check(&mut a, &elsewhere, DropReason::NoRoute);
-        let ssh = testpkt::v4(v4(1), v4(2), PROTO_TCP, &[0, 1, 0, 22, 0, 0, 0, 0]);
+        let ssh = testpkt::v4(
+            overlay(1),
+            overlay(2),
+            PROTO_TCP,
+            &[0, 1, 0, 22, 0, 0, 0, 0],
+        );
         check(&mut a, &ssh, DropReason::LocalDisallowed);
         let mut tiny = [0u8; 40];
         assert_eq!(
@@ -201,14 +206,14 @@ mod tests {
         let as_node3 = forge(&vrrp_from(3));
         assert_eq!(recv(&mut b, &as_node3, 1, T0), Err(DropReason::WrongSource));
         let ssh = forge(&testpkt::v4(
-            v4(1),
-            v4(2),
+            overlay(1),
+            overlay(2),
             PROTO_TCP,
             &[0, 1, 0, 22, 0, 0, 0, 0],
         ));
         assert_eq!(recv(&mut b, &ssh, 1, T0), Err(DropReason::Disallowed));
         let other_group = forge(&testpkt::v4(
-            v4(1),
+            overlay(1),
             Ipv4Addr::new(224, 0, 0, 5),
             PROTO_VRRP,
             &[0; 8],
@@ -241,7 +246,7 @@ mod tests {
         };
         a.policy.allow = AllowList::new(vec![rule.clone()]);
         b.policy.allow = AllowList::new(vec![rule]);
-        let ok = testpkt::v4_udp(v4(1), Ipv4Addr::new(239, 1, 1, 1), 9999, b"x");
+        let ok = testpkt::v4_udp(overlay(1), Ipv4Addr::new(239, 1, 1, 1), 9999, b"x");
         let (d, _) = send(&mut a, &ok, T0);
         assert!(recv(&mut b, &d, 1, T0).is_ok());
         let mut out = [0u8; 2048];

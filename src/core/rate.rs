@@ -44,8 +44,8 @@ mod tests {
 
     use crate::core::counters::DropReason;
     use crate::core::relay::*;
-    use crate::core::test_cluster::*;
     use crate::proto::crypto::ClusterKey;
+    use crate::testing::cluster::*;
 
     #[test]
     fn injection_is_rate_limited_per_peer() {

@@ -479,8 +479,8 @@ mod tests {
 
     use crate::core::counters::DropReason;
     use crate::core::relay::*;
-    use crate::core::test_cluster::*;
     use crate::proto::crypto::ClusterKey;
+    use crate::testing::cluster::*;
 
     use crate::proto::overlay::link_local;
     use crate::proto::packet::PROTO_VRRP;
@@ -511,7 +511,7 @@ mod tests {
     #[test]
     fn unicast_goes_to_its_peer_only() {
         let (mut a, mut b, mut c) = cluster3();
-        let token = testpkt::v4_udp(v4(1), v4(3), 5405, b"token");
+        let token = testpkt::v4_udp(overlay(1), overlay(3), 5405, b"token");
         let (d, target) = send(&mut a, &token, T0);
         assert_eq!(target, Target::Peer(peer_index(&a, "h3")));
         assert_eq!(recv(&mut c, &d, 1, T0).as_deref(), Ok(token.as_slice()));
@@ -522,11 +522,11 @@ mod tests {
     #[test]
     fn broadcast_and_ipv6_link_local_vrrp() {
         let (mut a, mut b, _) = cluster3();
-        let bcast = testpkt::v4_udp(v4(1), v4(255), 694, b"hb");
+        let bcast = testpkt::v4_udp(overlay(1), overlay(255), 694, b"hb");
         let (d, t) = send(&mut a, &bcast, T0);
         assert_eq!(t, Target::All);
         assert_eq!(recv(&mut b, &d, 1, T0).as_deref(), Ok(bcast.as_slice()));
-        let ll = link_local(v4(1));
+        let ll = link_local(overlay(1));
         let adv6 = testpkt::v6(
             ll,
             "ff02::12".parse().expect("ip"),
@@ -588,7 +588,7 @@ mod tests {
         assert_eq!(b.peer_by_name("h3"), None);
         assert_eq!(
             b.endpoint(h1),
-            Some(ep(1)),
+            Some(endpoint(1)),
             "a kept peer keeps its endpoint"
         );
         // No handshake needed with node 1: its next packet goes straight in,
@@ -600,7 +600,7 @@ mod tests {
         let (from3, _) = send(&mut c, &vrrp_from(3), T0);
         assert_eq!(recv(&mut b, &from3, 3, T0), Err(DropReason::UnknownSender));
         // Node 4 gets a hello once its endpoint is known.
-        b.set_endpoint(h4, Some(ep(4)));
+        b.set_endpoint(h4, Some(endpoint(4)));
         let mut out = [0u8; 256];
         let (_, p) = b.poll_hello(T0, &mut out).expect("b greets node 4");
         assert_eq!(p, h4);
@@ -650,11 +650,11 @@ mod tests {
                 buf[1] = 1;
                 buf[2] = 0;
                 buf[3] = 0;
-                buf[4..8].copy_from_slice(&u32::from(v4(1)).to_be_bytes());
+                buf[4..8].copy_from_slice(&u32::from(overlay(1)).to_be_bytes());
                 buf[24..32].copy_from_slice(&T0.to_be_bytes());
             }
             let mut out = [0u8; 256];
-            let got = b.from_net(&mut buf[..len], ep(1), T0, &mut out);
+            let got = b.from_net(&mut buf[..len], endpoint(1), T0, &mut out);
             assert!(matches!(got, Inbound::Drop(_)), "random datagram injected");
             let mut out = [0u8; 2048];
             let _ = a.from_tun(&buf[..len], T0, &mut out);

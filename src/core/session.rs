@@ -212,8 +212,8 @@ mod tests {
 
     use crate::core::counters::DropReason;
     use crate::core::relay::*;
-    use crate::core::test_cluster::*;
     use crate::proto::crypto::ClusterKey;
+    use crate::testing::cluster::*;
 
     use crate::proto::wire::HEADER_LEN;
 

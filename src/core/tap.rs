@@ -216,7 +216,6 @@ mod tests {
     use super::{LEARNED_PER_PEER, LEARNED_TTL_MS};
     use crate::core::counters::DropReason;
     use crate::core::relay::*;
-    use crate::core::test_cluster::*;
     use crate::proto::crypto::ClusterKey;
     use crate::proto::frame::{
         BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, Mac, node_mac,
@@ -224,6 +223,7 @@ mod tests {
     use crate::proto::overlay::link_local;
     use crate::proto::packet::{PROTO_ICMPV6, PROTO_TCP, PROTO_VRRP};
     use crate::proto::wire::Kind;
+    use crate::testing::cluster::*;
     use crate::testing::frames::{arp, ethernet};
     use crate::testing::packets as testpkt;
 
@@ -243,7 +243,12 @@ mod tests {
 
     /// A CARP advert from node `n` as ucarp writes it.
     fn carp_frame(n: u8) -> Vec<u8> {
-        let ip = testpkt::v4(v4(n), Ipv4Addr::new(224, 0, 0, 18), PROTO_VRRP, &[0x21; 36]);
+        let ip = testpkt::v4(
+            overlay(n),
+            Ipv4Addr::new(224, 0, 0, 18),
+            PROTO_VRRP,
+            &[0x21; 36],
+        );
         ethernet(CARP_MCAST, UCARP_VHID1, ETHERTYPE_IPV4, &ip)
     }
 
@@ -293,27 +298,32 @@ mod tests {
         );
         // A MAC that is neither ours nor a virtual router's.
         let mut f = carp_frame(1);
-        f[6..12].copy_from_slice(&node_mac(v4(2)));
+        f[6..12].copy_from_slice(&node_mac(overlay(2)));
         assert_eq!(send_drop(&mut a, &f), DropReason::LocalForeignSource);
         // A group IP destination in a unicast frame.
         let mut f = carp_frame(1);
-        f[..6].copy_from_slice(&node_mac(v4(2)));
+        f[..6].copy_from_slice(&node_mac(overlay(2)));
         assert_eq!(send_drop(&mut a, &f), DropReason::LocalMalformed);
         // VLAN tags, LLDP: not carried.
-        let f = ethernet(BROADCAST, node_mac(v4(1)), 0x8100, &[0u8; 46]);
+        let f = ethernet(BROADCAST, node_mac(overlay(1)), 0x8100, &[0u8; 46]);
         assert_eq!(send_drop(&mut a, &f), DropReason::LocalDisallowed);
         // TCP to a peer is not in [allow].
-        let tcp = testpkt::v4(v4(1), v4(2), PROTO_TCP, &[0u8; 20]);
-        let f = ethernet(node_mac(v4(2)), node_mac(v4(1)), ETHERTYPE_IPV4, &tcp);
+        let tcp = testpkt::v4(overlay(1), overlay(2), PROTO_TCP, &[0u8; 20]);
+        let f = ethernet(
+            node_mac(overlay(2)),
+            node_mac(overlay(1)),
+            ETHERTYPE_IPV4,
+            &tcp,
+        );
         assert_eq!(send_drop(&mut a, &f), DropReason::LocalDisallowed);
         // ucarp's gratuitous ARP for the VIP on the tap stays here: the VIP
         // is announced on the real interface.
         let vip = Ipv4Addr::new(10, 77, 0, 100);
         let garp = ethernet(
             BROADCAST,
-            node_mac(v4(1)),
+            node_mac(overlay(1)),
             ETHERTYPE_ARP,
-            &arp(1, node_mac(v4(1)), vip, vip),
+            &arp(1, node_mac(overlay(1)), vip, vip),
         );
         assert_eq!(send_drop(&mut a, &garp), DropReason::LocalForeignSource);
         assert_eq!(send_drop(&mut a, &[0u8; 10]), DropReason::LocalMalformed);
@@ -324,9 +334,9 @@ mod tests {
         let (mut a, mut b, mut c) = tap_cluster3();
         let req = ethernet(
             BROADCAST,
-            node_mac(v4(1)),
+            node_mac(overlay(1)),
             ETHERTYPE_ARP,
-            &arp(1, node_mac(v4(1)), v4(1), v4(2)),
+            &arp(1, node_mac(overlay(1)), overlay(1), overlay(2)),
         );
         let (d, target) = send(&mut a, &req, T0);
         assert_eq!(target, Target::All);
@@ -334,18 +344,23 @@ mod tests {
         assert_eq!(recv(&mut c, &d, 1, T0).as_deref(), Ok(req.as_slice()));
         // The reply goes to node 1's MAC: node 1 only.
         let reply = ethernet(
-            node_mac(v4(1)),
-            node_mac(v4(2)),
+            node_mac(overlay(1)),
+            node_mac(overlay(2)),
             ETHERTYPE_ARP,
-            &arp(2, node_mac(v4(2)), v4(2), v4(1)),
+            &arp(2, node_mac(overlay(2)), overlay(2), overlay(1)),
         );
         let (d, target) = send(&mut b, &reply, T0);
         assert_eq!(target, Target::Peer(peer_index(&b, "h1")));
         assert_eq!(recv(&mut a, &d, 2, T0).as_deref(), Ok(reply.as_slice()));
         assert_eq!(recv(&mut c, &d, 2, T0), Err(DropReason::Disallowed));
         // Unicast IP (corosync's token) by MAC.
-        let token = testpkt::v4_udp(v4(1), v4(3), 5405, b"token");
-        let f = ethernet(node_mac(v4(3)), node_mac(v4(1)), ETHERTYPE_IPV4, &token);
+        let token = testpkt::v4_udp(overlay(1), overlay(3), 5405, b"token");
+        let f = ethernet(
+            node_mac(overlay(3)),
+            node_mac(overlay(1)),
+            ETHERTYPE_IPV4,
+            &token,
+        );
         let (d, target) = send(&mut a, &f, T0);
         assert_eq!(target, Target::Peer(peer_index(&a, "h3")));
         assert_eq!(recv(&mut c, &d, 1, T0).as_deref(), Ok(f.as_slice()));
@@ -354,11 +369,11 @@ mod tests {
     #[test]
     fn tap_neighbour_discovery_is_carried() {
         let (mut a, mut b, _) = tap_cluster3();
-        let ll1 = link_local(v4(1));
+        let ll1 = link_local(overlay(1));
         let solicited = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00, 2);
         let ns = testpkt::v6(ll1, solicited, PROTO_ICMPV6, &[135, 0, 0, 0, 0, 0, 0, 0]);
         let group = [0x33, 0x33, 0xff, 0, 0, 2];
-        let f = ethernet(group, node_mac(v4(1)), ETHERTYPE_IPV6, &ns);
+        let f = ethernet(group, node_mac(overlay(1)), ETHERTYPE_IPV6, &ns);
         let (d, target) = send(&mut a, &f, T0);
         assert_eq!(target, Target::All);
         assert_eq!(recv(&mut b, &d, 1, T0).as_deref(), Ok(f.as_slice()));
@@ -369,12 +384,12 @@ mod tests {
             PROTO_ICMPV6,
             &[135, 0, 0, 0, 0, 0, 0, 0],
         );
-        let f = ethernet(group, node_mac(v4(1)), ETHERTYPE_IPV6, &dad);
+        let f = ethernet(group, node_mac(overlay(1)), ETHERTYPE_IPV6, &dad);
         let (d, _) = send(&mut a, &f, T0);
         assert_eq!(recv(&mut b, &d, 1, T0).as_deref(), Ok(f.as_slice()));
         // MLD reports stay kernel noise.
         let mld = testpkt::v6(ll1, solicited, PROTO_ICMPV6, &[143, 0, 0, 0, 0, 0, 0, 0]);
-        let f = ethernet(group, node_mac(v4(1)), ETHERTYPE_IPV6, &mld);
+        let f = ethernet(group, node_mac(overlay(1)), ETHERTYPE_IPV6, &mld);
         assert_eq!(send_drop(&mut a, &f), DropReason::KernelNoise);
     }
 
@@ -386,9 +401,13 @@ mod tests {
             (
                 "another node's MAC",
                 {
-                    let ip =
-                        testpkt::v4(v4(1), Ipv4Addr::new(224, 0, 0, 18), PROTO_VRRP, &[0x21; 36]);
-                    ethernet(CARP_MCAST, node_mac(v4(3)), ETHERTYPE_IPV4, &ip)
+                    let ip = testpkt::v4(
+                        overlay(1),
+                        Ipv4Addr::new(224, 0, 0, 18),
+                        PROTO_VRRP,
+                        &[0x21; 36],
+                    );
+                    ethernet(CARP_MCAST, node_mac(overlay(3)), ETHERTYPE_IPV4, &ip)
                 },
                 DropReason::WrongSource,
             ),
@@ -401,9 +420,9 @@ mod tests {
                 "ARP claiming the VIP",
                 ethernet(
                     BROADCAST,
-                    node_mac(v4(1)),
+                    node_mac(overlay(1)),
                     ETHERTYPE_ARP,
-                    &arp(1, node_mac(v4(1)), vip, vip),
+                    &arp(1, node_mac(overlay(1)), vip, vip),
                 ),
                 DropReason::WrongSource,
             ),
@@ -411,9 +430,9 @@ mod tests {
                 "ARP claiming node 3",
                 ethernet(
                     BROADCAST,
-                    node_mac(v4(1)),
+                    node_mac(overlay(1)),
                     ETHERTYPE_ARP,
-                    &arp(2, node_mac(v4(1)), v4(3), v4(2)),
+                    &arp(2, node_mac(overlay(1)), overlay(3), overlay(2)),
                 ),
                 DropReason::WrongSource,
             ),
@@ -423,7 +442,7 @@ mod tests {
                     BROADCAST,
                     UCARP_VHID1,
                     ETHERTYPE_ARP,
-                    &arp(1, UCARP_VHID1, v4(1), v4(2)),
+                    &arp(1, UCARP_VHID1, overlay(1), overlay(2)),
                 ),
                 DropReason::WrongSource,
             ),
@@ -431,48 +450,67 @@ mod tests {
                 "ARP sender MAC not the frame's",
                 ethernet(
                     BROADCAST,
-                    node_mac(v4(1)),
+                    node_mac(overlay(1)),
                     ETHERTYPE_ARP,
-                    &arp(1, node_mac(v4(3)), v4(1), v4(2)),
+                    &arp(1, node_mac(overlay(3)), overlay(1), overlay(2)),
                 ),
                 DropReason::WrongSource,
             ),
             (
                 "unicast frame for node 3",
                 {
-                    let tok = testpkt::v4_udp(v4(1), v4(2), 5405, b"t");
-                    ethernet(node_mac(v4(3)), node_mac(v4(1)), ETHERTYPE_IPV4, &tok)
+                    let tok = testpkt::v4_udp(overlay(1), overlay(2), 5405, b"t");
+                    ethernet(
+                        node_mac(overlay(3)),
+                        node_mac(overlay(1)),
+                        ETHERTYPE_IPV4,
+                        &tok,
+                    )
                 },
                 DropReason::Disallowed,
             ),
             (
                 "group IP in a unicast frame",
                 {
-                    let ip =
-                        testpkt::v4(v4(1), Ipv4Addr::new(224, 0, 0, 18), PROTO_VRRP, &[0x21; 36]);
-                    ethernet(node_mac(v4(2)), node_mac(v4(1)), ETHERTYPE_IPV4, &ip)
+                    let ip = testpkt::v4(
+                        overlay(1),
+                        Ipv4Addr::new(224, 0, 0, 18),
+                        PROTO_VRRP,
+                        &[0x21; 36],
+                    );
+                    ethernet(
+                        node_mac(overlay(2)),
+                        node_mac(overlay(1)),
+                        ETHERTYPE_IPV4,
+                        &ip,
+                    )
                 },
                 DropReason::Disallowed,
             ),
             (
                 "unicast IP in a group frame",
                 {
-                    let tok = testpkt::v4_udp(v4(1), v4(2), 5405, b"t");
-                    ethernet(BROADCAST, node_mac(v4(1)), ETHERTYPE_IPV4, &tok)
+                    let tok = testpkt::v4_udp(overlay(1), overlay(2), 5405, b"t");
+                    ethernet(BROADCAST, node_mac(overlay(1)), ETHERTYPE_IPV4, &tok)
                 },
                 DropReason::Disallowed,
             ),
             (
                 "TCP to node 2",
                 {
-                    let tcp = testpkt::v4(v4(1), v4(2), PROTO_TCP, &[0u8; 20]);
-                    ethernet(node_mac(v4(2)), node_mac(v4(1)), ETHERTYPE_IPV4, &tcp)
+                    let tcp = testpkt::v4(overlay(1), overlay(2), PROTO_TCP, &[0u8; 20]);
+                    ethernet(
+                        node_mac(overlay(2)),
+                        node_mac(overlay(1)),
+                        ETHERTYPE_IPV4,
+                        &tcp,
+                    )
                 },
                 DropReason::Disallowed,
             ),
             (
                 "a VLAN-tagged frame",
-                ethernet(BROADCAST, node_mac(v4(1)), 0x8100, &[0u8; 46]),
+                ethernet(BROADCAST, node_mac(overlay(1)), 0x8100, &[0u8; 46]),
                 DropReason::Disallowed,
             ),
             // Read as a frame, an IP header's bytes make no allowed EtherType.
@@ -505,8 +543,8 @@ mod tests {
         let (mut a, mut b, mut c) = tap_cluster3();
         let vmac = UCARP_VHID1;
         // Unknown: unicast to it goes to every peer, like a switch floods.
-        let tok = testpkt::v4_udp(v4(2), v4(1), 5405, b"t");
-        let to_vmac = ethernet(vmac, node_mac(v4(2)), ETHERTYPE_IPV4, &tok);
+        let tok = testpkt::v4_udp(overlay(2), overlay(1), 5405, b"t");
+        let to_vmac = ethernet(vmac, node_mac(overlay(2)), ETHERTYPE_IPV4, &tok);
         let (_, target) = send(&mut b, &to_vmac, T0);
         assert_eq!(target, Target::All);
         // Node 1 (master) advertises from the vMAC: node 2 learns it.
@@ -523,7 +561,7 @@ mod tests {
         // Forgotten after the TTL.
         assert_eq!(b.learned_owner(vmac, T0 + 1 + LEARNED_TTL_MS), None);
         // Node MACs are known from the configuration, not learned.
-        assert_eq!(b.learned_owner(node_mac(v4(1)), T0), None);
+        assert_eq!(b.learned_owner(node_mac(overlay(1)), T0), None);
     }
 
     #[test]
@@ -553,7 +591,7 @@ mod tests {
     #[test]
     fn the_advert_watch_does_not_read_a_frames_padding() {
         let (mut a, mut b, _) = tap_cluster3();
-        let ip = testpkt::v4(v4(1), Ipv4Addr::new(224, 0, 0, 18), PROTO_VRRP, &[]);
+        let ip = testpkt::v4(overlay(1), Ipv4Addr::new(224, 0, 0, 18), PROTO_VRRP, &[]);
         let mut f = ethernet(CARP_MCAST, addrs(1).mac(), ETHERTYPE_IPV4, &ip);
         // A VRRPv3 advert for VRID 7, priority 200, in the padding.
         f.extend_from_slice(&[0x31, 7, 200, 1, 0, 100, 0, 0]);

@@ -39,22 +39,9 @@ impl From<u64> for Now {
 mod tests {
     use super::Now;
     use crate::core::counters::DropReason;
-    use crate::core::relay::{Inbound, Outbound, Relay, Security};
-    use crate::core::test_cluster::*;
+    use crate::core::relay::{Inbound, Outbound, Security};
     use crate::proto::crypto::ClusterKey;
-
-    /// Sends `from`'s due hellos to `to` and brings the answers back.
-    fn keepalives(from: &mut Relay, n: u8, to: &mut Relay, m: u8, now: Now) {
-        let mut q = [0u8; 256];
-        while let Some((len, _)) = from.poll_hello(now, &mut q) {
-            let mut d = q[..len].to_vec();
-            let mut r = [0u8; 256];
-            if let Inbound::Reply { len, .. } = to.from_net(&mut d, ep(n), now, &mut r) {
-                let mut back = r[..len].to_vec();
-                let _ = from.from_net(&mut back, ep(m), now, &mut q);
-            }
-        }
-    }
+    use crate::testing::cluster::*;
 
     /// The review's finding: the host's wall clock stepped back by 1000 s
     /// (on every node, so the clocks still agree) while time goes on.
@@ -81,13 +68,13 @@ mod tests {
             };
             let mut d = out[..len].to_vec();
             let mut reply = [0u8; 256];
-            match b.from_net(&mut d, ep(1), now, &mut reply) {
+            match b.from_net(&mut d, endpoint(1), now, &mut reply) {
                 Inbound::Inject { .. } => {}
                 other => panic!("heartbeat {step} not injected: {other:?}"),
             }
             // Keepalives both ways, answered at once.
-            keepalives(&mut a, 1, &mut b, 2, now);
-            keepalives(&mut b, 2, &mut a, 1, now);
+            exchange(&mut a, 1, &mut b, 2, now);
+            exchange(&mut b, 2, &mut a, 1, now);
             assert!(a.peer_reachable(h2, now), "h2 unreachable at step {step}");
         }
         assert_eq!(b.counters().drops.get(DropReason::RateLimited), 0);

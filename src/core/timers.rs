@@ -95,33 +95,16 @@ mod tests {
     use crate::core::events::Event;
     use crate::core::peers::{Node, PeerId};
     use crate::core::quorum::Quorum;
-    use crate::core::relay::{Inbound, Relay};
-    use crate::core::test_cluster::*;
+    use crate::core::relay::Relay;
     use crate::core::vrrp_watch::Alarm;
+    use crate::testing::cluster::*;
 
     fn drain(r: &mut Relay) -> Vec<Event> {
         std::iter::from_fn(|| r.poll_event()).collect()
     }
 
     fn id(n: u8) -> PeerId {
-        PeerId::from(v4(n))
-    }
-
-    /// `from`'s due hellos: those to `to` delivered and answered, the
-    /// others lost.
-    fn exchange(from: &mut Relay, n: u8, to: &mut Relay, m: u8, now: u64) {
-        let mut q = [0u8; 256];
-        while let Some((len, p)) = from.poll_hello(now, &mut q) {
-            if from.peer_name(p).expect("peer") != format!("h{m}") {
-                continue;
-            }
-            let mut d = q[..len].to_vec();
-            let mut r = [0u8; 256];
-            if let Inbound::Reply { len, .. } = to.from_net(&mut d, ep(n), now, &mut r) {
-                let mut back = r[..len].to_vec();
-                let _ = from.from_net(&mut back, ep(m), now, &mut q);
-            }
-        }
+        PeerId::from(overlay(n))
     }
 
     #[test]

@@ -74,8 +74,8 @@ pub(super) async fn run(ready: Ready) -> Result<(), Error> {
             _ = signals.hup.recv() => on_sighup(&mut cfg, &mut st, &mut resolvers, &io.sock),
             // Counters into the log on demand (kill -USR1).
             _ = signals.usr1.recv() => tracing::info!("counters: {}", st.relay.counters()),
-            Some((g, name, addr)) = updates.recv() => {
-                if let Some(id) = st.relay.peer_by_name(&name).filter(|_| resolvers.is_current(g)) {
+            Some(((g, id), addr)) = updates.recv() => {
+                if resolvers.is_current(g) && st.relay.peer_name(id).is_some() {
                     st.relay.set_endpoint(id, Some(addr));
                     st.send_hellos(&io.sock);
                 }

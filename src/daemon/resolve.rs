@@ -1,13 +1,26 @@
 //! Background DNS for peers given by name: one task per such peer follows
-//! its name and reports new addresses to the loop. A reload restarts them
-//! under a new generation, so a late answer about the old peer list is
-//! recognised and ignored.
+//! its name and reports new addresses to the loop, keyed by the peer's
+//! `PeerId`. A reload restarts them under a new generation, so a late
+//! answer about the old peer list is recognised and ignored.
+
+use std::net::SocketAddr;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, Endpoint};
-use crate::io::net::{self, EndpointUpdate};
+use crate::core::relay::PeerId;
+use crate::io::net;
+
+/// The resolvers' generation and the peer whose endpoint changed, with
+/// its new address.
+///
+/// The `PeerId` alone would not do: it survives a reload (same overlay
+/// address, same peer), so an answer a previous config's resolver had
+/// already queued could overwrite the endpoint the new config gives
+/// that peer (a literal address, or another name). Aborting the old tasks
+/// cannot recall what they have already sent; the generation can.
+pub(super) type EndpointUpdate = ((u64, PeerId), SocketAddr);
 
 pub(super) struct Resolvers {
     tx: mpsc::Sender<EndpointUpdate>,
@@ -48,7 +61,7 @@ impl Resolvers {
             .iter()
             .filter_map(|p| match &p.endpoint {
                 Endpoint::Name { host, port } => Some(tokio::spawn(net::follow_name(
-                    self.generation,
+                    (self.generation, PeerId::from(p.address)),
                     p.name.clone(),
                     host.clone(),
                     *port,

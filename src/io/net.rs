@@ -75,11 +75,6 @@ pub fn bind(listen: SocketAddr) -> io::Result<std::net::UdpSocket> {
     Ok(sock.into())
 }
 
-/// A peer's endpoint that changed: the resolver generation (bumped at
-/// every reload, so a stale lookup is ignored), the peer's name, the new
-/// address.
-pub type EndpointUpdate = (u64, String, SocketAddr);
-
 /// Resolves `host:port` once, bounded in time.
 pub async fn resolve(
     host: &str,
@@ -101,16 +96,18 @@ pub fn lookup_now(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
 }
 
 /// Keeps a DNS-named peer's address current: resolves it now and again
-/// every `interval`. A failure keeps the last good address and is logged
-/// once until the name resolves again; other peers never wait on it.
-pub async fn follow_name(
-    generation: u64,
+/// every `interval`, sending `(peer, address)` on `tx` when the address
+/// changes; `peer` is the caller's key for the peer, `name` is for the log.
+/// A failure keeps the last good address and is logged once until the
+/// name resolves again; other peers never wait on it.
+pub async fn follow_name<K: Copy>(
+    peer: K,
     name: String,
     host: String,
     port: u16,
     listen: SocketAddr,
     interval: Duration,
-    tx: mpsc::Sender<EndpointUpdate>,
+    tx: mpsc::Sender<(K, SocketAddr)>,
 ) {
     let mut last: Option<SocketAddr> = None;
     let mut failing = false;
@@ -124,7 +121,7 @@ pub async fn follow_name(
                 if last != Some(addr) {
                     tracing::info!(peer = %name, %host, %addr, "peer endpoint resolved");
                     last = Some(addr);
-                    if tx.send((generation, name.clone(), addr)).await.is_err() {
+                    if tx.send((peer, addr)).await.is_err() {
                         return;
                     }
                 }

@@ -3,6 +3,7 @@
 //! overlay IPv4 address (so peers can check VRRPv3-over-IPv6 sources, which
 //! are always link-local).
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
@@ -34,11 +35,33 @@ impl Prefix {
     }
 }
 
+/// Why a prefix did not parse.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PrefixError {
+    /// The part before `/` (as written) is no address.
+    Address(String),
+    /// The length (as written) is no number up to `max`.
+    Length { len: String, max: u8 },
+}
+
+impl fmt::Display for PrefixError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PrefixError::Address(a) => write!(f, "`{a}` is not an IPv4 or IPv6 address"),
+            PrefixError::Length { len, max } => {
+                write!(f, "prefix length `{len}` must be a number from 0 to {max}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for PrefixError {}
+
 impl FromStr for Prefix {
-    type Err = String;
+    type Err = PrefixError;
 
     /// Accepts `addr` or `addr/len`.
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, PrefixError> {
         let (a, len) = match s.split_once('/') {
             Some((a, l)) => (a, Some(l)),
             None => (s, None),
@@ -46,7 +69,7 @@ impl FromStr for Prefix {
         let addr: IpAddr = a
             .trim()
             .parse()
-            .map_err(|_| format!("`{a}` is not an IPv4 or IPv6 address"))?;
+            .map_err(|_| PrefixError::Address(a.to_string()))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let len = match len {
             None => max,
@@ -55,7 +78,10 @@ impl FromStr for Prefix {
                 .parse::<u8>()
                 .ok()
                 .filter(|l| *l <= max)
-                .ok_or_else(|| format!("prefix length `{l}` must be a number from 0 to {max}"))?,
+                .ok_or_else(|| PrefixError::Length {
+                    len: l.to_string(),
+                    max,
+                })?,
         };
         Ok(Prefix { addr, len })
     }

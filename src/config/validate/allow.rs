@@ -73,7 +73,7 @@ fn validate_rule(ctx: &Ctx, raw: RawRule, n: usize) -> Result<Rule, ConfigError>
 fn protocol(ctx: &Ctx, raw: Spanned<RawScalar>) -> Result<u8, ConfigError> {
     let ps = raw.span();
     match raw.into_inner() {
-        RawScalar::Text(s) => parse_protocol(&s),
+        RawScalar::Text(s) => parse_protocol(&s).map_err(|e| e.to_string()),
         RawScalar::Int(i) => {
             u8::try_from(i).map_err(|_| format!("protocol number {i} is out of range 0-255"))
         }
@@ -133,7 +133,7 @@ fn destinations(
     let mut d = Destinations::default();
     for e in list {
         d.add(e.get_ref())
-            .map_err(|m| ctx.err(e.span(), "allow.rule.destinations", m))?;
+            .map_err(|m| ctx.err(e.span(), "allow.rule.destinations", m.to_string()))?;
     }
     if list.is_empty() {
         return Err(ctx.err(
