@@ -323,15 +323,7 @@ impl Relay {
         out: &mut [u8],
     ) -> Inbound {
         match self.open(buf, from, now.into(), out) {
-            Ok(Inbound::Inject { start, len, peer }) => {
-                self.counters.injected += 1;
-                if let Some(p) = self.peers.get_mut(peer) {
-                    p.stats.injected += 1;
-                    p.stats.injected_bytes += len as u64;
-                }
-                Inbound::Inject { start, len, peer }
-            }
-            Ok(other) => other,
+            Ok(inbound) => inbound,
             Err(r) => {
                 self.counters.drops.add(r);
                 Inbound::Drop(r)
@@ -369,6 +361,12 @@ impl Relay {
             self.new_run(i, &h, now_ms)?;
         }
         let ip = self.admit(i, &h, body, now_ms)?;
+        // Counted here, where the peer's place in the table is known,
+        // rather than looked up again by its id.
+        self.counters.injected += 1;
+        let stats = &mut self.peers[i].stats;
+        stats.injected += 1;
+        stats.injected_bytes += plain_len as u64;
         let peer = self.peers.id_at(i);
         self.watch_advert(Node::Peer(peer), body, ip, now_ms);
         Ok(Inbound::Inject {
