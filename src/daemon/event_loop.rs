@@ -15,7 +15,7 @@ use tokio::net::UdpSocket;
 
 use crate::config::Config;
 use crate::core::counters::DropReason;
-use crate::core::relay::{Event, Inbound, Node, OVERHEAD, Outbound, PeerId, Relay, Target};
+use crate::core::relay::{Event, Inbound, Node, Now, OVERHEAD, Outbound, PeerId, Relay, Target};
 use crate::core::vrrp_watch::Alarm;
 use crate::daemon::clock::Clock;
 use crate::daemon::control::{self, Watchdog};
@@ -157,10 +157,10 @@ impl State {
         self.on_events(io.tun.get_ref());
     }
 
-    fn on_tun_packet(&mut self, n: usize, sock: &UdpSocket) {
+    fn on_tun_packet(&mut self, n: usize, now: Now, sock: &UdpSocket) {
         match self
             .relay
-            .from_tun(&self.tun_buf[..n], self.clock.now(), &mut self.out_buf)
+            .from_tun(&self.tun_buf[..n], now, &mut self.out_buf)
         {
             Outbound::Send { len, target } => self.send(len, target, sock),
             Outbound::Drop(r) => self.drops.note(r, None),
@@ -300,10 +300,9 @@ impl State {
         }
     }
 
-    fn on_datagram(&mut self, n: usize, from: SocketAddr, io: &Io) {
+    fn on_datagram(&mut self, n: usize, from: SocketAddr, now: Now, io: &Io) {
         let tun = io.tun.get_ref();
         let from = underlay::canonical(from);
-        let now = self.clock.now();
         match self
             .relay
             .from_net(&mut self.net_buf[..n], from, now, &mut self.out_buf)
@@ -334,10 +333,13 @@ impl State {
         io: &Io,
         mut guard: tokio::io::unix::AsyncFdReadyGuard<'_, Tun>,
     ) -> Result<(), Error> {
+        // One reading of the clocks per batch: a batch takes well under a
+        // millisecond, the clocks' resolution here.
+        let now = self.clock.now();
         for _ in 0..BATCH {
             let buf = &mut self.tun_buf;
             match guard.try_io(|t| t.get_ref().read(buf)) {
-                Ok(Ok(n)) => self.on_tun_packet(n, &io.sock),
+                Ok(Ok(n)) => self.on_tun_packet(n, now, &io.sock),
                 Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Ok(Err(e)) => return Err(Error::ReadTun(e)),
                 Err(_would_block) => break,
@@ -348,9 +350,11 @@ impl State {
     }
 
     fn sock_ready(&mut self, io: &Io) {
+        // As in tun_ready: one reading of the clocks per batch.
+        let now = self.clock.now();
         for _ in 0..BATCH {
             match io.sock.try_recv_from(&mut self.net_buf) {
-                Ok((n, from)) => self.on_datagram(n, from, io),
+                Ok((n, from)) => self.on_datagram(n, from, now, io),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 // ICMP errors from earlier sends surface here; they concern
                 // one peer and must not stop the loop.
