@@ -5,6 +5,7 @@
 
 pub mod crypto;
 pub mod frame;
+pub mod keys;
 pub(crate) mod overlay;
 pub mod packet;
 pub(crate) mod procfs;
