@@ -320,7 +320,7 @@ fn check_diagnoses_a_host_built_to_fail() {
         ),
         (
             "error:",
-            &["interface.mtu = 1500", "set interface.mtu to 1424"],
+            &["interface.mtu = 1500", "set interface.mtu to 1436"],
         ),
         ("error:", &["UDP 0.0.0.0:7112 is already in use"]),
         ("warning:", &["nowhere.lab does not resolve"]),

@@ -8,7 +8,6 @@ use clap::Parser;
 use mcast_relay::cli::{Cli, Command, exit};
 use mcast_relay::daemon::ErrorKind;
 use mcast_relay::io::{keyfile, tun};
-use mcast_relay::proto::crypto;
 use mcast_relay::{check, config, daemon};
 
 fn init_logging() {
@@ -62,7 +61,7 @@ fn main() -> ExitCode {
         }
         Command::Status { json, socket } => status(&socket, json),
         Command::Keygen { output, force } => {
-            let key = match crypto::ClusterKey::generate() {
+            let key = match mcast_relay::proto::keys::PrivateKey::generate() {
                 Ok(k) => k,
                 Err(_) => {
                     eprintln!("error: the system random number generator failed");
@@ -71,15 +70,13 @@ fn main() -> ExitCode {
             };
             match output {
                 None => {
-                    print!("{}", key.to_file_text());
+                    print!("{}", key.to_file_text().as_str());
                     ExitCode::SUCCESS
                 }
                 Some(path) => match keyfile::write(&path, &key, force) {
                     Ok(()) => {
-                        eprintln!(
-                            "wrote a new cluster key to {} (mode 0600); copy it to every node, keeping it private",
-                            path.display()
-                        );
+                        eprintln!("wrote a new node key to {} (mode 0600)", path.display());
+                        println!("public_key = \"{}\"", key.public());
                         ExitCode::SUCCESS
                     }
                     Err(e) => {

@@ -147,6 +147,8 @@ pub struct PeerConfig {
     pub endpoint: Endpoint,
     pub address: Ipv4Addr,
     pub address6: Option<Ipv6Addr>,
+    /// `None` only in insecure mode.
+    pub public_key: Option<crate::proto::keys::PublicKey>,
 }
 
 impl Config {

@@ -116,8 +116,10 @@ fn peer_changed(old: &PeerConfig, new: &PeerConfig) -> bool {
         endpoint,
         address,
         address6,
+        public_key,
     } = new;
-    (old.address, old.address6, &old.endpoint) != (*address, *address6, endpoint)
+    (old.address, old.address6, &old.endpoint, old.public_key)
+        != (*address, *address6, endpoint, *public_key)
 }
 
 /// A new configuration changes keys that only a restart applies.

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::proto::crypto::{ClusterKey, KeyError};
+use crate::proto::keys::{KeyError, PrivateKey};
 
 /// Why the key file could not be loaded or written; each message names the
 /// file and, where there is one, the command that fixes it.
@@ -115,7 +115,7 @@ impl std::error::Error for KeyFileError {
 }
 
 /// Loads the key, refusing a file that group or others may read.
-pub fn load(path: &Path) -> Result<ClusterKey, KeyFileError> {
+pub fn load(path: &Path) -> Result<PrivateKey, KeyFileError> {
     let path_buf = || path.to_path_buf();
     let meta = std::fs::metadata(path).map_err(|source| KeyFileError::Missing {
         path: path_buf(),
@@ -135,7 +135,7 @@ pub fn load(path: &Path) -> Result<ClusterKey, KeyFileError> {
         path: path_buf(),
         source,
     })?;
-    ClusterKey::parse(&text).map_err(|source| KeyFileError::Invalid {
+    PrivateKey::parse(&text).map_err(|source| KeyFileError::Invalid {
         path: path_buf(),
         source,
     })
@@ -143,7 +143,7 @@ pub fn load(path: &Path) -> Result<ClusterKey, KeyFileError> {
 
 /// Writes `key` to a new file with mode 0600. Refuses to overwrite an
 /// existing file unless `force`: replacing a key cuts a node off its cluster.
-pub fn write(path: &Path, key: &ClusterKey, force: bool) -> Result<(), KeyFileError> {
+pub fn write(path: &Path, key: &PrivateKey, force: bool) -> Result<(), KeyFileError> {
     let path_buf = || path.to_path_buf();
     let mut opts = OpenOptions::new();
     opts.write(true).mode(0o600);
@@ -190,7 +190,7 @@ mod tests {
     #[test]
     fn write_then_load() {
         let p = tmp("ok");
-        let k = ClusterKey::generate().expect("rng");
+        let k = PrivateKey::generate().expect("rng");
         write(&p, &k, false).expect("writes");
         let mode = std::fs::metadata(&p).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
@@ -205,7 +205,7 @@ mod tests {
     #[test]
     fn refuses_readable_key() {
         let p = tmp("open");
-        write(&p, &ClusterKey::generate().expect("rng"), false).expect("writes");
+        write(&p, &PrivateKey::generate().expect("rng"), false).expect("writes");
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         let e = load(&p).expect_err("refused");
         assert!(

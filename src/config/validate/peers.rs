@@ -37,6 +37,7 @@ pub(super) fn validate_peers(
             endpoint,
             address,
             address6,
+            public_key: None,
         });
     }
     Ok(peers)
