@@ -8,8 +8,7 @@ mod lab;
 mod day2;
 mod e2e;
 mod failover;
-// Re-enabled with its attacks rewritten for per-member keys (next commit).
-// mod hostile;
+mod hostile;
 mod no_alloc;
 mod operator;
 mod scale;
