@@ -570,6 +570,27 @@ mod tests {
         assert_eq!(send(&mut a, &genuine, T0).1, Target::All);
     }
 
+    /// A fragmented ND message is none (RFC 6980): its fragments would
+    /// each be read as a message of its own, the later ones from data.
+    #[test]
+    fn tap_fragmented_neighbour_discovery_is_not_carried() {
+        let b = node_on(2, Link::Ethernet);
+        let h1 = peer_index(&b, "h1");
+        let mac1 = node_mac(overlay(1));
+        let ll1 = link_local(overlay(1));
+        let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+        let na = neighbour(NA, OVERRIDE, ll1, Some((TARGET_LLADDR, mac1)));
+        for (offset, more) in [(0, true), (32, false)] {
+            let ip = testpkt::v6_fragment(ll1, all_nodes, PROTO_ICMPV6, offset, more, &na);
+            let f = ethernet(ALL_NODES_MAC, mac1, ETHERTYPE_IPV6, &ip);
+            assert_eq!(
+                b.classify_inbound(h1, &f),
+                Err(DropReason::Disallowed),
+                "offset {offset}"
+            );
+        }
+    }
+
     #[test]
     fn tap_receive_side_refuses_what_a_key_holder_forges() {
         let (mut a, mut b, _) = tap_cluster3();

@@ -173,9 +173,12 @@ fn parse_arp(p: &[u8]) -> Result<Arp, FrameError> {
 
 /// IPv6 neighbour solicitation (135) or advertisement (136) with hop limit
 /// 255: what a host needs to reach another over the link, so tap mode
-/// carries it whatever `[allow]` says.
+/// carries it whatever `[allow]` says. Never a fragment: a node ignores a
+/// fragmented one (RFC 6980), and a later fragment's data could pass for
+/// a message of its own.
 pub(crate) fn is_neighbour_discovery(ip: &[u8], inner: &Inner) -> bool {
     inner.proto == PROTO_ICMPV6
+        && !inner.fragment
         && ip.first().map(|b| b >> 4) == Some(6)
         && ip.get(7) == Some(&255)
         && matches!(
