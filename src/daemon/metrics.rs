@@ -46,8 +46,16 @@ struct Master {
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
-/// The snapshot as an OpenMetrics exposition.
-pub fn render(s: &Status) -> String {
+/// What the metrics endpoint itself has seen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HttpStats {
+    /// Connections closed unanswered: every slot was taken.
+    pub refused: u64,
+}
+
+/// The snapshot, and the endpoint's own counts, as an OpenMetrics
+/// exposition.
+pub fn render(s: &Status, http: &HttpStats) -> String {
     let mut reg = Registry::with_prefix("mcast_relay");
     let uptime = FloatGauge::default();
     uptime.set(s.uptime_s);
@@ -183,6 +191,14 @@ pub fn render(s: &Status) -> String {
         );
     }
 
+    let refused = Counter::<u64>::default();
+    refused.inc_by(http.refused);
+    reg.register(
+        "metrics_connections_refused",
+        "Metrics connections closed unanswered because the most allowed at once were open",
+        refused,
+    );
+
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &reg);
@@ -260,7 +276,7 @@ mod tests {
 
     #[test]
     fn exposition_has_the_series() {
-        let t = render(&status());
+        let t = render(&status(), &HttpStats { refused: 7 });
         for want in [
             "mcast_relay_peer_up{peer=\"h2\"} 1",
             "mcast_relay_peer_rtt_seconds{peer=\"h2\"} 0.002",
@@ -271,6 +287,7 @@ mod tests {
             "mcast_relay_vrrp_master{vrid=\"51\",family=\"IPv4\",node=\"h2\"} 1",
             "mcast_relay_split_brain{vrid=\"51\",family=\"IPv4\"} 0",
             "mcast_relay_quorum 1",
+            "mcast_relay_metrics_connections_refused_total 7",
             "# EOF",
         ] {
             assert!(t.contains(want), "missing {want:?} in:\n{t}");
