@@ -132,6 +132,30 @@ pub fn render(s: &Status, http: &HttpStats) -> String {
             "Packets written into the interface",
         ),
     ];
+    let handshakes = [
+        (
+            "sent",
+            s.counters.handshakes_sent,
+            "Handshake initiations sent to peers",
+        ),
+        (
+            "answered",
+            s.counters.handshakes_answered,
+            "Handshake initiations of peers answered",
+        ),
+    ];
+    for (name, v, help) in handshakes {
+        let c = Counter::<u64>::default();
+        c.inc_by(v);
+        reg.register(format!("handshakes_{name}"), help, c);
+    }
+    let jumps = Counter::<u64>::default();
+    jumps.inc_by(s.counters.clock_jumps);
+    reg.register(
+        "clock_jumps",
+        "Wall-clock leaps ahead of the monotonic clock that ended every session (a restored snapshot)",
+        jumps,
+    );
     for (name, v, help) in totals {
         let c = Counter::<u64>::default();
         c.inc_by(v);
@@ -265,9 +289,9 @@ mod tests {
                 sealed: 1,
                 sent: 2,
                 injected: 3,
-                handshakes_sent: 0,
-                handshakes_answered: 0,
-                clock_jumps: 0,
+                handshakes_sent: 8,
+                handshakes_answered: 9,
+                clock_jumps: 1,
                 drops: [("replay".to_string(), 4)].into(),
             },
             quorum: Some(true),
@@ -288,6 +312,9 @@ mod tests {
             "mcast_relay_split_brain{vrid=\"51\",family=\"IPv4\"} 0",
             "mcast_relay_quorum 1",
             "mcast_relay_metrics_connections_refused_total 7",
+            "mcast_relay_handshakes_sent_total 8",
+            "mcast_relay_handshakes_answered_total 9",
+            "mcast_relay_clock_jumps_total 1",
             "# EOF",
         ] {
             assert!(t.contains(want), "missing {want:?} in:\n{t}");
