@@ -479,3 +479,132 @@ fn a_hung_relay_stops_pinging_the_watchdog_and_is_restarted() {
         (timeout * 2).as_millis()
     ));
 }
+
+/// Per-member keys on a running cluster (keepalived VRRPv3, advert 0.1):
+/// a backup's relay restarts and is heard again at once (measured: from
+/// its ready line to the first advert it injects); the master's key is
+/// rotated and a backup is revoked, with no master change anywhere.
+#[test]
+fn keys_rotate_and_a_member_is_revoked_without_a_master_change() {
+    if !lab::root_or_skip("keys_rotate_and_a_member_is_revoked_without_a_master_change") {
+        return;
+    }
+    lab::require_programs(lab::keepalived::PROGRAMS);
+    let mut lab = Lab::new(3);
+    let all = [1, 2, 3];
+    lab.start_relays(RelayOptions::default());
+    let vrrp = Vrrp::v3(0.1);
+    let mut keepalived: Vec<_> = all
+        .iter()
+        .map(|&h| lab.start_keepalived(h, vrrp, PRIORITY[h - 1]))
+        .collect();
+    let settle = vrrp.master_down(PRIORITY[2]) + Duration::from_millis(500);
+    vip::converge_on(&lab, vrrp.vip(), &all, 1, settle, Duration::from_secs(30));
+    let watch = Watch::start(&lab, vrrp.vip());
+    let injected = |lab: &Lab, h: usize| lab.relay_status(h)["counters"]["injected"].as_u64();
+
+    // --- a backup's relay restarts -------------------------------------
+    lab.kill_relay(3);
+    lab.start_relay(3);
+    let ready = std::time::Instant::now();
+    let first = lab::wait_for(
+        "the restarted relay to inject an advert",
+        Duration::from_secs(10),
+        || {
+            injected(&lab, 3)
+                .filter(|n| *n > 0)
+                .map(|_| ready.elapsed())
+        },
+    );
+    let keepalive = Duration::from_secs(1);
+    assert!(
+        first < keepalive + Duration::from_millis(500),
+        "first advert injected {first:?} after the restarted relay was ready"
+    );
+    report(&format!(
+        "keys: h3's relay restarted; first advert injected {:.1} ms after its ready line (bound: one round trip plus a keepalive interval, {} ms; adverts every 100 ms)",
+        first.as_secs_f64() * 1000.0,
+        keepalive.as_millis()
+    ));
+
+    // --- the master's key is rotated -------------------------------------
+    let before: Vec<_> = all.iter().map(|&h| lab.relay_status(h)).collect();
+    let new_key = lab.rotate_key(1);
+    lab.configure_relays(RelayOptions::default());
+    let hash = lab.assert_cluster_files_identical();
+    // The others first: their sessions with h1 carry on, and they expect
+    // the new key at h1's next handshake.
+    reload_all(&lab, &[2, 3], "reloaded");
+    std::fs::rename(&new_key, lab.key_path(1)).expect("install the new key");
+    let line = lab.reload_relay(1);
+    assert!(
+        line.contains("reloaded"),
+        "h1 did not take its new key: {line}"
+    );
+    for h in [2, 3] {
+        lab::wait_for(
+            &format!("h{h} to hold a session made with h1's new key"),
+            Duration::from_secs(5),
+            || {
+                let st = lab.relay_status(h);
+                let was = before[h - 1]["counters"]["handshakes_answered"].as_u64()?;
+                (st["counters"]["handshakes_answered"].as_u64()? > was).then_some(())
+            },
+        );
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    for h in all {
+        let c = lab.relay_counters(h);
+        assert_eq!(
+            c.get("wrong_key").copied().unwrap_or(0) + c.get("bad_mac").copied().unwrap_or(0),
+            0,
+            "h{h} refused a handshake during the rotation: {c:?}"
+        );
+    }
+    report(&format!(
+        "keys: h1 (the master) rotated its key live (cluster file {}… on every host, SIGHUP); new sessions with h2 and h3, no handshake refused",
+        &hash[..12]
+    ));
+
+    // --- a backup is revoked ---------------------------------------------
+    // h3 is taken to be compromised: it keeps running with the old file
+    // (it is not reloaded), and its keepalived claims the VIP at priority
+    // 255 once it hears nobody.
+    keepalived.pop().expect("h3's keepalived").stop(&mut lab);
+    lab.set_members(&[1, 2]);
+    lab.configure_relays(RelayOptions::default());
+    reload_all(&lab, &[1, 2], "removed=h3");
+    let rogue = lab.start_keepalived(3, vrrp, 255);
+    let refused_before: Vec<_> = [1, 2]
+        .iter()
+        .map(|&h| {
+            lab.relay_counters(h)
+                .get("unknown_sender")
+                .copied()
+                .unwrap_or(0)
+        })
+        .collect();
+    std::thread::sleep(vrrp.master_down(255) * 10);
+    for (i, h) in [1, 2].into_iter().enumerate() {
+        let now = lab
+            .relay_counters(h)
+            .get("unknown_sender")
+            .copied()
+            .unwrap_or(0);
+        assert!(
+            now > refused_before[i],
+            "h{h} never saw the revoked member's traffic to refuse"
+        );
+    }
+    let moved = watch.next_added(&[3], Duration::ZERO);
+    assert!(moved.is_none(), "the VIP moved: {moved:?}");
+    let holders = vip::holders(&lab, vrrp.vip());
+    assert!(
+        holders.contains(&1) && !holders.contains(&2),
+        "VIP holders: {holders:?}"
+    );
+    rogue.stop(&mut lab);
+    report(
+        "keys: h3 revoked by deleting its [[member]] on h1 and h2 and reloading; its adverts at priority 255 refused as unknown_sender; VIP stayed on h1 (0 master changes among members)",
+    );
+}

@@ -586,6 +586,24 @@ impl Lab {
         k
     }
 
+    /// A new key pair for host `h`, written beside its key file (the
+    /// running relay still has the old one): returns the new file, whose
+    /// public key the cluster files written from now on list for `h`.
+    pub fn rotate_key(&mut self, h: usize) -> PathBuf {
+        let new = self.path(&format!("h{h}.key.new"));
+        let out = Command::new(relay_bin())
+            .args(["keygen", "-o"])
+            .arg(&new)
+            .output()
+            .expect("cannot run mcast-relay keygen");
+        assert!(out.status.success(), "keygen for h{h} failed: {out:?}");
+        let printed = String::from_utf8_lossy(&out.stdout);
+        let k = public_key_line(&printed)
+            .unwrap_or_else(|| panic!("no `public_key` line in what keygen printed: {printed}"));
+        self.public_keys.insert(h, k);
+        new
+    }
+
     /// The cluster file as the lab wrote it; each host has a copy of it.
     pub fn cluster_file(&self) -> PathBuf {
         self.path("cluster.toml")

@@ -125,9 +125,18 @@ impl Rule {
         }
         match inner.dst_port {
             Some(p) => self.ports.iter().any(|(lo, hi)| (*lo..=*hi).contains(&p)),
-            // A later fragment carries no port; the first fragment of the
-            // same datagram was checked against the ports.
-            None => inner.fragment,
+            // A later fragment carries no port, so only its protocol and
+            // destination can be checked. That is enough: the kernel
+            // delivers a datagram only once it is whole, where it goes is
+            // the first fragment's to say (offset 0: it holds the whole
+            // transport header, or it does not parse), and the only first
+            // fragments from this peer's address that the relay writes
+            // were held to these ports. Overlapping fragments are discarded
+            // (RFC 5722; Linux does so for IPv4 too), and later fragments
+            // without a first one are dropped when reassembly times out. A
+            // first fragment forged on another interface could have been
+            // sent whole there: the relay opens nothing new for it.
+            None => inner.later_fragment,
         }
     }
 }

@@ -93,6 +93,13 @@ impl Handshake {
         self.local.is_some()
     }
 
+    pub(super) fn set_key(&mut self, key: PrivateKey) {
+        self.local = Some(Local {
+            mac: MacKey::for_receiver(&key.public()),
+            key,
+        });
+    }
+
     pub(super) fn public(&self) -> Option<PublicKey> {
         self.local.as_ref().map(|l| l.key.public())
     }
@@ -139,6 +146,21 @@ impl PeerHandshake {
             bucket: Bucket::full(PER_MEMBER_RATE),
             mac: public_key.map(MacKey::for_receiver),
         }
+    }
+
+    /// The peer's public key changed in the cluster file: handshakes from
+    /// now on use the new one; an initiation made for the old one is
+    /// abandoned. The timestamps it sent stay valid (same member).
+    pub(super) fn rekeyed(&mut self, public_key: Option<&PublicKey>) {
+        self.mac = public_key.map(MacKey::for_receiver);
+        self.pending = None;
+    }
+
+    /// Abandons any initiation and asks for a new one at once.
+    pub(super) fn restart_now(&mut self) {
+        self.pending = None;
+        self.wanted = true;
+        self.next_ms = 0;
     }
 
     /// Asks for a handshake with this peer as soon as spacing allows.
@@ -757,10 +779,11 @@ mod tests {
     }
 
     #[test]
-    fn a_new_public_key_takes_effect_at_the_next_handshake() {
+    fn a_key_rotates_with_no_gap() {
         let (mut a, mut b) = (node_with(1, 2, T0, key(1)), node_with(2, 2, T0, key(2)));
         meet(&mut [(1, &mut a), (2, &mut b)], T0);
-        // Node 1 gets a new key; node 2's cluster file is reloaded with it.
+        // Node 1 gets a new key; node 2's cluster file is reloaded with it
+        // first: the current session carries on.
         let mut specs = peer_specs(2, 2, true);
         specs[0].public_key = Some(public_key(11));
         let allow = b.policy.allow.clone();
@@ -771,20 +794,56 @@ mod tests {
             inject_rate_limit: 5_000,
             keepalive_ms: 1000,
         });
-        assert!(
-            !b.has_session(peer_index(&b, "h1")),
-            "the old key's session ended"
+        let h1 = peer_index(&b, "h1");
+        assert!(b.has_session(h1), "the reload ended the session");
+        let (d, _) = send(&mut a, &vrrp_from(1), T0 + 1);
+        assert!(recv(&mut b, &d, 1, T0 + 1).is_ok());
+        // The old key can no longer start a session.
+        let mut old = node_with(1, 2, T0 + 10, key(1));
+        let mut out = [0u8; MAX_DATAGRAM];
+        let (len, _) = old.poll_hello(T0 + 10, &mut out).expect("initiation");
+        let mut init = out[..len].to_vec();
+        let mut reply = [0u8; MAX_DATAGRAM];
+        assert_eq!(
+            b.from_net(&mut init, endpoint(1), T0 + 10, &mut reply),
+            Inbound::Drop(DropReason::WrongKey)
         );
-        let (old, _) = send(&mut a, &vrrp_from(1), T0 + 1);
-        assert_eq!(recv(&mut b, &old, 1, T0 + 1), Err(DropReason::NoSession));
-        // The old key can no longer start one; the new key can.
-        meet(&mut [(1, &mut a), (2, &mut b)], T0 + 2_000);
-        assert!(!b.has_session(peer_index(&b, "h1")));
-        let mut a2 = node_with(1, 2, T0 + 3_000, Security::Authenticated(private_key(11)));
-        let mut specs = peer_specs(1, 2, true);
-        specs[0].public_key = Some(public_key(2));
-        meet(&mut [(1, &mut a2), (2, &mut b)], T0 + 3_000);
-        let (d, _) = send(&mut a2, &vrrp_from(1), T0 + 3_001);
-        assert!(recv(&mut b, &d, 1, T0 + 3_001).is_ok());
+        // Node 1 takes its new key: a handshake at once, no packet lost.
+        assert!(a.set_key(private_key(11)));
+        let (before, _) = send(&mut a, &vrrp_from(1), T0 + 20);
+        meet(&mut [(1, &mut a), (2, &mut b)], T0 + 20);
+        assert!(
+            recv(&mut b, &before, 1, T0 + 20).is_ok(),
+            "in flight across the switch"
+        );
+        let (after, _) = send(&mut a, &vrrp_from(1), T0 + 21);
+        assert!(recv(&mut b, &after, 1, T0 + 21).is_ok());
+        assert!(b.peer_stats(h1).expect("h1").sessions >= 2);
+        assert_eq!(
+            b.counters().drops.get(DropReason::WrongKey),
+            1,
+            "only the old key's"
+        );
+    }
+
+    #[test]
+    fn a_removed_member_is_cut_off_at_once() {
+        let (mut a, mut b, mut c) = cluster3();
+        let specs: Vec<_> = peer_specs(2, 3, true)
+            .into_iter()
+            .filter(|p| p.name != "h3")
+            .collect();
+        let allow = b.policy.allow.clone();
+        b.reconfigure(Reload {
+            peers: specs,
+            allow,
+            max_clock_skew_ms: SKEW,
+            inject_rate_limit: 5_000,
+            keepalive_ms: 1000,
+        });
+        let (d, _) = send(&mut c, &vrrp_from(3), T0 + 1);
+        assert_eq!(recv(&mut b, &d, 3, T0 + 1), Err(DropReason::UnknownSender));
+        let (d, _) = send(&mut a, &vrrp_from(1), T0 + 1);
+        assert!(recv(&mut b, &d, 1, T0 + 1).is_ok());
     }
 }

@@ -187,6 +187,10 @@ impl Peers {
     /// addresses and public key are unchanged keeps everything: its endpoint,
     /// sessions, replay windows and rate-limit bucket, so not one of its
     /// packets is lost. Other peers start afresh.
+    ///
+    /// A peer whose only change is its public key keeps its sessions too:
+    /// they were made with the old key, and the new one is required from
+    /// its next handshake on (a key rotation without a gap).
     pub(super) fn reconfigured(self, specs: Vec<PeerSpec>, inject_rate_limit: u32) -> Peers {
         let mut old: Vec<Option<Peer>> = self.list.into_iter().map(Some).collect();
         let list = specs
@@ -194,9 +198,21 @@ impl Peers {
             .map(|spec| {
                 let kept = old
                     .iter_mut()
-                    .find(|p| p.as_ref().is_some_and(|p| p.spec == spec))
+                    .find(|p| {
+                        p.as_ref()
+                            .is_some_and(|p| p.spec.name == spec.name && p.spec.addrs == spec.addrs)
+                    })
                     .and_then(Option::take);
-                kept.unwrap_or_else(|| Peer::new(spec, inject_rate_limit))
+                match kept {
+                    Some(mut p) => {
+                        if p.spec.public_key != spec.public_key {
+                            p.hs.rekeyed(spec.public_key.as_ref());
+                        }
+                        p.spec = spec;
+                        p
+                    }
+                    None => Peer::new(spec, inject_rate_limit),
+                }
             })
             .collect();
         Peers::indexed(list)

@@ -146,15 +146,16 @@ impl Policy {
 
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
-    use crate::core::allow::{AllowList, Rule};
+    use crate::core::allow::{AllowList, Preset, Rule};
     use crate::core::counters::DropReason;
     use crate::core::relay::*;
     use crate::testing::cluster::*;
 
     use crate::core::session::prefix;
-    use crate::proto::packet::{PROTO_IGMP, PROTO_TCP, PROTO_VRRP};
+    use crate::proto::overlay::link_local;
+    use crate::proto::packet::{PROTO_IGMP, PROTO_TCP, PROTO_UDP, PROTO_VRRP};
     use crate::proto::wire::Kind;
     use crate::testing::packets as testpkt;
 
@@ -234,6 +235,92 @@ mod tests {
         assert_eq!(recv(&mut b, &garbage, 1, T0), Err(DropReason::BadInner));
         let ok = forge(&vrrp_from(1));
         assert!(recv(&mut b, &ok, 1, T0).is_ok());
+    }
+
+    /// A key holder's first fragment of UDP to a port `[allow]` does not
+    /// permit (DNS, SNMP, portmap), to this node's overlay IPv6, its
+    /// link-local or all nodes, under each preset with port rules: the
+    /// kernel would reassemble and deliver it, so it is refused like the
+    /// whole packet; to an allowed port it goes in, and so do its later
+    /// fragments; one too short to hold the UDP header is refused.
+    #[test]
+    fn first_fragments_meet_the_port_rules() {
+        let all_nodes: Ipv6Addr = "ff02::1".parse().expect("ip");
+        let (ll1, ll2) = (link_local(overlay(1)), link_local(overlay(2)));
+        let paths = [
+            (v6(1), v6(2)),
+            (ll1, ll2),
+            (v6(1), all_nodes),
+            (ll1, all_nodes),
+        ];
+        let presets = [Preset::Heartbeat, Preset::Corosync, Preset::Spread];
+        for preset in presets {
+            let mut b = node(2);
+            b.policy.allow = AllowList::of_presets(&[preset]);
+            let h1 = peer_index(&b, "h1");
+            let allowed = preset.rule().ports[0].0;
+            for (src, dst) in paths {
+                let first = |port| {
+                    testpkt::v6_fragment(
+                        src,
+                        dst,
+                        PROTO_UDP,
+                        0,
+                        true,
+                        &testpkt::udp(5404, port, &[0; 32]),
+                    )
+                };
+                for port in [53, 161, 111] {
+                    assert_eq!(
+                        b.classify_inbound(h1, &first(port)),
+                        Err(DropReason::Disallowed),
+                        "{preset:?}: first fragment to {dst} port {port}"
+                    );
+                }
+                assert_eq!(
+                    b.classify_inbound(h1, &first(allowed)),
+                    Ok(()),
+                    "{preset:?} {dst}"
+                );
+                let later = testpkt::v6_fragment(src, dst, PROTO_UDP, 40, false, &[0; 8]);
+                assert_eq!(
+                    b.classify_inbound(h1, &later),
+                    Ok(()),
+                    "{preset:?} {dst} later"
+                );
+                let short = testpkt::v6_fragment(
+                    src,
+                    dst,
+                    PROTO_UDP,
+                    0,
+                    true,
+                    &testpkt::udp(5404, allowed, &[])[..4],
+                );
+                assert_eq!(
+                    b.classify_inbound(h1, &short),
+                    Err(DropReason::BadInner),
+                    "{preset:?} {dst} short"
+                );
+            }
+            // IPv4 the same way: its first fragment was read for its port
+            // already, but one too short for the header passed as a later one.
+            let g = Ipv4Addr::new(225, 0, 0, 1);
+            for dst in [overlay(2), g, overlay(255)] {
+                let udp = testpkt::udp(5404, 53, &[0; 32]);
+                let first = testpkt::v4_fragment(overlay(1), dst, PROTO_UDP, 0, true, &udp);
+                assert_eq!(
+                    b.classify_inbound(h1, &first),
+                    Err(DropReason::Disallowed),
+                    "{preset:?} {dst}"
+                );
+                let short = testpkt::v4_fragment(overlay(1), dst, PROTO_UDP, 0, true, &udp[..2]);
+                assert_eq!(
+                    b.classify_inbound(h1, &short),
+                    Err(DropReason::BadInner),
+                    "{preset:?} {dst} short"
+                );
+            }
+        }
     }
 
     #[test]

@@ -247,12 +247,12 @@ impl Relay {
         self.peers.by_name(name)
     }
 
-    /// Applies a reloaded configuration. A peer whose name, overlay
-    /// addresses and public key are unchanged keeps everything: its
-    /// endpoint, sessions, replay windows and rate-limit bucket, so not one
-    /// of its packets is lost. A removed peer's sessions end at once; a
-    /// new or changed one starts afresh with a handshake (a new public key
-    /// takes effect there).
+    /// Applies a reloaded configuration. A peer whose name and overlay
+    /// addresses are unchanged keeps everything: its endpoint, sessions,
+    /// replay windows and rate-limit bucket, so not one of its packets is
+    /// lost; a new public key of its takes effect at its next handshake. A
+    /// removed peer's sessions end at once; a new or readdressed one starts
+    /// afresh with a handshake.
     pub fn reconfigure(&mut self, r: Reload) {
         let peers = std::mem::replace(&mut self.peers, Peers::new(Vec::new(), 0));
         self.peers = peers.reconfigured(r.peers, r.inject_rate_limit);
@@ -263,6 +263,24 @@ impl Relay {
         self.keepalive_ms = r.keepalive_ms;
         // The count and the window may have changed.
         self.recheck = true;
+    }
+
+    /// Takes a new private key for this node (its key file was replaced,
+    /// its `public_key` in the cluster file changed): every peer gets a
+    /// handshake with it at once, the current sessions carry on until
+    /// those complete. `false` in insecure mode, which has no key.
+    pub fn set_key(&mut self, key: PrivateKey) -> bool {
+        if !self.handshake.authenticated() {
+            return false;
+        }
+        if self.handshake.public() == Some(key.public()) {
+            return true;
+        }
+        self.handshake.set_key(key);
+        for p in self.peers.iter_mut() {
+            p.hs.restart_now();
+        }
+        true
     }
 
     /// The virtual routers seen in the adverts relayed, both ways.

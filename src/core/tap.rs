@@ -4,7 +4,7 @@
 //! authenticated frames, so unicast to a virtual-router MAC goes to the
 //! peer that is master rather than to everyone.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::ops::Range;
 
 use crate::core::counters::DropReason;
@@ -54,6 +54,10 @@ impl Policy {
                 let ip = &packet[start..start + len];
                 let inner = packet::parse(ip).map_err(|_| DropReason::LocalMalformed)?;
                 let by_ip = if frame::is_neighbour_discovery(ip, &inner) {
+                    speaks_for(&self.local, f.src, ip, &inner).map_err(|e| match e {
+                        NdRefusal::Malformed => DropReason::LocalMalformed,
+                        NdRefusal::Foreign => DropReason::LocalForeignSource,
+                    })?;
                     self.route_local_nd(peers, &inner)?
                 } else {
                     self.route_local_inner(peers, &inner)?
@@ -111,6 +115,10 @@ impl Policy {
                 let ip = &packet[start..start + len];
                 let inner = packet::parse(ip).map_err(|_| DropReason::BadInner)?;
                 if frame::is_neighbour_discovery(ip, &inner) {
+                    speaks_for(from, f.src, ip, &inner).map_err(|e| match e {
+                        NdRefusal::Malformed => DropReason::BadInner,
+                        NdRefusal::Foreign => DropReason::WrongSource,
+                    })?;
                     self.check_nd(from, &inner)?;
                 } else {
                     self.check_inner(from, &inner)?;
@@ -130,6 +138,36 @@ impl Policy {
             }
         }
     }
+}
+
+/// Why a neighbour solicitation or advertisement was refused.
+enum NdRefusal {
+    /// Not as RFC 4861 has a node accept it.
+    Malformed,
+    /// It speaks for another node (or for no node).
+    Foreign,
+}
+
+/// Neighbour discovery bound to `node` the way ARP is: in a frame from
+/// the node's own MAC, every link-layer address option naming that MAC,
+/// and an advertisement, or a duplicate address detection (from the
+/// unspecified address), only about one of the node's own addresses.
+/// Otherwise a node could take another's unicast with an override advert
+/// for its address, or fail its address detection when it restarts. A
+/// solicitation from a node's own address may ask about any address: the
+/// answer comes from the address's owner.
+fn speaks_for(node: &NodeAddrs, frame_src: Mac, ip: &[u8], inner: &Inner) -> Result<(), NdRefusal> {
+    let icmp = ip.get(inner.payload..).unwrap_or_default();
+    let nd = frame::parse_neighbour(icmp).map_err(|_| NdRefusal::Malformed)?;
+    let mac = node.mac();
+    let claims_target = nd.advert || inner.src.is_unspecified();
+    if frame_src != mac
+        || !nd.link_layer_addrs_are(mac)
+        || (claims_target && !node.owns(IpAddr::V6(nd.target)))
+    {
+        return Err(NdRefusal::Foreign);
+    }
+    Ok(())
 }
 
 impl Peers {
@@ -224,7 +262,7 @@ mod tests {
     use crate::proto::packet::{PROTO_ICMPV6, PROTO_TCP, PROTO_VRRP};
     use crate::proto::wire::Kind;
     use crate::testing::cluster::*;
-    use crate::testing::frames::{arp, ethernet};
+    use crate::testing::frames::{arp, ethernet, neighbour};
     use crate::testing::packets as testpkt;
 
     const CARP_MCAST: Mac = [0x01, 0x00, 0x5e, 0x00, 0x00, 0x12];
@@ -385,7 +423,10 @@ mod tests {
         let (mut a, mut b, _) = tap_cluster3();
         let ll1 = link_local(overlay(1));
         let solicited = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00, 2);
-        let ns = testpkt::v6(ll1, solicited, PROTO_ICMPV6, &[135, 0, 0, 0, 0, 0, 0, 0]);
+        // Node 1 resolves node 2's address (a whole message: RFC 4861
+        // has a node drop one without its target).
+        let mac1 = Some((SOURCE_LLADDR, node_mac(overlay(1))));
+        let ns = testpkt::v6(ll1, solicited, PROTO_ICMPV6, &neighbour(NS, 0, v6(2), mac1));
         let group = [0x33, 0x33, 0xff, 0, 0, 2];
         let f = ethernet(group, node_mac(overlay(1)), ETHERTYPE_IPV6, &ns);
         let (d, target) = send(&mut a, &f, T0);
@@ -396,7 +437,7 @@ mod tests {
             Ipv6Addr::UNSPECIFIED,
             solicited,
             PROTO_ICMPV6,
-            &[135, 0, 0, 0, 0, 0, 0, 0],
+            &neighbour(NS, 0, v6(1), None),
         );
         let f = ethernet(group, node_mac(overlay(1)), ETHERTYPE_IPV6, &dad);
         let (d, _) = send(&mut a, &f, T0);
@@ -405,6 +446,163 @@ mod tests {
         let mld = testpkt::v6(ll1, solicited, PROTO_ICMPV6, &[143, 0, 0, 0, 0, 0, 0, 0]);
         let f = ethernet(group, node_mac(overlay(1)), ETHERTYPE_IPV6, &mld);
         assert_eq!(send_drop(&mut a, &f), DropReason::KernelNoise);
+    }
+
+    const NS: u8 = 135;
+    const NA: u8 = 136;
+    const OVERRIDE: u8 = 0x20;
+    const SOURCE_LLADDR: u8 = 1;
+    const TARGET_LLADDR: u8 = 2;
+    const ALL_NODES_MAC: Mac = [0x33, 0x33, 0, 0, 0, 1];
+
+    /// A neighbour discovery message `body` in a frame from `mac`, `src`
+    /// to all nodes (ff02::1).
+    fn nd_frame(mac: Mac, src: Ipv6Addr, body: &[u8]) -> Vec<u8> {
+        let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+        let ip = testpkt::v6(src, all_nodes, PROTO_ICMPV6, body);
+        ethernet(ALL_NODES_MAC, mac, ETHERTYPE_IPV6, &ip)
+    }
+
+    /// Neighbour discovery is bound to its sender as ARP is: an advert's
+    /// target is one of the sender's own addresses and every link-layer
+    /// address in it is the sender's MAC, so no key holder can take
+    /// another node's unicast (an unsolicited override advert for node 3's
+    /// address with node 1's MAC) or fail its duplicate address detection.
+    #[test]
+    fn tap_neighbour_discovery_speaks_for_its_sender_only() {
+        let b = node_on(2, Link::Ethernet);
+        let h1 = peer_index(&b, "h1");
+        let (mac1, mac3) = (node_mac(overlay(1)), node_mac(overlay(3)));
+        let (ll1, ll3) = (link_local(overlay(1)), link_local(overlay(3)));
+        let na = |target, mac| neighbour(NA, OVERRIDE, target, Some((TARGET_LLADDR, mac)));
+        let refused: Vec<(&str, Vec<u8>)> = vec![
+            (
+                "advert for node 3's address",
+                nd_frame(mac1, v6(1), &na(v6(3), mac1)),
+            ),
+            (
+                "advert for node 3's link-local",
+                nd_frame(mac1, ll1, &na(ll3, mac1)),
+            ),
+            (
+                "advert for this node's address",
+                nd_frame(mac1, ll1, &na(v6(2), mac1)),
+            ),
+            (
+                "advert for a VIP",
+                nd_frame(mac1, ll1, &na("fd00:250::100".parse().expect("ip"), mac1)),
+            ),
+            (
+                "advert with node 3's MAC",
+                nd_frame(mac1, v6(1), &na(v6(1), mac3)),
+            ),
+            (
+                "advert with a virtual-router MAC",
+                nd_frame(mac1, ll1, &na(ll1, UCARP_VHID1)),
+            ),
+            (
+                "advert with two target MACs",
+                nd_frame(mac1, ll1, &{
+                    let mut m = na(ll1, mac1);
+                    m.extend_from_slice(&[TARGET_LLADDR, 1]);
+                    m.extend_from_slice(&mac3);
+                    m
+                }),
+            ),
+            (
+                "advert in a frame from a virtual-router MAC",
+                nd_frame(UCARP_VHID1, ll1, &na(ll1, mac1)),
+            ),
+            (
+                "solicitation with node 3's MAC",
+                nd_frame(
+                    mac1,
+                    ll1,
+                    &neighbour(NS, 0, v6(2), Some((SOURCE_LLADDR, mac3))),
+                ),
+            ),
+            (
+                "duplicate address detection for node 3's address",
+                nd_frame(mac1, Ipv6Addr::UNSPECIFIED, &neighbour(NS, 0, v6(3), None)),
+            ),
+            (
+                "duplicate address detection for node 3's link-local",
+                nd_frame(mac1, Ipv6Addr::UNSPECIFIED, &neighbour(NS, 0, ll3, None)),
+            ),
+            (
+                "an advert with no target",
+                nd_frame(mac1, ll1, &[NA, 0, 0, 0, OVERRIDE, 0, 0, 0]),
+            ),
+        ];
+        for (what, frame) in &refused {
+            let want = if what.contains("no target") {
+                DropReason::BadInner
+            } else {
+                DropReason::WrongSource
+            };
+            assert_eq!(b.classify_inbound(h1, frame), Err(want), "{what}");
+        }
+        let admitted: Vec<(&str, Vec<u8>)> = vec![
+            (
+                "advert for its address",
+                nd_frame(mac1, v6(1), &na(v6(1), mac1)),
+            ),
+            (
+                "advert for its link-local",
+                nd_frame(mac1, ll1, &na(ll1, mac1)),
+            ),
+            (
+                "advert with no MAC",
+                nd_frame(mac1, ll1, &neighbour(NA, OVERRIDE, ll1, None)),
+            ),
+            (
+                "solicitation for node 3",
+                nd_frame(
+                    mac1,
+                    ll1,
+                    &neighbour(NS, 0, ll3, Some((SOURCE_LLADDR, mac1))),
+                ),
+            ),
+            (
+                "duplicate address detection for its address",
+                nd_frame(mac1, Ipv6Addr::UNSPECIFIED, &neighbour(NS, 0, v6(1), None)),
+            ),
+            (
+                "duplicate address detection for its link-local",
+                nd_frame(mac1, Ipv6Addr::UNSPECIFIED, &neighbour(NS, 0, ll1, None)),
+            ),
+        ];
+        for (what, frame) in &admitted {
+            assert_eq!(b.classify_inbound(h1, frame), Ok(()), "{what}");
+        }
+        // The local kernel's own are held to the same: what it says for
+        // another node stays here.
+        let (mut a, _, _) = tap_cluster3();
+        let poison = nd_frame(mac1, ll1, &na(v6(3), mac1));
+        assert_eq!(send_drop(&mut a, &poison), DropReason::LocalForeignSource);
+        let genuine = nd_frame(mac1, ll1, &na(ll1, mac1));
+        assert_eq!(send(&mut a, &genuine, T0).1, Target::All);
+    }
+
+    /// A fragmented ND message is none (RFC 6980): its fragments would
+    /// each be read as a message of its own, the later ones from data.
+    #[test]
+    fn tap_fragmented_neighbour_discovery_is_not_carried() {
+        let b = node_on(2, Link::Ethernet);
+        let h1 = peer_index(&b, "h1");
+        let mac1 = node_mac(overlay(1));
+        let ll1 = link_local(overlay(1));
+        let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+        let na = neighbour(NA, OVERRIDE, ll1, Some((TARGET_LLADDR, mac1)));
+        for (offset, more) in [(0, true), (32, false)] {
+            let ip = testpkt::v6_fragment(ll1, all_nodes, PROTO_ICMPV6, offset, more, &na);
+            let f = ethernet(ALL_NODES_MAC, mac1, ETHERTYPE_IPV6, &ip);
+            assert_eq!(
+                b.classify_inbound(h1, &f),
+                Err(DropReason::Disallowed),
+                "offset {offset}"
+            );
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
 use crate::config::NodeConfig;
 use crate::daemon::error::Error;
-use crate::daemon::{metrics, status};
+use crate::daemon::status;
 use crate::io::notify::Notifier;
 
 /// The bound listeners, each optional.
@@ -133,29 +133,6 @@ fn listen(path: &Path, group: &str) -> Result<os::unix::net::UnixListener, Statu
     l.set_nonblocking(true)
         .map_err(|source| StatusSocketError::NonBlocking { path: at(), source })?;
     Ok(l)
-}
-
-/// Answers one HTTP request for the metrics, off the loop and bounded in
-/// time, so a slow or silent client cannot stall the packet path.
-pub(super) fn serve_metrics(mut conn: TcpStream, body: String) {
-    tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let exchange = async {
-            let mut req = [0u8; 1024];
-            let n = conn.read(&mut req).await?;
-            let text = String::from_utf8_lossy(&req[..n]);
-            let first = text.lines().next().unwrap_or("");
-            conn.write_all(metrics::respond(first, &body).as_bytes())
-                .await?;
-            conn.shutdown().await
-        };
-        if let Err(e) = tokio::time::timeout(Duration::from_secs(5), exchange)
-            .await
-            .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
-        {
-            tracing::debug!(error = %e, "metrics client");
-        }
-    });
 }
 
 /// Writes a snapshot to a status client off the loop, so a slow reader

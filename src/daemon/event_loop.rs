@@ -22,6 +22,7 @@ use crate::daemon::control::{self, Watchdog};
 use crate::daemon::core_config;
 use crate::daemon::error::Error;
 use crate::daemon::logs::{DropLog, REPORT_EVERY, SendLog};
+use crate::daemon::metrics_server::{self, MetricsServer};
 use crate::daemon::resolve::Resolvers;
 use crate::daemon::setup::Ready;
 use crate::daemon::{metrics, reload, status};
@@ -60,6 +61,7 @@ pub(super) async fn run(ready: Ready) -> Result<(), Error> {
     tokio::pin!(timer);
     let mut watchdog = Watchdog::ready(notifier);
     let mut st = State::new(relay, &cfg, Clock::since(started));
+    let mut metrics_http = MetricsServer::new(metrics_server::LIMITS);
 
     loop {
         // Only ever brought forward here (a new peer to greet); moved
@@ -89,7 +91,8 @@ pub(super) async fn run(ready: Ready) -> Result<(), Error> {
                 control::serve_status(conn, &st.snapshot(&cfg, started));
             }
             Ok(conn) = control.accept_metrics() => {
-                control::serve_metrics(conn, metrics::render(&st.snapshot(&cfg, started)));
+                let snapshot = |http: &_| metrics::render(&st.snapshot(&cfg, started), http);
+                metrics_http.accept(conn, Instant::now(), snapshot);
             }
             () = watchdog.due() => watchdog.ping(),
             r = io.tun.readable() => {

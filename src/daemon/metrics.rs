@@ -46,8 +46,16 @@ struct Master {
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
-/// The snapshot as an OpenMetrics exposition.
-pub fn render(s: &Status) -> String {
+/// What the metrics endpoint itself has seen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HttpStats {
+    /// Connections closed unanswered: every slot was taken.
+    pub refused: u64,
+}
+
+/// The snapshot, and the endpoint's own counts, as an OpenMetrics
+/// exposition.
+pub fn render(s: &Status, http: &HttpStats) -> String {
     let mut reg = Registry::with_prefix("mcast_relay");
     let uptime = FloatGauge::default();
     uptime.set(s.uptime_s);
@@ -124,6 +132,30 @@ pub fn render(s: &Status) -> String {
             "Packets written into the interface",
         ),
     ];
+    let handshakes = [
+        (
+            "sent",
+            s.counters.handshakes_sent,
+            "Handshake initiations sent to peers",
+        ),
+        (
+            "answered",
+            s.counters.handshakes_answered,
+            "Handshake initiations of peers answered",
+        ),
+    ];
+    for (name, v, help) in handshakes {
+        let c = Counter::<u64>::default();
+        c.inc_by(v);
+        reg.register(format!("handshakes_{name}"), help, c);
+    }
+    let jumps = Counter::<u64>::default();
+    jumps.inc_by(s.counters.clock_jumps);
+    reg.register(
+        "clock_jumps",
+        "Wall-clock leaps ahead of the monotonic clock that ended every session (a restored snapshot)",
+        jumps,
+    );
     for (name, v, help) in totals {
         let c = Counter::<u64>::default();
         c.inc_by(v);
@@ -182,6 +214,14 @@ pub fn render(s: &Status) -> String {
             g,
         );
     }
+
+    let refused = Counter::<u64>::default();
+    refused.inc_by(http.refused);
+    reg.register(
+        "metrics_connections_refused",
+        "Metrics connections closed unanswered because the most allowed at once were open",
+        refused,
+    );
 
     let mut out = String::new();
     // Writing into a String cannot fail.
@@ -249,9 +289,9 @@ mod tests {
                 sealed: 1,
                 sent: 2,
                 injected: 3,
-                handshakes_sent: 0,
-                handshakes_answered: 0,
-                clock_jumps: 0,
+                handshakes_sent: 8,
+                handshakes_answered: 9,
+                clock_jumps: 1,
                 drops: [("replay".to_string(), 4)].into(),
             },
             quorum: Some(true),
@@ -260,7 +300,7 @@ mod tests {
 
     #[test]
     fn exposition_has_the_series() {
-        let t = render(&status());
+        let t = render(&status(), &HttpStats { refused: 7 });
         for want in [
             "mcast_relay_peer_up{peer=\"h2\"} 1",
             "mcast_relay_peer_rtt_seconds{peer=\"h2\"} 0.002",
@@ -271,6 +311,10 @@ mod tests {
             "mcast_relay_vrrp_master{vrid=\"51\",family=\"IPv4\",node=\"h2\"} 1",
             "mcast_relay_split_brain{vrid=\"51\",family=\"IPv4\"} 0",
             "mcast_relay_quorum 1",
+            "mcast_relay_metrics_connections_refused_total 7",
+            "mcast_relay_handshakes_sent_total 8",
+            "mcast_relay_handshakes_answered_total 9",
+            "mcast_relay_clock_jumps_total 1",
             "# EOF",
         ] {
             assert!(t.contains(want), "missing {want:?} in:\n{t}");

@@ -10,7 +10,9 @@
 //! * `resolve`: background DNS for peers given by name.
 //! * `logs`: rate-limited drop and send-failure reporting.
 //! * `control`: the status socket, metrics and service-manager listeners
-//!   and how their clients are served.
+//!   and how status clients are served.
+//! * `metrics_server`: how metrics clients are served, capped and from a
+//!   rate-limited render.
 //! * [`status`], `metrics`: what those surfaces show (pure).
 //! * `clock`: the time the core is given.
 //! * [`Error`]: why the relay stopped, by kind (for the exit status).
@@ -22,6 +24,7 @@ mod error;
 mod event_loop;
 mod logs;
 mod metrics;
+mod metrics_server;
 mod reload;
 mod resolve;
 mod setup;

@@ -3,7 +3,7 @@
 //! node's MAC from the configuration alone), and the fields of ARP and IPv6
 //! neighbour discovery the relay checks. Zero-copy, no allocation.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::proto::packet::{Inner, PROTO_ICMPV6};
 
@@ -173,12 +173,88 @@ fn parse_arp(p: &[u8]) -> Result<Arp, FrameError> {
 
 /// IPv6 neighbour solicitation (135) or advertisement (136) with hop limit
 /// 255: what a host needs to reach another over the link, so tap mode
-/// carries it whatever `[allow]` says.
+/// carries it whatever `[allow]` says. Never a fragment: a node ignores a
+/// fragmented one (RFC 6980), and a later fragment's data could pass for
+/// a message of its own.
 pub(crate) fn is_neighbour_discovery(ip: &[u8], inner: &Inner) -> bool {
     inner.proto == PROTO_ICMPV6
+        && !inner.fragment
         && ip.first().map(|b| b >> 4) == Some(6)
         && ip.get(7) == Some(&255)
-        && matches!(ip.get(inner.payload), Some(135 | 136))
+        && matches!(
+            ip.get(inner.payload),
+            Some(&NEIGHBOUR_SOLICITATION | &NEIGHBOUR_ADVERTISEMENT)
+        )
+}
+
+/// ICMPv6 types of neighbour discovery the relay carries.
+const NEIGHBOUR_SOLICITATION: u8 = 135;
+const NEIGHBOUR_ADVERTISEMENT: u8 = 136;
+/// Type, code, checksum, reserved or flags, target address.
+const NEIGHBOUR_FIXED_LEN: usize = 24;
+/// Source and target link-layer address options (RFC 4861 §4.6.1).
+const SOURCE_LLADDR: u8 = 1;
+const TARGET_LLADDR: u8 = 2;
+
+/// The claims of a neighbour solicitation or advertisement: the address
+/// it is about and the MACs it gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Neighbour<'a> {
+    pub(crate) advert: bool,
+    pub(crate) target: Ipv6Addr,
+    options: &'a [u8],
+}
+
+impl Neighbour<'_> {
+    /// Does every link-layer address option (source or target) name
+    /// `mac`? Options are well-formed, [`parse_neighbour`] checked.
+    pub(crate) fn link_layer_addrs_are(&self, mac: Mac) -> bool {
+        let mut rest = self.options;
+        while let [kind, units, ..] = *rest {
+            let len = usize::from(units) * 8;
+            if (kind == SOURCE_LLADDR || kind == TARGET_LLADDR) && rest[2..8] != mac {
+                return false;
+            }
+            rest = &rest[len..];
+        }
+        true
+    }
+}
+
+/// Reads a neighbour solicitation or advertisement (`icmp`: the ICMPv6
+/// message) as RFC 4861 §7.1.1 and §7.1.2 have a node validate it: the
+/// whole fixed part, options of non-zero length that fit, and link-layer
+/// address options of one Ethernet address.
+pub(crate) fn parse_neighbour(icmp: &[u8]) -> Result<Neighbour<'_>, FrameError> {
+    let fixed = icmp
+        .get(..NEIGHBOUR_FIXED_LEN)
+        .ok_or(FrameError::Malformed)?;
+    let advert = match fixed[0] {
+        NEIGHBOUR_SOLICITATION => false,
+        NEIGHBOUR_ADVERTISEMENT => true,
+        _ => return Err(FrameError::Malformed),
+    };
+    let mut target = [0u8; 16];
+    target.copy_from_slice(&fixed[8..24]);
+    let options = &icmp[NEIGHBOUR_FIXED_LEN..];
+    let mut rest = options;
+    while !rest.is_empty() {
+        let (kind, units) = match *rest {
+            [kind, units, ..] => (kind, units),
+            _ => return Err(FrameError::Malformed),
+        };
+        let len = usize::from(units) * 8;
+        let lladdr = kind == SOURCE_LLADDR || kind == TARGET_LLADDR;
+        if len == 0 || len > rest.len() || (lladdr && units != 1) {
+            return Err(FrameError::Malformed);
+        }
+        rest = &rest[len..];
+    }
+    Ok(Neighbour {
+        advert,
+        target: Ipv6Addr::from(target),
+        options,
+    })
 }
 
 #[cfg(test)]
@@ -187,7 +263,6 @@ mod tests {
     use crate::proto::packet::{self, PROTO_VRRP};
     use crate::testing::frames::*;
     use crate::testing::packets as testpkt;
-    use std::net::Ipv6Addr;
 
     const A: Ipv4Addr = Ipv4Addr::new(10, 250, 0, 1);
     const GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
@@ -298,6 +373,36 @@ mod tests {
         let mut long = f;
         long.resize(100, 0);
         assert_eq!(parse(&long), Err(FrameError::Malformed));
+    }
+
+    #[test]
+    fn neighbour_messages_and_their_options() {
+        let me = node_mac(A);
+        let target = Ipv6Addr::new(0xfd00, 0x250, 0, 0, 0, 0, 0, 1);
+        let na = neighbour(136, 0x20, target, Some((2, me)));
+        let n = parse_neighbour(&na).expect("advert");
+        assert!(n.advert && n.target == target);
+        assert!(n.link_layer_addrs_are(me));
+        assert!(!n.link_layer_addrs_are(node_mac(Ipv4Addr::new(10, 250, 0, 3))));
+        // Other options are skipped; a nonce option (14) first.
+        let mut with_nonce = neighbour(135, 0, target, None);
+        with_nonce.extend_from_slice(&[14, 1, 1, 2, 3, 4, 5, 6, 1, 1]);
+        with_nonce.extend_from_slice(&me);
+        let n = parse_neighbour(&with_nonce).expect("solicitation");
+        assert!(!n.advert && n.link_layer_addrs_are(me));
+        let mut zero_len = neighbour(136, 0, target, None);
+        zero_len.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0, 0]);
+        let mut overrun = neighbour(136, 0, target, None);
+        overrun.extend_from_slice(&[2, 2, 0, 0, 0, 0, 0, 0]);
+        let mut long_lladdr = neighbour(136, 0, target, None);
+        long_lladdr.extend_from_slice(&[2, 2]);
+        long_lladdr.extend_from_slice(&[0; 14]);
+        let mut stub = neighbour(136, 0, target, None);
+        stub.push(2);
+        for bad in [&na[..23], &zero_len, &overrun, &long_lladdr, &stub] {
+            assert_eq!(parse_neighbour(bad), Err(FrameError::Malformed));
+        }
+        assert_eq!(parse_neighbour(&[143; 24]), Err(FrameError::Malformed));
     }
 
     #[test]

@@ -90,3 +90,47 @@ pub fn udp(sport: u16, dport: u16, data: &[u8]) -> Vec<u8> {
     u.extend_from_slice(data);
     u
 }
+
+/// An IPv4 fragment (hop limit 255, id 1, valid header checksum) whose
+/// payload lies `offset` bytes (a multiple of 8) into its datagram;
+/// `more` sets the more-fragments flag.
+pub fn v4_fragment(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    proto: u8,
+    offset: u16,
+    more: bool,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut p = v4(src, dst, proto, payload);
+    let flags_offset = (offset / 8) | if more { 0x2000 } else { 0 };
+    p[4..6].copy_from_slice(&1u16.to_be_bytes());
+    p[6..8].copy_from_slice(&flags_offset.to_be_bytes());
+    p[10..12].copy_from_slice(&[0, 0]);
+    let c = checksum(&p[..20]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
+/// An IPv6 fragment: the fixed header (hop limit 255), a fragment header
+/// naming `next` (id 1), then `payload`, which lies `offset` bytes (a
+/// multiple of 8) into the datagram's fragmentable part; `more` sets the
+/// more-fragments flag.
+pub fn v6_fragment(
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    next: u8,
+    offset: u16,
+    more: bool,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut body = vec![next, 0];
+    let offset_flags = (offset & !7) | u16::from(more);
+    body.extend_from_slice(&offset_flags.to_be_bytes());
+    body.extend_from_slice(&1u32.to_be_bytes());
+    body.extend_from_slice(payload);
+    v6(src, dst, PROTO_IPV6_FRAGMENT, &body)
+}
+
+/// The IPv6 fragment header's protocol number.
+const PROTO_IPV6_FRAGMENT: u8 = 44;
