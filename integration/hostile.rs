@@ -15,7 +15,7 @@ use crate::lab;
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -36,7 +36,7 @@ use mcast_relay::proto::wire::{
     HEADER_LEN, HandshakeIds, Header, INITIATION_LEN, Kind, MAC_LEN, Prefix, RESPONSE_LEN, TAG_LEN,
 };
 use mcast_relay::testing::cluster::{self as fixture, forge, header, index_and_counter, relabel};
-use mcast_relay::testing::packets::{checksum, ipv4, udp};
+use mcast_relay::testing::packets::{checksum, ipv4, udp, v4_fragment, v6_fragment};
 
 const HOSTS: usize = 4;
 /// keepalived runs on h1 (master) and h2 (backup); h3 is the peer whose
@@ -379,6 +379,18 @@ fn expect(
 
 fn injected(lab: &Lab, h: usize) -> u64 {
     lab.relay_counters(h).get("injected").copied().unwrap_or(0)
+}
+
+/// The packets host `h`'s relay has written into its interface from peer
+/// `from`, as its status tells.
+fn packets_in(lab: &Lab, h: usize, from: usize) -> u64 {
+    let st = lab.relay_status(h);
+    let name = format!("h{from}");
+    st["peers"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == name.as_str()))
+        .and_then(|p| p["packets_in"].as_u64())
+        .unwrap_or_else(|| panic!("h{h}'s status has no packets_in for {name}: {st}"))
 }
 
 /// Lets every member's initiation budget at every relay fill up again
@@ -1051,6 +1063,112 @@ fn handshakes(seen: &[Seen]) -> Handshakes {
     }
 }
 
+/// h3's (and every node's) link-local address on the overlay, as the
+/// relay derives it from the overlay IPv4 address: `fe80::6d63:7270:` and
+/// the IPv4 address.
+fn link_local(h: usize) -> Ipv6Addr {
+    Ipv6Addr::from(
+        (0xfe80u128 << 112) | (0x6d63_7270u128 << 32) | u128::from(u32::from(overlay(h))),
+    )
+}
+
+/// The first fragment of a UDP datagram from `sport` to `dport` (64 bytes
+/// of data in all, 24 of them in this fragment), `udp_bytes` of its UDP
+/// header included (all 8, or fewer to cut the header short).
+fn first_fragment_v6(
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    sport: u16,
+    dport: u16,
+    udp_bytes: usize,
+) -> Vec<u8> {
+    let mut u = udp(sport, dport, &[0x42; 64]);
+    u.truncate(if udp_bytes < 8 { udp_bytes } else { 8 + 24 });
+    v6_fragment(src, dst, 17, 0, true, &u)
+}
+
+/// The IPv6 first-fragment attack through each preset with port rules;
+/// returns the packets it had written into h2 on purpose (the positive
+/// controls), which the capture check then allows.
+fn fragments_past_the_port_rules(
+    lab: &mut Lab,
+    evil: &Evil,
+    atk: &mut Attacker,
+) -> HashMap<Vec<u8>, usize> {
+    let h = BACKUP;
+    let v6_of = |n: usize| addrs(n).v6.expect("an overlay IPv6 address");
+    let all_nodes: Ipv6Addr = "ff02::1".parse().expect("an IPv6 address");
+    let targets = [
+        ("its overlay IPv6", v6_of(SENDER), v6_of(h)),
+        ("its link-local", link_local(SENDER), link_local(h)),
+        ("ff02::1", link_local(SENDER), all_nodes),
+    ];
+    let mut written = Vec::new();
+    for (preset, port) in [("heartbeat", 694u16), ("corosync", 5405), ("spread", 4803)] {
+        lab.configure_relays(RelayOptions {
+            presets: vec!["vrrp", preset],
+            max_clock_skew: Some(600.0),
+            ..RelayOptions::default()
+        });
+        let line = lab.reload_relay(h);
+        assert!(
+            line.contains("kept their state") && line.contains(preset),
+            "h{h} did not take the {preset} preset: {line}"
+        );
+        let mut packets = Vec::new();
+        for (_, src, dst) in targets {
+            for dport in [53, 161, 111] {
+                packets.push(first_fragment_v6(src, dst, port, dport, 8));
+            }
+        }
+        let what = format!(
+            "{preset} preset: IPv6 first fragments of UDP to ports 53, 161, 111 of h2's overlay IPv6, link-local and ff02::1"
+        );
+        let sealed = evil.seal_all(h, &packets);
+        atk.attack(lab, h, From::Member, &what, &sealed, "disallowed");
+        let v4 = v4_fragment(
+            overlay(SENDER),
+            overlay(h),
+            17,
+            0,
+            true,
+            &udp(port, 53, &[0x42; 24]),
+        );
+        let what = format!("{preset} preset: IPv4 first fragment of UDP to port 53 of h2");
+        let sealed = evil.seal_all(h, &[v4]);
+        atk.attack(lab, h, From::Member, &what, &sealed, "disallowed");
+        let cut: Vec<Vec<u8>> = targets
+            .iter()
+            .map(|(_, src, dst)| first_fragment_v6(*src, *dst, port, 53, 4))
+            .collect();
+        let what = format!("{preset} preset: IPv6 first fragments cut inside the UDP header");
+        let sealed = evil.seal_all(h, &cut);
+        atk.attack(lab, h, From::Member, &what, &sealed, "bad_inner");
+        // The positive control: the preset's own port gets through, so
+        // the refusals above are the port rule's.
+        let control = first_fragment_v6(link_local(SENDER), all_nodes, port, port, 8);
+        let before = packets_in(lab, h, SENDER);
+        let sealed = evil.seal_all(h, std::slice::from_ref(&control));
+        blast(&evil.sock, h, &sealed);
+        lab::wait_for(
+            &format!("h{h} to inject a first fragment to the {preset} port"),
+            Duration::from_secs(5),
+            || (packets_in(lab, h, SENDER) == before + 1).then_some(()),
+        );
+        written.push(control);
+    }
+    lab.configure_relays(RelayOptions {
+        max_clock_skew: Some(600.0),
+        ..RelayOptions::default()
+    });
+    let line = lab.reload_relay(h);
+    assert!(
+        line.contains("kept their state"),
+        "h{h} did not reload: {line}"
+    );
+    capture::multiset(&written)
+}
+
 // ------------------------------------------------------------ the test
 
 #[test]
@@ -1538,6 +1656,13 @@ fn nothing_forged_replayed_or_disallowed_reaches_the_host() {
         );
     }
 
+    // --- first fragments past the port rules ----------------------------
+    // Under each preset with port rules, the first fragment of UDP to a
+    // port none of them permits, at h2's overlay IPv6, its link-local and
+    // ff02::1: the kernel would reassemble and deliver it. The allow list
+    // changes by a live reload of h2's cluster file; sessions stay.
+    let written_by_key_holder = fragments_past_the_port_rules(&mut lab, &evil, &mut atk);
+
     // An allowed packet kind, as fast as the key holder can: the injection
     // rate limit caps what reaches the host.
     let flood: Vec<Vec<u8>> = (0..8000u16)
@@ -1579,18 +1704,28 @@ fn nothing_forged_replayed_or_disallowed_reaches_the_host() {
         }
         for (p, n) in capture::multiset(&inbound[h - 1]) {
             let legit = allowed.get(&p).copied().unwrap_or(0);
-            let from_key_holder = if h == SPARE {
-                flood_set.get(&p).copied().unwrap_or(0)
-            } else {
-                0
+            let from_key_holder = match h {
+                SPARE => flood_set.get(&p).copied().unwrap_or(0),
+                BACKUP => written_by_key_holder.get(&p).copied().unwrap_or(0),
+                _ => 0,
             };
-            if from_key_holder > 0 {
+            if from_key_holder > 0 && h == SPARE {
                 flood_injected += n;
             }
             assert!(
                 n <= legit + from_key_holder,
                 "h{h}'s relay wrote a packet {n} times that peers sent {legit} times: {p:02x?}"
             );
+        }
+        if h == BACKUP {
+            let got = capture::multiset(&inbound[h - 1]);
+            for p in written_by_key_holder.keys() {
+                assert_eq!(
+                    got.get(p).copied().unwrap_or(0),
+                    1,
+                    "the allowed first fragment was not written into h{h} once: {p:02x?}"
+                );
+            }
         }
         // Positive control: every marker of the sender reached this host
         // (batch 2 not h4, which dropped it at its firewall).
