@@ -1340,6 +1340,8 @@ fn nothing_forged_replayed_or_disallowed_reaches_the_host() {
     // --- replays after the sending relay restarts -----------------------
     send_markers(&lab, 4);
     let d4 = wire.take_batch(4, &receivers);
+    // h3's handshakes of the run about to end, as the wire showed them.
+    let old_run = relay_datagrams(&wire.cap.packets());
     let before = logged(&lab, &receivers, "new run confirmed");
     lab.stop_relay(SENDER);
     lab.start_relay(SENDER);
@@ -1385,6 +1387,29 @@ fn nothing_forged_replayed_or_disallowed_reaches_the_host() {
         &d4[&SPARE],
         "replay",
     );
+    // Each peer accepted the new run's initiation: the old run's are
+    // older, whether they were answered then or not. (Last: each stale
+    // one makes its receiver start a handshake with h3, whose session
+    // then pushes out the old run's.)
+    refill_handshake_budget();
+    for h in receivers {
+        let inits: Vec<Vec<u8>> = old_run
+            .iter()
+            .filter(|s| s.dst == h && kind_of(&s.bytes) == Some(Kind::Initiation))
+            .map(|s| s.bytes.clone())
+            .cycle()
+            .take(HS)
+            .collect();
+        assert!(!inits.is_empty(), "no initiation of h3's first run to h{h}");
+        atk.attack(
+            &lab,
+            h,
+            From::Outsider,
+            "h3's initiations of its previous run, replayed after it restarted",
+            &inits,
+            "stale_handshake",
+        );
+    }
     // The restarted sender's own traffic still flows: the positive control.
     send_markers(&lab, 5);
     let _e = wire.take_batch(5, &receivers);
