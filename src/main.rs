@@ -8,7 +8,6 @@ use clap::Parser;
 use mcast_relay::cli::{Cli, Command, exit};
 use mcast_relay::daemon::ErrorKind;
 use mcast_relay::io::{keyfile, tun};
-use mcast_relay::proto::crypto;
 use mcast_relay::{check, config, daemon};
 
 fn init_logging() {
@@ -61,35 +60,33 @@ fn main() -> ExitCode {
             }
         }
         Command::Status { json, socket } => status(&socket, json),
-        Command::Keygen { output, force } => {
-            let key = match crypto::ClusterKey::generate() {
-                Ok(k) => k,
-                Err(_) => {
-                    eprintln!("error: the system random number generator failed");
-                    return ExitCode::from(exit::FAILURE);
-                }
-            };
-            match output {
-                None => {
-                    print!("{}", key.to_file_text());
-                    ExitCode::SUCCESS
-                }
-                Some(path) => match keyfile::write(&path, &key, force) {
-                    Ok(()) => {
-                        eprintln!(
-                            "wrote a new cluster key to {} (mode 0600); copy it to every node, keeping it private",
-                            path.display()
-                        );
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        ExitCode::from(exit::KEY)
-                    }
-                },
+        Command::Keygen { output, force } => match keyfile::generate(&output, force) {
+            Ok(public) => {
+                println!("{}", keyfile::public_key_line(&public));
+                eprintln!(
+                    "wrote this host's new private key to {} (mode 0600; it never leaves this host); put the line above in this host's [[member]] of the cluster file, the same file on every host",
+                    output.display()
+                );
+                ExitCode::SUCCESS
             }
-        }
+            Err(e) => key_error(&e),
+        },
+        Command::Pubkey { key } => match keyfile::public_key(&key) {
+            Ok(public) => {
+                println!("{}", keyfile::public_key_line(&public));
+                ExitCode::SUCCESS
+            }
+            Err(e) => key_error(&e),
+        },
     }
+}
+
+fn key_error(e: &keyfile::KeyFileError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(match e {
+        keyfile::KeyFileError::NoRandomness => exit::FAILURE,
+        _ => exit::KEY,
+    })
 }
 
 /// `mcast-relay status`: reads the relay's snapshot from its socket.

@@ -203,7 +203,7 @@ mod tests {
         let key = d.join("key");
         keyfile::write(
             &key,
-            &crate::proto::crypto::ClusterKey::generate().expect("rng"),
+            &crate::proto::keys::PrivateKey::generate().expect("rng"),
             false,
         )
         .expect("key");
@@ -231,7 +231,7 @@ mod tests {
         let key = d.join("key");
         keyfile::write(
             &key,
-            &crate::proto::crypto::ClusterKey::generate().expect("rng"),
+            &crate::proto::keys::PrivateKey::generate().expect("rng"),
             false,
         )
         .expect("key");

@@ -34,6 +34,8 @@ use error::Ctx;
 use raw::RawConfig;
 
 pub(crate) const DEFAULT_PATH: &str = "/etc/mcast-relay/mcast-relay.toml";
+/// This host's private key, unless `node.key_file` or `-k` says otherwise.
+pub(crate) const DEFAULT_KEY_FILE: &str = "/etc/mcast-relay/node.key";
 pub(crate) const DEFAULT_PORT: u16 = 7112;
 pub(crate) const DEFAULT_INTERFACE: &str = "mcast0";
 pub(crate) const DEFAULT_CLOCK_SKEW_SECS: f64 = 10.0;

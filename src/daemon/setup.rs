@@ -84,7 +84,11 @@ fn security(node: &NodeConfig) -> Result<Security, Error> {
         Ok(Security::Insecure)
     } else {
         let path = node.key_file.as_ref().ok_or(Error::NoKeyFile)?;
-        Ok(Security::Authenticated(keyfile::load(path)?))
+        let key = keyfile::load(path)?;
+        // bridge: replaced by per-pair sessions
+        Ok(Security::Authenticated(
+            crate::proto::crypto::ClusterKey::from_bytes(*key.bytes()),
+        ))
     }
 }
 

@@ -103,7 +103,6 @@ impl PrivateKey {
     }
 
     /// The raw secret, for the handshake only.
-    #[allow(dead_code)] // the handshake arrives in the next commits
     pub(crate) fn bytes(&self) -> &[u8; KEY_LEN] {
         &self.0
     }
