@@ -44,15 +44,24 @@ pub struct Cli {
 pub enum Command {
     /// Run the relay in the foreground (systemd runs it this way).
     Run {
-        /// Configuration file.
-        #[arg(short, long, default_value = config::DEFAULT_PATH)]
+        /// Configuration file: the cluster file, the same on every host.
+        #[arg(short, long, value_name = "FILE", default_value = config::DEFAULT_PATH)]
         config: PathBuf,
+        /// This host's private key, instead of node.key_file (default
+        /// /etc/mcast-relay/node.key); its public key says which
+        /// [[member]] this host is.
+        #[arg(short, long = "key", value_name = "KEYFILE")]
+        key: Option<PathBuf>,
     },
     /// Validate the configuration and the host; exit 1 with reasons.
     Check {
-        /// Configuration file.
-        #[arg(short, long, default_value = config::DEFAULT_PATH)]
+        /// Configuration file: the cluster file, the same on every host.
+        #[arg(short, long, value_name = "FILE", default_value = config::DEFAULT_PATH)]
         config: PathBuf,
+        /// This host's private key, instead of node.key_file; its public
+        /// key says which [[member]] this host is.
+        #[arg(short, long = "key", value_name = "KEYFILE")]
+        key: Option<PathBuf>,
         #[arg(long = "tool-config", value_name = "FILE", help = tool_config_help())]
         tool_configs: Vec<PathBuf>,
     },

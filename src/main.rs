@@ -23,13 +23,16 @@ fn init_logging() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config } => {
+        Command::Run { config, key } => {
             init_logging();
-            let cfg = match config::Config::load(&config) {
+            let cfg = match config::Config::load(&config, key.as_deref()) {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!("{e}");
-                    return ExitCode::from(exit::CONFIG);
+                    return ExitCode::from(match e {
+                        config::LoadError::Config(_) => exit::CONFIG,
+                        config::LoadError::Key(_) => exit::KEY,
+                    });
                 }
             };
             match daemon::run(cfg) {
@@ -47,9 +50,10 @@ fn main() -> ExitCode {
         }
         Command::Check {
             config,
+            key,
             tool_configs,
         } => {
-            let findings = check::check(&config, tun::is_root(), &tool_configs);
+            let findings = check::check(&config, key.as_deref(), tun::is_root(), &tool_configs);
             for f in &findings {
                 println!("{f}");
             }
