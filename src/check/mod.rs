@@ -89,11 +89,11 @@ fn identity(cfg: &Config) -> Vec<Finding> {
             file.display()
         ))],
         _ => {
-            let keyless: Vec<&str> = cfg
-                .peers
-                .iter()
-                .filter(|p| p.public_key.is_none())
-                .map(|p| p.name.as_str())
+            let own = (cfg.node.name.as_str(), cfg.node.public_key);
+            let keyless: Vec<&str> = std::iter::once(own)
+                .chain(cfg.peers.iter().map(|p| (p.name.as_str(), p.public_key)))
+                .filter(|(_, k)| k.is_none())
+                .map(|(name, _)| name)
                 .collect();
             let mut out = vec![
                 Finding::Ok(me),
@@ -108,7 +108,7 @@ fn identity(cfg: &Config) -> Vec<Finding> {
             ];
             if !keyless.is_empty() {
                 out.push(Finding::Warning(format!(
-                    "members without public_key (needed once insecure is off): {} (and this host's own entry if it has none)",
+                    "members without public_key (each needs one once insecure is off): {}",
                     keyless.join(", ")
                 )));
             }
@@ -357,7 +357,7 @@ mod tests {
                 .any(|x| matches!(x, Finding::Warning(m) if m.contains("insecure = true"))),
             "{f:?}"
         );
-        assert!(f.iter().any(|x| matches!(x, Finding::Warning(m) if m.contains("without public_key") && m.contains('a'))), "{f:?}");
+        assert!(f.iter().any(|x| matches!(x, Finding::Warning(m) if m.contains("without public_key") && m.ends_with(": b, a"))), "{f:?}");
         std::fs::remove_dir_all(&d).expect("cleanup");
     }
 

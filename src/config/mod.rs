@@ -88,7 +88,8 @@ pub struct NodeConfig {
     pub key_file: Option<PathBuf>,
     /// This host's private key; `None` only with `insecure = true`.
     pub key: Option<PrivateKey>,
-    /// Its public key: the `public_key` of this host's member.
+    /// The `public_key` of this host's member: its private key's public key
+    /// (in insecure mode, as listed, if it is).
     pub public_key: Option<PublicKey>,
     pub insecure: bool,
     pub max_clock_skew: Duration,

@@ -72,6 +72,8 @@ pub(super) fn validate<E: From<ConfigError>>(
         mtu: iface.mtu,
     };
     let name = own.name.clone();
+    // With a key, the same as the credential's: that is how it was found.
+    let own_key = own.public_key;
     let mut peers = Vec::with_capacity(members.len() - 1);
     for (i, m) in members.into_iter().enumerate() {
         if i != me {
@@ -82,7 +84,7 @@ pub(super) fn validate<E: From<ConfigError>>(
     Ok(Config {
         path: ctx.path.to_path_buf(),
         key_override: key_override.map(Path::to_path_buf),
-        node: node.into_config(name, listen, key_file, credential),
+        node: node.into_config(name, listen, key_file, credential, own_key),
         interface,
         allow,
         peers,
@@ -515,6 +517,14 @@ address = "10.250.0.2"
         );
         let c = parse_as(&text, None, &stranger_host()).expect("valid");
         assert_eq!(c.peers[0].public_key, None);
-        assert_eq!(c.node.public_key, None);
+        assert_eq!(c.node.key.is_none(), c.node.key_file.is_none());
+        assert_eq!(c.node.public_key, Some(key(1).public()), "as listed");
+        let h2 = parse_as(
+            &text.replacen("name = \"h1\"", "name = \"h2\"", 1),
+            None,
+            &stranger_host(),
+        )
+        .expect("valid");
+        assert_eq!(h2.node.public_key, None);
     }
 }

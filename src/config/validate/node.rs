@@ -22,6 +22,7 @@ use crate::config::{
     DEFAULT_RESOLVE_INTERVAL_SECS, DEFAULT_STATUS_GROUP, DEFAULT_STATUS_SOCKET, DEFAULT_USER,
     NodeConfig,
 };
+use crate::proto::keys::PublicKey;
 
 /// The table, checked, before this host is known.
 pub(super) struct Node {
@@ -44,16 +45,16 @@ impl Node {
         self.settings.insecure
     }
 
-    /// The table once this host is found: its member's name, the listen
-    /// address, and the key pair the host was recognised by.
+    /// The table once this host is found: its member's name and public
+    /// key, the listen address, and the key the host was recognised by.
     pub(super) fn into_config(
         self,
         name: String,
         listen: SocketAddr,
         key_file: Option<PathBuf>,
         credential: Option<Credential>,
+        public_key: Option<PublicKey>,
     ) -> NodeConfig {
-        let public_key = credential.as_ref().map(Credential::public);
         let key = match credential {
             Some(Credential::Private(k)) => Some(k),
             #[cfg(test)]
