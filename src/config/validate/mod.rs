@@ -74,13 +74,17 @@ pub(super) fn validate<E: From<ConfigError>>(
     let name = own.name.clone();
     // With a key, the same as the credential's: that is how it was found.
     let own_key = own.public_key;
-    let mut peers = Vec::with_capacity(members.len() - 1);
-    for (i, m) in members.into_iter().enumerate() {
-        if i != me {
-            reachable(ctx, &m, listen)?;
-            peers.push(m.config);
-        }
+    // Every member, this host too: its own endpoint is where the others
+    // send, so it must be of the family it listens on.
+    for m in &members {
+        reachable(ctx, m, listen)?;
     }
+    let peers = members
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i != me)
+        .map(|(_, m)| m.config)
+        .collect();
     Ok(Config {
         path: ctx.path.to_path_buf(),
         key_override: key_override.map(Path::to_path_buf),
@@ -91,15 +95,16 @@ pub(super) fn validate<E: From<ConfigError>>(
     })
 }
 
-/// A peer's endpoint address must be one the `listen` socket can send
-/// to; a name is resolved later, so its family is not known here.
+/// A member's endpoint address must be of a family the `listen` socket
+/// sends and receives on; a name is resolved later, so its family is not
+/// known here.
 fn reachable(ctx: &Ctx, m: &Member, listen: SocketAddr) -> Result<(), ConfigError> {
     let PeerConfig { name, endpoint, .. } = &m.config;
     let Endpoint::Addr(a) = endpoint else {
         return Ok(());
     };
     if a.is_ipv6() && listen.is_ipv4() {
-        return Err(ctx.err(m.endpoint_span.clone(), "member.endpoint", format!("member `{name}` has an IPv6 endpoint but this host listens on IPv4 ({listen}); set `listen = \"[::]:{}\"` in [node]", listen.port())));
+        return Err(ctx.err(m.endpoint_span.clone(), "member.endpoint", format!("member `{name}` has an IPv6 endpoint but node.listen is IPv4 ({listen}); set `listen = \"[::]:{}\"` in [node]", listen.port())));
     }
     if a.is_ipv4() && listen.is_ipv6() && !listen.ip().is_unspecified() {
         return Err(ctx.err(m.endpoint_span.clone(), "member.endpoint", format!("member `{name}` has an IPv4 endpoint but node.listen is a specific IPv6 address; use `listen = \"[::]:{}\"` or an IPv4 listen address", listen.port())));
@@ -448,6 +453,14 @@ address = "10.250.0.2"
         // An IPv6 endpoint needs an IPv6 listen socket...
         let e = parse_as(text, None, &host_a).expect_err("IPv4 listen");
         assert_eq!(e.key, "member.endpoint");
+        // ...on every host, the one with that endpoint too.
+        let host_b = Host {
+            hostname: "b",
+            local: Vec::new(),
+        };
+        let e = parse_as(text, None, &host_b).expect_err("IPv4 listen on b");
+        assert_eq!(e.key, "member.endpoint");
+        assert!(e.message.contains("`b`"), "{e}");
         let c = parse_as(
             &text.replace("insecure = true", "insecure = true\nlisten = \"[::]:7112\""),
             None,
