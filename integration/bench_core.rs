@@ -3,12 +3,15 @@
 //!
 //! `cargo bench --bench core`:
 //! * `seal`: a VRRP advert from the interface, classified and sealed
-//!   (64- and 1400-byte payloads);
+//!   (64- and 1400-byte payloads) for one peer, and for the 15 peers of a
+//!   16-host cluster (one seal per peer, each under its own session);
 //! * `seal_open`: the same, then opened, checked and accepted by a peer;
 //! * `classify_inbound`: the receive-side inner-packet check alone, for an
 //!   IP packet (tun) and an Ethernet frame (tap);
 //! * `decide_drop`: the forwarding decision for a local packet `[allow]`
 //!   refuses (no crypto), and a junk datagram from the network;
+//! * `handshake`: one Noise IK handshake, initiation written, read and
+//!   answered, response read (what a rekey or a restart costs both ends);
 //! * `fanout`: the system calls that send one 112-byte datagram to 15
 //!   peers (UDP sockets on loopback, drained between rounds): one
 //!   sendmmsg, as the daemon does, against one sendto per peer.
@@ -16,7 +19,9 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use mcast_relay::core::{Inbound, Link, Outbound};
 
-use mcast_relay::testing::cluster::{T0, addrs, endpoint, meet, node_on};
+use mcast_relay::testing::cluster::{
+    T0, addrs, batch, endpoint, key, meet, node, node_on, node_with,
+};
 use mcast_relay::testing::packets;
 
 /// An IPv4 packet from node 1's overlay address to the VRRP group,
@@ -40,7 +45,7 @@ fn core(c: &mut Criterion) {
         let mut a = node_on(1, Link::Ip);
         let mut b = node_on(2, Link::Ip);
         meet(&mut [(1, &mut a), (2, &mut b)], T0);
-        let mut sealed = vec![0u8; 2048];
+        let mut sealed = batch();
         let mut work = vec![0u8; 2048];
         let mut out = vec![0u8; 2048];
         // One packet a millisecond of the core's clock: inside the
@@ -55,10 +60,14 @@ fn core(c: &mut Criterion) {
         c.bench_function(&format!("seal_open/{size}"), |bench| {
             bench.iter(|| {
                 now += 1;
-                let Outbound::Send { len, .. } = a.from_tun(&packet, now, &mut sealed) else {
+                let Outbound::Send { .. } = a.from_tun(&packet, now, &mut sealed) else {
                     panic!("not sealed");
                 };
-                work[..len].copy_from_slice(&sealed[..len]);
+                let Some((_, _, d)) = sealed.get(0) else {
+                    panic!("nothing sealed for node 2");
+                };
+                let len = d.len();
+                work[..len].copy_from_slice(d);
                 let r = b.from_net(&mut work[..len], endpoint(1), now, &mut out);
                 assert!(matches!(r, Inbound::Inject { .. }), "{r:?}");
             })
@@ -66,6 +75,44 @@ fn core(c: &mut Criterion) {
     }
 
     let packet = advert(64);
+    let mut cluster: Vec<_> = (1..=16).map(|n| node_with(n, 16, T0, key(n))).collect();
+    {
+        let mut all: Vec<(u8, &mut _)> = cluster
+            .iter_mut()
+            .enumerate()
+            .map(|(i, r)| (i as u8 + 1, r))
+            .collect();
+        meet(&mut all, T0);
+    }
+    let mut sealed = batch();
+    let mut now = T0;
+    c.bench_function("seal/64_to_15_peers", |bench| {
+        bench.iter(|| {
+            now += 1;
+            let r = cluster[0].from_tun(&packet, now, &mut sealed);
+            assert_eq!(sealed.len(), 15, "{r:?}");
+        })
+    });
+
+    let mut out = vec![0u8; 2048];
+    let mut reply = vec![0u8; 2048];
+    c.bench_function("handshake/ik_both_ends", |bench| {
+        bench.iter_batched(
+            || (node(1), node(2)),
+            |(mut a, mut b)| {
+                let (len, _) = a.poll_hello(T0, &mut out).expect("an initiation");
+                let Inbound::Reply { len, .. } =
+                    b.from_net(&mut out[..len], endpoint(1), T0, &mut reply)
+                else {
+                    panic!("not answered");
+                };
+                let r = a.from_net(&mut reply[..len], endpoint(2), T0, &mut out);
+                assert_eq!(r, Inbound::Handled);
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+
     let tun = node_on(2, Link::Ip);
     // Node 2's first peer: node 1.
     let h1 = addrs(1).peer_id();
@@ -81,7 +128,7 @@ fn core(c: &mut Criterion) {
     let mut a = node_on(1, Link::Ip);
     let mut tcp = packet.clone();
     tcp[9] = 6;
-    let mut sealed = vec![0u8; 2048];
+    let mut sealed = batch();
     c.bench_function("decide_drop/local_disallowed", |bench| {
         bench.iter(|| a.from_tun(&tcp, T0, &mut sealed))
     });
@@ -110,7 +157,7 @@ fn fanout(c: &mut Criterion) {
         .iter()
         .map(|s| s.local_addr().expect("address"))
         .collect();
-    let datagram = [0u8; 112];
+    let datagrams: Vec<[u8; 112]> = (0..15).map(|i| [i as u8; 112]).collect();
     // Empties the listeners' queues so neither variant meets full buffers.
     let drain = || {
         let mut buf = [0u8; 256];
@@ -119,13 +166,17 @@ fn fanout(c: &mut Criterion) {
         }
     };
     let mut f = mcast_relay::io::Fanout::with_capacity(addrs.len());
-    for (i, a) in addrs.iter().enumerate() {
-        f.push(i, *a);
-    }
     c.bench_function("fanout/15_peers_sendmmsg", |bench| {
         bench.iter_batched(
             drain,
-            |()| f.send(tx.as_raw_fd(), &datagram, |_, _, r| assert!(r.is_ok())),
+            |()| {
+                let each = addrs
+                    .iter()
+                    .zip(&datagrams)
+                    .enumerate()
+                    .map(|(i, (a, d))| (i, *a, &d[..]));
+                f.send(tx.as_raw_fd(), each, |_, _, r| assert!(r.is_ok()))
+            },
             criterion::BatchSize::PerIteration,
         )
     });
@@ -133,8 +184,8 @@ fn fanout(c: &mut Criterion) {
         bench.iter_batched(
             drain,
             |()| {
-                for a in &addrs {
-                    tx.send_to(&datagram, a).expect("send on loopback");
+                for (a, d) in addrs.iter().zip(&datagrams) {
+                    tx.send_to(d, a).expect("send on loopback");
                 }
             },
             criterion::BatchSize::PerIteration,

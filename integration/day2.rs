@@ -64,8 +64,10 @@ fn sighup_adds_and_removes_a_peer_without_a_master_change() {
     // --- h4 joins --------------------------------------------------------
     let sealed_before = lab.relay_counters(1)["sealed"];
     let h2_before = lab.relay_counters(2);
+    // h4's [[member]] goes into the one cluster file, copied to every host.
     lab.set_members(&[1, 2, 3, 4]);
     lab.configure_relays(RelayOptions::default());
+    lab.assert_cluster_files_identical();
     // The running nodes learn of h4 first, then h4 starts: no node ever
     // hears from a peer it does not know.
     reload_all(&lab, &three, "added=h4");
@@ -115,12 +117,14 @@ fn sighup_adds_and_removes_a_peer_without_a_master_change() {
     lab.stop_relay(4);
     lab.set_members(&three);
     lab.configure_relays(RelayOptions::default());
+    lab.assert_cluster_files_identical();
     reload_all(&lab, &three, "removed=h4");
 
     // --- a broken file and a change that needs a restart ----------------
-    let cfg1 = lab.path("relay1.toml");
+    // Only h1's copy is broken (and then restored): h1 alone reloads it.
+    let cfg1 = lab.relay_config_path(1);
     let good = std::fs::read_to_string(&cfg1).expect("relay1.toml");
-    std::fs::write(&cfg1, format!("{good}\n[[peer]\nname = broken\n")).expect("write");
+    std::fs::write(&cfg1, format!("{good}\n[[member]\nname = broken\n")).expect("write");
     let line = lab.reload_relay(1);
     assert!(
         line.contains("rejected") && line.contains("relay1.toml"),
@@ -231,7 +235,7 @@ fn peers_by_dns_name_follow_a_moved_address() {
     ));
 }
 
-/// `mcast-relay check` in a lab host, with the lab's key and `tools` as
+/// `mcast-relay check` in a lab host, with that host's key and `tools` as
 /// `--tool-config` (none: check's defaults); returns exit status and
 /// output.
 fn run_check(lab: &Lab, h: usize, cfg: &str, tools: &[&std::path::Path]) -> (bool, String) {
@@ -242,6 +246,8 @@ fn run_check(lab: &Lab, h: usize, cfg: &str, tools: &[&std::path::Path]) -> (boo
         "check".into(),
         "-c".into(),
         file.display().to_string(),
+        "-k".into(),
+        lab.key_path(h).display().to_string(),
     ];
     for t in tools {
         args.push("--tool-config".into());
@@ -269,7 +275,7 @@ fn check_diagnoses_a_host_built_to_fail() {
     let mut lab = Lab::new(2);
     lab.configure_relays(RelayOptions::default());
     lab.isolate_dns(1);
-    let key = lab.path("key").display().to_string();
+    let keys: Vec<String> = (1..=3).map(|h| lab.public_key(h)).collect();
     let good_ka = lab.path("good-keepalived.conf");
     std::fs::write(
         &good_ka,
@@ -282,10 +288,14 @@ fn check_diagnoses_a_host_built_to_fail() {
         "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  priority 100\n}\n",
     )
     .expect("write");
-    let config = |address: &str, mtu: &str, endpoint: &str| {
+    // h1 finds itself in it by its key (`check -k`).
+    let config = |subnet: &str, mtu: &str, endpoint: &str| {
         format!(
-            "[node]\nname = \"h1\"\nkey_file = \"{key}\"\n\n[interface]\naddress = \"{address}\"\n{mtu}\n\n\
-             [allow]\npresets = [\"vrrp\"]\n\n[[peer]]\nname = \"h2\"\nendpoint = \"{endpoint}\"\naddress = \"10.250.0.2\"\n"
+            "[node]\n\n[interface]\nsubnet = \"{subnet}\"\n{mtu}\n\n\
+             [allow]\npresets = [\"vrrp\"]\n\n\
+             [[member]]\nname = \"h1\"\nendpoint = \"10.77.0.1:7112\"\naddress = \"10.250.0.1\"\npublic_key = \"{}\"\n\n\
+             [[member]]\nname = \"h2\"\nendpoint = \"{endpoint}\"\naddress = \"10.250.0.2\"\npublic_key = \"{}\"\n",
+            keys[0], keys[1]
         )
     };
 
@@ -293,7 +303,7 @@ fn check_diagnoses_a_host_built_to_fail() {
     let (ok, out) = run_check(
         &lab,
         1,
-        &config("10.250.0.1/24", "", "10.77.0.2:7112"),
+        &config("10.250.0.0/24", "", "10.77.0.2:7112"),
         &[&good_ka],
     );
     assert!(ok, "check failed on a sound host:\n{out}");
@@ -308,8 +318,11 @@ fn check_diagnoses_a_host_built_to_fail() {
     let _holder = lab::in_netns(&lab.ns(1), || {
         std::net::UdpSocket::bind("0.0.0.0:7112").expect("hold the port")
     });
-    let bad = (config("10.77.0.1/24", "mtu = 1500", "nowhere.lab:7112")
-        + "\n[[peer]]\nname = \"h3\"\nendpoint = \"10.77.0.2:7112\"\naddress = \"10.250.0.3\"\n")
+    let bad = (config("10.77.0.0/24", "mtu = 1500", "nowhere.lab:7112")
+        + &format!(
+            "\n[[member]]\nname = \"h3\"\nendpoint = \"10.77.0.2:7112\"\naddress = \"10.250.0.3\"\npublic_key = \"{}\"\n",
+            keys[2]
+        ))
         .replace("10.250.0.", "10.77.0.1");
     let (ok, out) = run_check(&lab, 1, &bad, &[&bad_ka]);
     assert!(!ok, "check passed a broken host:\n{out}");
@@ -320,7 +333,7 @@ fn check_diagnoses_a_host_built_to_fail() {
         ),
         (
             "error:",
-            &["interface.mtu = 1500", "set interface.mtu to 1424"],
+            &["interface.mtu = 1500", "set interface.mtu to 1436"],
         ),
         ("error:", &["UDP 0.0.0.0:7112 is already in use"]),
         ("warning:", &["nowhere.lab does not resolve"]),
@@ -360,7 +373,7 @@ fn check_reads_only_the_carried_tools_configurations() {
     );
     let mut lab = Lab::new(2);
     lab.configure_relays(RelayOptions::default());
-    let cfg = std::fs::read_to_string(lab.path("relay1.toml")).expect("relay1.toml");
+    let cfg = std::fs::read_to_string(lab.relay_config_path(1)).expect("h1's cluster file");
     assert!(cfg.contains("presets = [\"vrrp\"]"), "{cfg}");
     let (_, vrrp_only) = run_check(&lab, 1, &cfg, &[]);
     assert!(

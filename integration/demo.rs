@@ -67,8 +67,8 @@ fn main() {
     step("With mcast-relay: one relay per host, keepalived pointed at mcast0");
     lab.start_relays(RelayOptions::default());
     println!(
-        "    relay config of h1: {}",
-        lab.path("relay1.toml").display()
+        "    the cluster file, the same bytes on every host: {}",
+        lab.cluster_file().display()
     );
     let watch = Watch::start(&lab, vip::VIP4);
     let mut kas: Vec<_> = lab

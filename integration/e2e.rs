@@ -80,6 +80,11 @@ fn failover_cycle(name: &str, vrrp: Vrrp, opts: RelayOptions) {
     lab::require_programs(lab::keepalived::PROGRAMS);
     let mut lab = Lab::new(HOSTS);
     lab.start_relays(opts);
+    // One cluster file, the same bytes on every host.
+    let hash = lab.assert_cluster_files_identical();
+    report(&format!(
+        "{name}: every host's cluster file has SHA-256 {hash}"
+    ));
     assert_rp_filter(&lab);
     let vip = vrrp.vip();
     let watch = Watch::start(&lab, vip);

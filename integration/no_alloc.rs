@@ -43,7 +43,9 @@ fn allocations<T>(f: impl FnOnce() -> T) -> (T, u64) {
     (r, ALLOCS.with(Cell::get) - before)
 }
 
-use mcast_relay::testing::cluster::{T0, addrs, endpoint as ep, meet, node, node_on};
+use mcast_relay::testing::cluster::{
+    T0, addrs, batch, endpoint as ep, meet, node, node_on, relabel,
+};
 use mcast_relay::testing::packets;
 
 /// A VRRPv3 advert from node 1's overlay address.
@@ -55,16 +57,20 @@ fn advert() -> Vec<u8> {
 /// opens and injects it, `n` times one millisecond apart (within the
 /// injection rate limit); buffers are the daemon's, allocated up front.
 fn allocations_relaying(a: &mut Relay, b: &mut Relay, packet: &[u8], n: usize) -> u64 {
-    let mut sealed = vec![0u8; 2048];
+    let mut sealed = batch();
     let mut work = vec![0u8; 2048];
     let mut out = vec![0u8; 2048];
     let ((), count) = allocations(|| {
         for i in 0..n {
             let now = T0 + i as u64;
-            let Outbound::Send { len, .. } = a.from_tun(packet, now, &mut sealed) else {
+            let Outbound::Send { .. } = a.from_tun(packet, now, &mut sealed) else {
                 panic!("packet {i} was not sealed");
             };
-            work[..len].copy_from_slice(&sealed[..len]);
+            let Some((_, _, d)) = sealed.get(0) else {
+                panic!("packet {i} was not sealed for b");
+            };
+            let len = d.len();
+            work[..len].copy_from_slice(d);
             let r = b.from_net(&mut work[..len], ep(1), now, &mut out);
             assert!(matches!(r, Inbound::Inject { .. }), "packet {i}: {r:?}");
         }
@@ -87,18 +93,21 @@ fn the_packet_path_does_not_allocate() {
 
     // Drops: a replay, a forgery, junk, an unknown sender, a local packet
     // that is not allowed.
-    let mut sealed = vec![0u8; 2048];
+    let mut sealed = batch();
     let mut work = vec![0u8; 2048];
     let mut out = vec![0u8; 2048];
     let later = T0 + N as u64;
-    let Outbound::Send { len, .. } = a.from_tun(&packet, later, &mut sealed) else {
+    let Outbound::Send { .. } = a.from_tun(&packet, later, &mut sealed) else {
         panic!("the advert was not sealed");
     };
-    let good = sealed[..len].to_vec();
+    let good = sealed.get(0).expect("sealed for b").2.to_vec();
+    let len = good.len();
     let mut forged = good.clone();
     forged[len - 1] ^= 1;
-    let mut stranger = good.clone();
-    stranger[7] = 77;
+    let stranger = relabel(&good, 77);
+    // An initiation without the MAC for b: refused before any DH.
+    let mut bad_mac = vec![0u8; mcast_relay::proto::wire::INITIATION_LEN];
+    bad_mac[..8].copy_from_slice(&[2, 2, 0, 0, 10, 250, 0, 1]);
     let junk = vec![0xa5u8; 300];
     let mut tcp = packet.clone();
     tcp[9] = 6;
@@ -109,7 +118,7 @@ fn the_packet_path_does_not_allocate() {
             Inbound::Inject { .. }
         ));
         for _ in 0..N {
-            for d in [&good, &forged, &stranger, &junk] {
+            for d in [&good, &forged, &stranger, &junk, &bad_mac] {
                 work[..d.len()].copy_from_slice(d);
                 let r = b.from_net(&mut work[..d.len()], ep(1), later, &mut out);
                 assert!(matches!(r, Inbound::Drop(_)), "{r:?}");
@@ -120,11 +129,11 @@ fn the_packet_path_does_not_allocate() {
             ));
         }
     });
-    assert_eq!(n, 0, "{n} allocations for {} dropped packets", N * 5);
+    assert_eq!(n, 0, "{n} allocations for {} dropped packets", N * 6);
     let c = b.counters();
     eprintln!(
-        "no_alloc: {N} packets sealed+opened+injected and {} dropped (replay, bad_auth, unknown_sender, unknown_version, local_disallowed): 0 allocations; b injected {}",
-        N * 5,
+        "no_alloc: {N} packets sealed+opened+injected and {} dropped (replay, bad_auth, unknown_sender, unknown_version, bad_mac, local_disallowed): 0 allocations; b injected {}",
+        N * 6,
         c.injected
     );
 }

@@ -2,7 +2,8 @@
 //! instances (four VRIDs, four VIPs, each preferring another host; see
 //! lab/vrrp_cluster.rs). Every VRID elects exactly its preferred master
 //! and every relay names it; a crashed master's VRID moves to the next in
-//! line while the other three stay put; no relay refuses a single datagram.
+//! line while the other three stay put; no relay refuses a single datagram;
+//! every host's cluster file has the same SHA-256.
 //! Needs root; skips visibly without it.
 
 use crate::lab;
@@ -59,6 +60,8 @@ fn sixteen_hosts_four_vrids_one_master_each_and_a_crash_moves_only_its_own() {
     let mut lab = Lab::new(HOSTS);
     let built = started.elapsed();
     let mut cluster = VrrpCluster::start(&mut lab, INSTANCES, ADVERT);
+    // One cluster file, the same bytes on all 16 hosts.
+    let hash = lab.assert_cluster_files_identical();
     cluster.converge(&lab, TIMEOUT);
     let masters: Vec<usize> = (0..INSTANCES).map(|i| cluster.master(i)).collect();
     assert_eq!(
@@ -119,7 +122,7 @@ fn sixteen_hosts_four_vrids_one_master_each_and_a_crash_moves_only_its_own() {
     report(&format!(
         "scale: {HOSTS} hosts (lab built in {:.1} s), {INSTANCES} VRIDs, masters {masters:?} elected {:.1} s after start; \
          kill -9 of h{from}: VRID {} moved to h{next} in {} ms (bound {} ms), the other VRIDs stayed; \
-         0 refused, injected per relay {}..{}; test took {:.1} s",
+         0 refused, injected per relay {}..{}; one cluster file on every host (SHA-256 {hash}); test took {:.1} s",
         built.as_secs_f64(),
         elected.as_secs_f64(),
         cluster.vrid(victim),

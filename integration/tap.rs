@@ -111,7 +111,7 @@ fn overlay_unicast_resolves_neighbours_over_the_relay() {
     );
     let c2 = lab.relay_counters(2);
     // Any datagram refused but the benign moment right after start.
-    let refused = lab::refused(&c2, &[DropReason::UnconfirmedEpoch]);
+    let refused = lab::refused(&c2, &[DropReason::NoSession]);
     assert_eq!(refused, 0, "h2's relay refused frames: {c2:?}");
     report(&format!(
         "{name}: ARP and neighbour discovery crossed the relay; h1's neighbours on mcast0:\n{}",
@@ -240,7 +240,7 @@ fn ucarp_elects_fails_over_and_preempts_through_the_relay() {
     // own gratuitous ARP for the VIP on the tap is kept off the overlay.
     for h in lab.host_ids() {
         let c = lab.relay_counters(h);
-        let refused = lab::refused(&c, &[DropReason::UnconfirmedEpoch]);
+        let refused = lab::refused(&c, &[DropReason::NoSession]);
         assert_eq!(refused, 0, "h{h}'s relay refused frames: {c:?}");
         assert!(
             c.get("injected").copied().unwrap_or(0) > 0,

@@ -14,7 +14,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-use mcast_relay::core::{DestKind, Link, Node, Outbound, Watch, parse_advert};
+use mcast_relay::core::{DestKind, Link, Node, Outbound, Security, Watch, parse_advert};
 use mcast_relay::proto::frame::{self, Body};
 use mcast_relay::proto::packet;
 
@@ -37,12 +37,14 @@ fuzz_target!(|data: &[u8]| {
         let _ = watch.observe(node, data, T0 + 10 * i as u64);
     }
     let _ = watch.tick(T0 + 60_000);
-    let mut a = node(1);
+    // Insecure, so that every peer gets a datagram without handshakes:
+    // this target is about what is relayed, not how it is sealed.
+    let mut a = node_with(1, 3, T0, Security::Insecure);
     // From the interface.
-    let mut out = [0u8; 2048];
-    if let Outbound::Send { len, .. } = a.from_tun(data, T0, &mut out) {
+    let mut out = batch();
+    if let Outbound::Send { .. } = a.from_tun(data, T0, &mut out) {
         assert!(
-            len >= data.len(),
+            out.iter().all(|(_, _, d)| d.len() >= data.len()),
             "a sealed datagram is shorter than its packet"
         );
         let inner = parsed.expect("relayed a packet that does not parse");
@@ -78,8 +80,8 @@ fuzz_target!(|data: &[u8]| {
 
 /// The bytes as a frame on a tap: both directions.
 fn tap_mode(data: &[u8]) {
-    let mut a = node_on(1, Link::Ethernet);
-    let mut out = [0u8; 2048];
+    let mut a = node_link(1, 3, T0, Security::Insecure, 5_000, Link::Ethernet);
+    let mut out = batch();
     if let Outbound::Send { .. } = a.from_tun(data, T0, &mut out) {
         speaks_for(1, data, "relayed");
     }

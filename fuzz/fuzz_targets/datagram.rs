@@ -1,25 +1,25 @@
-//! Fuzzes the receive path of a relay (authenticated with a fixed test
-//! key, peers h1 and h3, the vrrp/heartbeat/corosync presets) that has
-//! completed the hello handshake with h1. The first input byte picks the
-//! mode: even, the rest goes to `from_net` as raw bytes off the network
-//! (and to `Header::parse`/`Hello::parse`); odd, the rest is sealed with
-//! the real key as a genuine data or hello datagram of h1, so the fuzzer
-//! also reaches everything behind authentication. A keepalive poll
-//! follows each datagram.
+//! Fuzzes the receive path of a relay (node 2, with its own key; peers h1
+//! and h3; the vrrp/heartbeat/corosync presets) that has a session with
+//! h1. The first input byte picks the mode: even, the rest goes to
+//! `from_net` as raw bytes off the network (and to the header parsers);
+//! odd, the rest is sealed by h1 under its real session with node 2, as
+//! data or a keepalive with none of h1's local checks, so the fuzzer also
+//! reaches everything behind authentication. Timers and keepalives follow
+//! each datagram.
 //!
-//! Properties: never a panic; nothing is injected that does not open under
-//! the cluster key, and what is injected is exactly what was sealed, a
+//! Properties: never a panic; nothing raw is ever injected (only a session
+//! key opens a datagram); what is injected is exactly what h1 sealed, a
 //! well-formed IP packet from h1's own overlay address to an allowed
 //! group, the broadcast address or this node, permitted by the allow
-//! rules; the same datagram twice is never injected twice.
+//! rules; the same datagram twice is never injected twice; and whatever
+//! came in, h1's next genuine datagram is still injected.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
 use mcast_relay::core::{DestKind, Inbound};
-use mcast_relay::proto::crypto::{ClusterKey, KeySchedule};
 use mcast_relay::proto::packet;
-use mcast_relay::proto::wire::{HEADER_LEN, Header, Hello, Kind, TAG_LEN};
+use mcast_relay::proto::wire::{HEADER_LEN, Header, Kind, Prefix, TAG_LEN};
 
 use mcast_relay::testing::cluster::*;
 
@@ -49,47 +49,43 @@ fn check_injected(inner_bytes: &[u8]) {
     );
 }
 
-/// The plaintext of `datagram` if it opens under the cluster key.
-fn open_as_member(datagram: &[u8]) -> Option<Vec<u8>> {
-    open(&KeySchedule::new(&ClusterKey::from_bytes(KEY)), datagram)
-}
-
-/// `payload` sealed as h1, whose datagrams h2 accepts.
-fn seal_as_h1(kind: Kind, counter: u64, payload: &[u8]) -> Vec<u8> {
-    forge(kind, 1, epoch_of(1), counter, payload, T0)
-}
-
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let _ = Header::parse(rest);
-    let _ = Hello::parse(rest);
+    if let Ok(p) = Prefix::parse(rest)
+        && p.kind.is_transport()
+    {
+        let _ = Header::parse(p, rest);
+    }
     let mut a = node(1);
     let mut b = node(2);
     meet(&mut [(1, &mut a), (2, &mut b)], T0);
-    let mut out = [0u8; 256];
+    let h2 = addrs(2).peer_id();
+    let mut out = [0u8; MAX_DATAGRAM];
     let sealed = mode & 1 == 1;
     let mut buf = if sealed {
         let kind = if mode & 2 == 0 {
             Kind::Data
         } else {
-            Kind::Hello
+            Kind::Keepalive
         };
-        seal_as_h1(kind, 1000 + u64::from(mode >> 2), rest)
+        let mut d = vec![0u8; rest.len() + HEADER_LEN + TAG_LEN];
+        match a.seal_unchecked(h2, kind, rest, T0, &mut d) {
+            Ok(len) => d.truncate(len),
+            Err(_) => return,
+        }
+        d
     } else {
         rest.to_vec()
     };
     let before = buf.clone();
     match b.from_net(&mut buf, endpoint(1), T0, &mut out) {
         Inbound::Inject { start, len, .. } => {
+            assert!(sealed, "injected a datagram nobody sealed");
             let inner = &buf[start..start + len];
-            let plain = open_as_member(&before).expect("injected a datagram that does not open");
-            assert_eq!(inner, &plain[..], "injected something else than was sealed");
             assert_eq!(before.len(), HEADER_LEN + len + TAG_LEN);
-            if sealed {
-                assert_eq!(inner, rest, "the injected packet is not what was sealed");
-            }
+            assert_eq!(inner, rest, "the injected packet is not what was sealed");
             check_injected(inner);
         }
         Inbound::Reply { len, .. } => assert!(len <= out.len()),
@@ -107,4 +103,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(len <= out.len() && b.peer_name(p).is_some());
         }
     }
+    // And h1's session is intact.
+    let (d, _) = send(&mut a, &vrrp_from(1), T0 + 1_500);
+    assert!(
+        recv(&mut b, &d, 1, T0 + 1_500).is_ok(),
+        "a datagram disturbed h1's session"
+    );
 });

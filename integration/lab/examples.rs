@@ -1,9 +1,11 @@
 //! The shipped configurations in examples/, made to run in the lab: each
-//! example relay config is node 1 of a 3-node cluster, so node N's config
-//! is derived from it (its own name and addresses, the others as peers at
-//! their lab endpoints, the lab's key); the failover tools' examples are
-//! used as they are but for node names and priorities. The tests that use
-//! them are what keeps the examples from rotting.
+//! example relay config is the cluster file of a 3-node cluster, so the
+//! lab's file is the example with each member's endpoint and public key
+//! replaced by its lab host's (found by the member's overlay address:
+//! 10.250.0.N is host N) and the lab's status socket, the same bytes for
+//! every host; the failover tools' examples are used as they are but for
+//! node names and priorities. The tests that use them are what keeps the
+//! examples from rotting.
 
 use std::fs;
 use std::path::Path;
@@ -20,22 +22,11 @@ pub fn text(rel: &str) -> String {
     fs::read_to_string(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
 }
 
-/// One node as an example relay config describes it.
-struct Node {
-    name: String,
-    v4: String,
-    v6: Option<String>,
-}
-
 fn last_octet(v4: &str) -> usize {
     v4.rsplit('.')
         .next()
         .and_then(|o| o.parse().ok())
         .unwrap_or_else(|| panic!("not an IPv4 address: {v4}"))
-}
-
-fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
-    path.iter().try_fold(v, |v, k| v.get(k))?.as_str()
 }
 
 impl Lab {
@@ -48,87 +39,47 @@ impl Lab {
         }
     }
 
-    /// Writes relay{N}.toml for every host from the example relay config
-    /// `rel` (node 1 of 3) and the lab's key.
+    /// Writes the cluster file (and every host's copy) from the example
+    /// relay config `rel`, with the lab's endpoints and keys.
     pub fn configure_relays_from_example(&mut self, rel: &str) {
-        // Writes the key (and default configs, overwritten below).
+        // Makes the keys (and a default cluster file, overwritten below).
         self.configure_relays(super::RelayOptions::default());
-        let example = Value::Table(
+        let mut cfg = Value::Table(
             toml::from_str::<toml::Table>(&text(rel))
                 .unwrap_or_else(|e| panic!("examples/{rel}: {e}")),
         );
-        let (own, prefix) = str_at(&example, &["interface", "address"])
-            .and_then(|a| a.split_once('/'))
-            .expect("the example has interface.address");
-        let own6 = str_at(&example, &["interface", "address6"]).and_then(|a| a.split_once('/'));
-        let mut nodes = vec![Node {
-            name: str_at(&example, &["node", "name"])
-                .expect("the example has node.name")
-                .to_string(),
-            v4: own.to_string(),
-            v6: own6.map(|(a, _)| a.to_string()),
-        }];
-        for p in example
-            .get("peer")
-            .and_then(Value::as_array)
-            .expect("the example has peers")
-        {
-            nodes.push(Node {
-                name: str_at(p, &["name"]).expect("peer.name").to_string(),
-                v4: str_at(p, &["address"]).expect("peer.address").to_string(),
-                v6: str_at(p, &["address6"]).map(str::to_string),
-            });
+        cfg["node"].as_table_mut().expect("[node]").insert(
+            "status_socket".into(),
+            self.cluster_status_socket().display().to_string().into(),
+        );
+        let members = cfg
+            .get_mut("member")
+            .and_then(Value::as_array_mut)
+            .unwrap_or_else(|| panic!("examples/{rel} has no [[member]]"));
+        let mut hosts: Vec<usize> = Vec::new();
+        for m in members.iter_mut() {
+            let m = m.as_table_mut().expect("a [[member]] table");
+            let h = last_octet(
+                m.get("address")
+                    .and_then(Value::as_str)
+                    .expect("member.address"),
+            );
+            assert!(
+                self.host_ids().any(|id| id == h) && !hosts.contains(&h),
+                "examples/{rel}: member address 10.250.0.{h} is not one lab host's"
+            );
+            hosts.push(h);
+            m.insert("endpoint".into(), format!("10.77.0.{h}:7112").into());
+            m.insert("public_key".into(), self.public_key(h).into());
         }
         assert_eq!(
-            nodes.len(),
+            hosts.len(),
             self.hosts,
-            "examples/{rel} describes {} nodes",
-            nodes.len()
+            "examples/{rel} describes {} members",
+            hosts.len()
         );
-        for h in self.host_ids() {
-            let me = nodes
-                .iter()
-                .find(|n| last_octet(&n.v4) == h)
-                .unwrap_or_else(|| panic!("examples/{rel} has no node .{h}"));
-            let mut cfg = example.clone();
-            let node = cfg["node"].as_table_mut().expect("[node]");
-            node.insert("name".into(), me.name.clone().into());
-            node.insert(
-                "key_file".into(),
-                self.path("key").display().to_string().into(),
-            );
-            node.insert(
-                "status_socket".into(),
-                self.status_socket(h).display().to_string().into(),
-            );
-            let iface = cfg["interface"].as_table_mut().expect("[interface]");
-            iface.insert("address".into(), format!("{}/{prefix}", me.v4).into());
-            if let (Some(v6), Some((_, p6))) = (&me.v6, own6) {
-                iface.insert("address6".into(), format!("{v6}/{p6}").into());
-            }
-            let peers: Vec<Value> = nodes
-                .iter()
-                .filter(|n| n.v4 != me.v4)
-                .map(|n| {
-                    let mut t = toml::Table::new();
-                    t.insert("name".into(), n.name.clone().into());
-                    t.insert(
-                        "endpoint".into(),
-                        format!("10.77.0.{}:7112", last_octet(&n.v4)).into(),
-                    );
-                    t.insert("address".into(), n.v4.clone().into());
-                    if let Some(v6) = &n.v6 {
-                        t.insert("address6".into(), v6.clone().into());
-                    }
-                    Value::Table(t)
-                })
-                .collect();
-            cfg.as_table_mut()
-                .expect("a table")
-                .insert("peer".into(), Value::Array(peers));
-            let out = toml::to_string(&cfg).expect("serialise a relay config");
-            fs::write(self.path(&format!("relay{h}.toml")), out).expect("write a relay config");
-        }
+        let out = toml::to_string(&cfg).expect("serialise a relay config");
+        self.write_cluster_file(&out);
     }
 }
 

@@ -14,6 +14,15 @@
 //! Labs are serialised (a process-wide mutex and a flock), named uniquely
 //! and torn down on drop, including every process left in their
 //! namespaces, so a failing test cleans up after itself too.
+//!
+//! The relays are configured as a real cluster is: one key pair per host
+//! (`mcast-relay keygen -o <lab>/hN.key`), one cluster file listing every
+//! member, copied byte for byte to each host (`<lab>/relayN.toml`), and
+//! each relay started with `run -c <its copy> -k <its key>`. The hosts share
+//! one filesystem, so each relay runs in a mount namespace of its own where
+//! `<lab>/hN/` is bound over `<lab>/run/`: the status socket the one file
+//! names (`<lab>/run/status.sock`) is then each host's own, as `/run` is on
+//! real hosts.
 
 #![allow(dead_code)] // each target (test, demo, bench) uses a different part
 
@@ -30,6 +39,7 @@ pub mod ucarp;
 pub mod vip;
 pub mod vrrp_cluster;
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsRawFd;
@@ -74,6 +84,7 @@ pub const BASE_PROGRAMS: &[(&str, &str)] = &[
     ("nft", "nftables"),
     ("unshare", "util-linux"),
     ("nsenter", "util-linux"),
+    ("mount", "mount"),
 ];
 
 /// True when the caller may build a lab; otherwise prints a visible skip
@@ -178,7 +189,8 @@ pub struct RelayOptions {
     pub keepalive: Option<f64>,
     /// `interface.mode = "tap"`: Ethernet frames (ucarp).
     pub tap: bool,
-    /// `insecure = true` instead of the key file (benchmarks' baseline).
+    /// `insecure = true` instead of keys (benchmarks' baseline): each relay
+    /// then finds its member by its endpoint's address, local in its host.
     pub insecure: bool,
     /// `node.inject_rate_limit`; `None` keeps the default.
     pub inject_rate_limit: Option<u32>,
@@ -215,8 +227,10 @@ pub struct Lab {
     pub hosts: usize,
     relays: Vec<Option<Child>>,
     relay_opts: RelayOptions,
-    /// The hosts that relay configs list as peers (all, unless changed).
+    /// The hosts the cluster file lists as members (all, unless changed).
     members: Vec<usize>,
+    /// Each member's public key, as `keygen` printed it, by host number.
+    public_keys: HashMap<usize, String>,
     outsider: bool,
     procs: Vec<Proc>,
     _lock_file: File,
@@ -256,6 +270,7 @@ impl Lab {
             relays: (0..hosts).map(|_| None).collect(),
             relay_opts: RelayOptions::default(),
             members: (1..=hosts).collect(),
+            public_keys: HashMap::new(),
             outsider: false,
             procs: Vec::new(),
             _lock_file: lock_file,
@@ -519,7 +534,8 @@ impl Lab {
         self.dir.join(name)
     }
 
-    /// Writes the cluster key and one relay config per host.
+    /// Writes the keys of the members that have none yet, and the cluster
+    /// file, the same bytes for every host.
     pub fn configure_relays(&mut self, opts: RelayOptions) {
         if opts.endpoint_names {
             for h in self.host_ids() {
@@ -529,23 +545,108 @@ impl Lab {
             }
         }
         self.relay_opts = opts;
-        let key = self.path("key");
-        if !key.exists() {
-            let out = Command::new(relay_bin())
+        let cfg = self.cluster_config();
+        self.write_cluster_file(&cfg);
+    }
+
+    /// The private key file of host `h` (`run -k`, `check -k`).
+    pub fn key_path(&self, h: usize) -> PathBuf {
+        self.path(&format!("h{h}.key"))
+    }
+
+    /// The public key of host `h` (base64), its key pair made with
+    /// `mcast-relay keygen -o` the first time it is asked for.
+    pub fn public_key(&mut self, h: usize) -> String {
+        if let Some(k) = self.public_keys.get(&h) {
+            return k.clone();
+        }
+        let key = self.key_path(h);
+        let out = if key.exists() {
+            Command::new(relay_bin())
+                .args(["pubkey", "-k"])
+                .arg(&key)
+                .output()
+                .expect("cannot run mcast-relay pubkey")
+        } else {
+            Command::new(relay_bin())
                 .args(["keygen", "-o"])
                 .arg(&key)
                 .output()
-                .expect("cannot run mcast-relay keygen");
-            assert!(out.status.success(), "keygen failed: {out:?}");
-        }
+                .expect("cannot run mcast-relay keygen")
+        };
+        assert!(
+            out.status.success(),
+            "keygen/pubkey for h{h} failed: {out:?}"
+        );
+        let printed = String::from_utf8_lossy(&out.stdout);
+        let k = public_key_line(&printed).unwrap_or_else(|| {
+            panic!("no `public_key = \"...\"` line in what keygen/pubkey printed: {printed}")
+        });
+        self.public_keys.insert(h, k.clone());
+        k
+    }
+
+    /// The cluster file as the lab wrote it; each host has a copy of it.
+    pub fn cluster_file(&self) -> PathBuf {
+        self.path("cluster.toml")
+    }
+
+    /// Host `h`'s copy of the cluster file, the one its relay reads.
+    pub fn relay_config_path(&self, h: usize) -> PathBuf {
+        self.path(&format!("relay{h}.toml"))
+    }
+
+    /// Writes `text` as the cluster file and copies it to every host.
+    pub fn write_cluster_file(&self, text: &str) {
+        let file = self.cluster_file();
+        fs::write(&file, text).expect("cannot write the cluster file");
         for h in self.host_ids() {
-            let cfg = self.relay_config(h);
-            fs::write(self.path(&format!("relay{h}.toml")), cfg).expect("cannot write config");
+            fs::copy(&file, self.relay_config_path(h)).expect("cannot copy the cluster file");
         }
     }
 
-    fn relay_config(&self, h: usize) -> String {
-        let o = &self.relay_opts;
+    /// Checks that every host's copy of the cluster file has the bytes of
+    /// the one the lab wrote, by SHA-256; returns that hash in hex.
+    pub fn assert_cluster_files_identical(&self) -> String {
+        let hash = |p: &Path| {
+            let bytes = fs::read(p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()));
+            ring::digest::digest(&ring::digest::SHA256, &bytes)
+                .as_ref()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        let want = hash(&self.cluster_file());
+        for h in self.host_ids() {
+            assert_eq!(
+                hash(&self.relay_config_path(h)),
+                want,
+                "h{h}'s cluster file differs from the one written for the cluster"
+            );
+        }
+        want
+    }
+
+    /// The directory each relay sees its own `<lab>/hN/` at, and so the
+    /// directory of the status socket the cluster file names.
+    fn run_dir(&self) -> PathBuf {
+        self.path("run")
+    }
+
+    /// Host `h`'s own run directory, bound over [`Lab::run_dir`] for its
+    /// relay.
+    fn host_run_dir(&self, h: usize) -> PathBuf {
+        self.path(&format!("h{h}"))
+    }
+
+    /// `node.status_socket` in the cluster file: the same path on every
+    /// host, each relay's own through its mount namespace.
+    pub fn cluster_status_socket(&self) -> PathBuf {
+        self.run_dir().join("status.sock")
+    }
+
+    fn cluster_config(&mut self) -> String {
+        let o = self.relay_opts.clone();
         let listen = if o.underlay_v6 {
             "[::]:7112"
         } else {
@@ -571,15 +672,15 @@ impl Lab {
         if let Some(r) = o.inject_rate_limit {
             node_extra += &format!("inject_rate_limit = {r}\n");
         }
-        node_extra += &format!("status_socket = \"{}\"\n", self.status_socket(h).display());
-        let auth = if o.insecure {
-            "insecure = true".to_string()
-        } else {
-            format!("key_file = \"{}\"", self.path("key").display())
-        };
+        node_extra += &format!(
+            "status_socket = \"{}\"\n",
+            self.cluster_status_socket().display()
+        );
+        // No key_file: each relay is given its own with `run -k`.
+        let auth = if o.insecure { "insecure = true\n" } else { "" };
         let mut s = format!(
-            "[node]\nname = \"h{h}\"\nlisten = \"{listen}\"\n{auth}\n{node_extra}\n\
-             [interface]\nname = \"mcast0\"\naddress = \"10.250.0.{h}/24\"\naddress6 = \"fd00:250::{h}/64\"\n"
+            "[node]\nlisten = \"{listen}\"\n{auth}{node_extra}\n\
+             [interface]\nname = \"mcast0\"\nsubnet = \"10.250.0.0/24\"\nsubnet6 = \"fd00:250::/64\"\n"
         );
         if let Some(mtu) = o.mtu {
             s += &format!("mtu = {mtu}\n");
@@ -588,7 +689,7 @@ impl Lab {
             s += "mode = \"tap\"\n";
         }
         s += &format!("\n[allow]\npresets = [{}]\n", presets.join(", "));
-        for p in self.members.iter().copied().filter(|p| *p != h) {
+        for p in self.members.clone() {
             let endpoint = if o.endpoint_names {
                 format!("h{p}.lab:7112")
             } else if o.underlay_v6 {
@@ -597,8 +698,11 @@ impl Lab {
                 format!("10.77.0.{p}:7112")
             };
             s += &format!(
-                "\n[[peer]]\nname = \"h{p}\"\nendpoint = \"{endpoint}\"\naddress = \"10.250.0.{p}\"\naddress6 = \"fd00:250::{p}\"\n"
+                "\n[[member]]\nname = \"h{p}\"\nendpoint = \"{endpoint}\"\naddress = \"10.250.0.{p}\"\naddress6 = \"fd00:250::{p}\"\n"
             );
+            if !o.insecure {
+                s += &format!("public_key = \"{}\"\n", self.public_key(p));
+            }
         }
         s
     }
@@ -660,7 +764,7 @@ impl Lab {
         self.exec(h, &["nft", "delete", "table", "ip", "lab_drop"]);
     }
 
-    /// Which hosts the relay configs written from now on list as peers.
+    /// Which hosts the cluster files written from now on list as members.
     pub fn set_members(&mut self, members: &[usize]) {
         self.members = members.to_vec();
     }
@@ -716,9 +820,10 @@ impl Lab {
         }
     }
 
-    /// Where the relay of host `h` answers `mcast-relay status`.
+    /// Where the relay of host `h` answers `mcast-relay status`, seen from
+    /// outside its mount namespace.
     pub fn status_socket(&self, h: usize) -> PathBuf {
-        self.path(&format!("status{h}.sock"))
+        self.host_run_dir(h).join("status.sock")
     }
 
     /// `mcast-relay status --json` against the relay of host `h`.
@@ -760,8 +865,12 @@ impl Lab {
     pub fn start_relay_env(&mut self, h: usize, env: &[(&str, &str)]) {
         assert!(self.relays[h - 1].is_none(), "relay h{h} already runs");
         let bin = relay_bin();
-        let cfg = self.path(&format!("relay{h}.toml"));
+        let cfg = self.relay_config_path(h);
         let log = self.relay_log(h);
+        let (run, own) = (self.run_dir(), self.host_run_dir(h));
+        for d in [&run, &own] {
+            fs::create_dir_all(d).expect("cannot create a run directory");
+        }
         // Append so a restart keeps the first run's log for diagnosis.
         let out = fs::OpenOptions::new()
             .create(true)
@@ -773,11 +882,26 @@ impl Lab {
         // "relay ready" before a count taken after it, and would then
         // never be seen as ready.
         let ready_count = count_lines(&log, "relay ready");
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.ns(h)])
+        // sh binds the host's own run directory and then becomes the relay
+        // (exec, as ip and unshare do), so the child's pid is the relay's.
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns(h)])
+            .args(["unshare", "-m", "--propagation", "private"])
+            .args([
+                "sh",
+                "-c",
+                "mount --bind \"$1\" \"$2\" && shift 2 && exec \"$@\"",
+                "sh",
+            ])
+            .arg(&own)
+            .arg(&run)
             .arg(&bin)
             .args(["run", "-c"])
-            .arg(&cfg)
+            .arg(&cfg);
+        if !self.relay_opts.insecure {
+            cmd.arg("-k").arg(self.key_path(h));
+        }
+        let mut child = cmd
             .env("MCAST_RELAY_LOG", "info")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -923,6 +1047,16 @@ impl Drop for Lab {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// The base64 key of a `public_key = "..."` line, as `mcast-relay keygen`
+/// and `pubkey` print it.
+fn public_key_line(printed: &str) -> Option<String> {
+    printed.lines().find_map(|l| {
+        let v = l.trim().strip_prefix("public_key")?.trim_start();
+        let v = v.strip_prefix('=')?.trim();
+        Some(v.strip_prefix('"')?.strip_suffix('"')?.to_string())
+    })
 }
 
 /// Kills (SIGKILL) every process inside a namespace: daemons that fork

@@ -242,18 +242,18 @@ mod tests {
         let ep: SocketAddr = "192.0.2.2:7112".parse().expect("addr");
         let f = mtu_finding("b", ep, &Ok(1500), Some(1500), Mode::Tun);
         assert!(
-            f.is_error() && f.to_string().contains("1424 or less"),
+            f.is_error() && f.to_string().contains("1436 or less"),
             "{f}"
         );
         let f = mtu_finding("b", ep, &Ok(1500), None, Mode::Tun);
         assert!(
-            matches!(f, Finding::Ok(_)) && f.to_string().contains("1424"),
+            matches!(f, Finding::Ok(_)) && f.to_string().contains("1436"),
             "{f}"
         );
         // A tap's frames carry 14 bytes of Ethernet header too.
-        let f = mtu_finding("b", ep, &Ok(1500), Some(1424), Mode::Tap);
+        let f = mtu_finding("b", ep, &Ok(1500), Some(1436), Mode::Tap);
         assert!(
-            f.is_error() && f.to_string().contains("1410 or less"),
+            f.is_error() && f.to_string().contains("1422 or less"),
             "{f}"
         );
         let f = mtu_finding(

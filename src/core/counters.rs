@@ -15,14 +15,24 @@ pub enum DropReason {
     UnknownSender,
     /// Plaintext datagram while authentication is on, or the reverse.
     ModeMismatch,
-    /// The sender's timestamp is further from our clock than allowed.
+    /// A handshake's timestamp is further from our clock than allowed.
     ClockSkew,
-    /// An epoch older than the peer's current one, or one from the future.
-    StaleEpoch,
+    /// An initiation not newer than the last one accepted from its member:
+    /// a replay (or a restart with the clock set back; we then start a
+    /// handshake ourselves).
+    StaleHandshake,
     /// A counter already seen, or too old for the window.
     Replay,
     /// Authentication failed: forged, corrupted or another key.
     BadAuth,
+    /// A handshake without a valid MAC for this receiver: refused before
+    /// any Diffie-Hellman.
+    BadMac,
+    /// A handshake that names one member but is sealed with another
+    /// member's key: a member posing as another.
+    WrongKey,
+    /// More initiations than a member (or everyone together) may make.
+    HandshakeRateLimited,
     /// Authenticated, but the inner packet is not well-formed IP.
     BadInner,
     /// The inner packet's source is not the sending peer's overlay address.
@@ -31,9 +41,10 @@ pub enum DropReason {
     Disallowed,
     /// In insecure mode: the datagram did not come from the peer's endpoint.
     WrongEndpoint,
-    /// Authenticated, but from an epoch of the peer that no handshake has
-    /// confirmed as current yet (a moment after either side starts).
-    UnconfirmedEpoch,
+    /// No session with that index: a moment after either side starts or
+    /// renews its session, or a datagram of a session that has ended (a
+    /// capture replayed from an earlier session).
+    NoSession,
     /// The peer exceeded its injection rate limit.
     RateLimited,
     /// The peer's interface mode differs: it sends Ethernet frames (tap)
@@ -62,20 +73,23 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 24] = [
+    pub const ALL: [DropReason; 27] = [
         DropReason::Malformed,
         DropReason::UnknownVersion,
         DropReason::UnknownSender,
         DropReason::ModeMismatch,
         DropReason::ClockSkew,
-        DropReason::StaleEpoch,
+        DropReason::StaleHandshake,
         DropReason::Replay,
         DropReason::BadAuth,
+        DropReason::BadMac,
+        DropReason::WrongKey,
+        DropReason::HandshakeRateLimited,
         DropReason::BadInner,
         DropReason::WrongSource,
         DropReason::Disallowed,
         DropReason::WrongEndpoint,
-        DropReason::UnconfirmedEpoch,
+        DropReason::NoSession,
         DropReason::RateLimited,
         DropReason::LinkMismatch,
         DropReason::KernelNoise,
@@ -97,14 +111,17 @@ impl DropReason {
             DropReason::UnknownSender => "unknown_sender",
             DropReason::ModeMismatch => "mode_mismatch",
             DropReason::ClockSkew => "clock_skew",
-            DropReason::StaleEpoch => "stale_epoch",
+            DropReason::StaleHandshake => "stale_handshake",
             DropReason::Replay => "replay",
             DropReason::BadAuth => "bad_auth",
+            DropReason::BadMac => "bad_mac",
+            DropReason::WrongKey => "wrong_key",
+            DropReason::HandshakeRateLimited => "handshake_rate_limited",
             DropReason::BadInner => "bad_inner",
             DropReason::WrongSource => "wrong_inner_source",
             DropReason::Disallowed => "disallowed",
             DropReason::WrongEndpoint => "wrong_endpoint",
-            DropReason::UnconfirmedEpoch => "unconfirmed_epoch",
+            DropReason::NoSession => "no_session",
             DropReason::RateLimited => "rate_limited",
             DropReason::LinkMismatch => "link_mismatch",
             DropReason::KernelNoise => "kernel_noise",
@@ -133,20 +150,29 @@ impl DropReason {
                 "a relay speaking another wire version; run the same mcast-relay version on every node"
             }
             DropReason::UnknownSender => {
-                "the sender is not a configured [[peer]] (its overlay address is unknown here)"
+                "the sender is not a [[member]] of the cluster file (its overlay address is unknown here)"
             }
             DropReason::ModeMismatch => {
-                "one node has `insecure = true` and another has a key_file; configure every node the same way"
+                "one node has `insecure = true` and another uses keys; every host must have the same cluster file"
             }
             DropReason::ClockSkew => {
-                "the sender's clock differs from ours by more than node.max_clock_skew (or an old datagram was replayed); check NTP on both hosts"
+                "a handshake whose timestamp differs from our clock by more than node.max_clock_skew (or an old one replayed); check NTP on both hosts"
             }
-            DropReason::StaleEpoch => {
-                "a datagram from a previous run of the sender (replayed), or a sender whose clock runs ahead"
+            DropReason::StaleHandshake => {
+                "a handshake initiation older than the last one accepted from that member: replayed (harmless), or the member restarted with its clock set back (a handshake from us follows)"
             }
             DropReason::Replay => "a datagram seen before (replayed or duplicated by the network)",
             DropReason::BadAuth => {
-                "authentication failed: forged or corrupted, or the sender uses a different key file"
+                "authentication failed: forged or corrupted, or sealed under a session or key this node does not share with the sender"
+            }
+            DropReason::BadMac => {
+                "a handshake not addressed to this node's public key: junk, or the sender's cluster file lists another public_key for this host"
+            }
+            DropReason::WrongKey => {
+                "a handshake naming one member but made with another key: a member posing as another, or a member whose public_key in the cluster file is out of date"
+            }
+            DropReason::HandshakeRateLimited => {
+                "more handshake initiations than allowed (10/s per member, 100/s in all): a flood"
             }
             DropReason::BadInner => {
                 "an authenticated datagram whose inner packet is not valid IP (or, in tap mode, not an IPv4, IPv6 or ARP frame)"
@@ -160,8 +186,8 @@ impl DropReason {
             DropReason::WrongEndpoint => {
                 "insecure mode: a datagram naming a peer came from another address than that peer's endpoint"
             }
-            DropReason::UnconfirmedEpoch => {
-                "a peer's new run not yet confirmed by a handshake (normal right after a relay starts; if it persists, the peer cannot reach us back: check its endpoint and firewall)"
+            DropReason::NoSession => {
+                "no session with that peer (yet): normal for a moment after a relay starts or renews keys; if it persists, the handshake fails: check the peer's endpoint, firewall and public_key"
             }
             DropReason::RateLimited => {
                 "a peer sent more packets than node.inject_rate_limit allows (a flood, or raise the limit)"
@@ -214,7 +240,7 @@ impl DropReason {
 
     /// Expected in normal operation; not worth a warning.
     pub fn is_benign(self) -> bool {
-        matches!(self, DropReason::KernelNoise | DropReason::UnconfirmedEpoch)
+        matches!(self, DropReason::KernelNoise | DropReason::NoSession)
     }
 }
 
@@ -263,6 +289,12 @@ pub struct Counters {
     pub sent: u64,
     /// Inner packets written into the interface.
     pub injected: u64,
+    /// Handshake initiations we sent, and those of peers we answered.
+    pub handshakes_sent: u64,
+    pub handshakes_answered: u64,
+    /// Steps of the wall clock against the monotonic one that ended every
+    /// session (NTP steps, restored snapshots).
+    pub clock_jumps: u64,
 }
 
 impl fmt::Display for Counters {
@@ -317,8 +349,8 @@ mod tests {
             .filter(|r| r.from_network())
             .map(|r| r.name())
             .collect();
-        assert_eq!(net.len(), 15);
-        assert!(net.contains(&"rate_limited") && net.contains(&"unconfirmed_epoch"));
+        assert_eq!(net.len(), 18);
+        assert!(net.contains(&"rate_limited") && net.contains(&"no_session"));
         assert!(!net.contains(&"kernel_noise") && !net.contains(&"send_failed"));
     }
 

@@ -1,596 +1,790 @@
-//! The handshake and keepalives: hellos that ask a peer to prove its
-//! current run by answering our question (a challenge only the addressee
-//! could read), retries until answered, keepalives to confirmed peers that
-//! measure round trip, loss and reachability, and spacing of our answers so
-//! a key holder's flood of new epochs cannot make us flood back.
+//! The handshake state machine: when to start a Noise handshake with a
+//! peer (no session yet, the session is due for renewal, the peer stopped
+//! answering, or it was refused as stale), and which handshake messages to
+//! accept. The messages themselves are `proto::noise`'s.
+//!
+//! The rules, cheapest first, so a flood costs no Diffie-Hellman:
+//! * a handshake must carry the MAC keyed by our public key;
+//! * initiations are rate-limited per claimed member and in all;
+//! * the static key inside must be the claimed member's own (a member can
+//!   start a session only as itself);
+//! * its timestamp must be newer than the last one accepted from that
+//!   member, so a replayed initiation is refused; and even one that gets
+//!   through (to a relay that just restarted) only makes a `next` session
+//!   that nobody can complete, while the current one carries on;
+//! * a response must answer our own outstanding initiation.
+//!
+//! Every member's state is its own: one member's flood cannot push out
+//! another's handshake or session.
 
 use crate::core::counters::DropReason;
 use crate::core::events::Event;
-use crate::core::peers::PeerId;
-use crate::core::relay::{Inbound, Relay};
+use crate::core::rate::Bucket;
+use crate::core::relay::{Inbound, Link, Relay};
+use crate::core::session::{Session, prefix};
 use crate::core::time::Now;
-use crate::proto::crypto::Challenger;
-use crate::proto::wire::{HELLO_LEN, HELLO_WANT_REPLY, Header, Hello, Kind};
+use crate::proto::crypto::MacKey;
+use crate::proto::keys::{PrivateKey, PublicKey};
+use crate::proto::noise::Noise;
+use crate::proto::wire::{
+    FLAG_FRAME, HandshakeIds, INIT_NOISE_LEN, INIT_PAYLOAD_LEN, INITIATION_LEN, Kind, MAC_LEN,
+    PREFIX_LEN, Prefix, RESP_NOISE_LEN, RESP_PAYLOAD_LEN, RESPONSE_LEN, Timestamp, be_u64,
+};
 
-/// How often an unanswered hello is repeated.
-const HELLO_RETRY_MS: u64 = 1_000;
-/// Closest spacing of hellos to one peer, and of answers to one peer, so a
-/// key holder's flood of new epochs cannot make us flood back.
-const HELLO_SPACING_MS: u64 = 100;
-/// Hellos to one peer that may be awaiting an answer at once (retries).
-const AWAITING: usize = 4;
+/// How long an initiation waits for its response before another goes.
+pub(super) const RETRY_MS: u64 = 1_000;
+/// Closest spacing of initiations to one peer.
+const SPACING_MS: u64 = 100;
+/// Initiations from one claimed member processed per second (and burst).
+const PER_MEMBER_RATE: u32 = 10;
+/// Initiations processed per second from everyone together: bounds the
+/// Diffie-Hellman work a flood with valid MACs can cause.
+const TOTAL_RATE: u32 = 100;
+/// A step of the wall clock against the monotonic one larger than this
+/// ends every session (see [`Relay::observe_clock`]).
+const CLOCK_JUMP_MS: i64 = 5_000;
 
-/// The relay-wide part: this run's question maker and the schedule.
+/// This node's keys, in authenticated mode.
+pub(super) struct Local {
+    key: PrivateKey,
+    /// Verifies the MAC of handshakes addressed to us.
+    mac: MacKey,
+}
+
+/// The relay-wide part.
 pub(super) struct Handshake {
-    challenger: Challenger,
+    /// `None` in insecure mode.
+    local: Option<Local>,
+    /// This start's run, told to peers in every handshake.
+    pub(super) run: u64,
+    /// The last timestamp we put in an initiation: ours only go forward.
+    last_sent: Timestamp,
+    /// Initiations processed from all members, for [`TOTAL_RATE`].
+    total: Bucket,
     /// Round-robin start for [`Relay::poll_hello`].
-    cursor: usize,
-    /// Keepalive interval to confirmed peers, ms; 0: none.
-    pub(super) keepalive_ms: u64,
+    pub(super) cursor: usize,
+    /// Wall minus monotonic ms when last looked: a jump of it is a clock
+    /// step or a restored snapshot.
+    clock_offset: Option<i64>,
+    /// Session indices handed out so far, mixed into the next one.
+    issued: u32,
+    index_seed: u32,
 }
 
 impl Handshake {
-    pub(super) fn new(challenge_secret: &[u8; 32], keepalive_ms: u64) -> Self {
+    pub(super) fn new(key: Option<PrivateKey>, run: u64) -> Handshake {
         Handshake {
-            challenger: Challenger::new(challenge_secret),
+            local: key.map(|key| Local {
+                mac: MacKey::for_receiver(&key.public()),
+                key,
+            }),
+            run,
+            last_sent: Timestamp([0; 12]),
+            total: Bucket::full(TOTAL_RATE),
             cursor: 0,
-            keepalive_ms,
+            clock_offset: None,
+            issued: 0,
+            // Indices need only be unique among ours, not secret.
+            index_seed: (run as u32) ^ ((run >> 32) as u32),
         }
     }
 
-    /// After the peer list changed: positions mean other peers now.
-    pub(super) fn restart_round(&mut self) {
-        self.cursor = 0;
+    pub(super) fn authenticated(&self) -> bool {
+        self.local.is_some()
     }
+
+    pub(super) fn public(&self) -> Option<PublicKey> {
+        self.local.as_ref().map(|l| l.key.public())
+    }
+
+    /// A fresh local session index: a permutation of a counter, so no two
+    /// sessions of this run share one.
+    fn new_index(&mut self) -> u32 {
+        self.issued = self.issued.wrapping_add(1);
+        // An odd multiplier is a bijection on u32.
+        (self.issued ^ self.index_seed).wrapping_mul(0x9e37_79b1) ^ self.index_seed
+    }
+}
+
+/// A handshake we started.
+struct Pending {
+    noise: Noise,
+    local: u32,
+    sent_ms: u64,
 }
 
 /// The per-peer part.
-pub(super) struct HandshakeState {
-    /// Our hellos to this peer that may still be answered: counter, when
-    /// it was sent (our clock, ms) and its ping number.
-    awaiting: [Option<(u64, u64, u64)>; AWAITING],
-    /// Pings sent to this peer so far: numbers them for the loss window.
-    pings: u64,
-    /// When the next keepalive to this (confirmed) peer is due.
-    next_keepalive_ms: u64,
-    /// When the next hello to this peer may go out (our clock, ms).
-    next_hello_ms: u64,
-    /// Whether a hello to this peer is wanted at `next_hello_ms`.
-    hello_wanted: bool,
-    /// The epoch and time of our last answer, for answer spacing.
-    last_answer: Option<(u64, u64)>,
-    /// Reachable as last told in an event (and counted for quorum).
-    pub(super) reachable: bool,
+pub(super) struct PeerHandshake {
+    pending: Option<Pending>,
+    /// A handshake is wanted as soon as spacing allows.
+    wanted: bool,
+    /// When the next initiation to this peer may go out.
+    next_ms: u64,
+    /// The newest initiation timestamp accepted from this peer.
+    last_accepted: Option<Timestamp>,
+    /// Initiations processed from this claimed member.
+    bucket: Bucket,
+    /// Signs handshakes to this peer; `None` without its public key.
+    mac: Option<MacKey>,
 }
 
-impl HandshakeState {
-    pub(super) fn new() -> Self {
-        HandshakeState {
-            awaiting: [None; AWAITING],
-            pings: 0,
-            next_keepalive_ms: 0,
-            next_hello_ms: 0,
-            // A new peer is unconfirmed: greet it.
-            hello_wanted: true,
-            last_answer: None,
-            reachable: false,
+impl PeerHandshake {
+    pub(super) fn new(public_key: Option<&PublicKey>) -> PeerHandshake {
+        PeerHandshake {
+            pending: None,
+            // A new peer has no session: greet it.
+            wanted: true,
+            next_ms: 0,
+            last_accepted: None,
+            bucket: Bucket::full(PER_MEMBER_RATE),
+            mac: public_key.map(MacKey::for_receiver),
         }
     }
 
-    /// Asks for a hello to this peer as soon as spacing allows.
-    pub(super) fn want_hello(&mut self, now_ms: u64) {
-        if !self.hello_wanted {
-            self.hello_wanted = true;
-            self.next_hello_ms = self.next_hello_ms.max(now_ms);
+    /// Asks for a handshake with this peer as soon as spacing allows.
+    pub(super) fn want(&mut self, now_ms: u64) {
+        if !self.wanted {
+            self.wanted = true;
+            self.next_ms = self.next_ms.max(now_ms);
         }
     }
 
-    /// The question sealed at `counter` (ours) that `echo_counter` answers,
-    /// as (sent at, ping number).
-    fn asked(&self, echo_counter: u64) -> Option<(u64, u64)> {
-        self.awaiting
-            .iter()
-            .flatten()
-            .find(|(c, _, _)| *c == echo_counter)
-            .map(|(_, at, ping)| (*at, *ping))
+    /// When an initiation to this peer is next due, given whether its
+    /// session needs renewing; `None`: none is wanted.
+    pub(super) fn due_ms(&self, rekey: bool) -> Option<u64> {
+        if !(self.wanted || rekey) {
+            return None;
+        }
+        let retry = self.pending.as_ref().map_or(0, |p| p.sent_ms + RETRY_MS);
+        Some(self.next_ms.max(retry))
+    }
+}
+
+fn link_flags(link: Link) -> u8 {
+    if link == Link::Ethernet {
+        FLAG_FRAME
+    } else {
+        0
     }
 }
 
 impl Relay {
-    /// Seals a hello to peer `i` into `out`.
-    fn seal_hello(&mut self, i: usize, hello: Hello, now: Now, out: &mut [u8]) -> Option<usize> {
-        let counter = self.tx.next_counter();
-        let mut hello = hello;
-        if hello.wants_reply() {
-            hello.challenge = self.handshake.challenger.challenge(counter);
-        }
-        let mut payload = [0u8; HELLO_LEN];
-        hello.encode(&mut payload);
-        let len = self.tx.seal(Kind::Hello, &payload, now, out)?;
-        let peer = &mut self.peers[i];
-        if hello.wants_reply() {
-            let hs = &mut peer.hs;
-            hs.awaiting.rotate_right(1);
-            hs.awaiting[0] = Some((counter, now.mono_ms, hs.pings));
-            hs.pings += 1;
-            let s = &mut peer.stats;
-            s.pings_sent += 1;
-            s.recent_answered <<= 1;
-            s.recent_count = (s.recent_count + 1).min(16);
-        }
-        Some(len)
-    }
-
-    /// The next hello that is due, sealed into `out`: returns its length
-    /// and the peer it goes to. Call after receiving and after
-    /// [`Relay::handle_timeout`], until it returns `None`.
-    ///
-    /// A hello goes to every peer whose current epoch is not confirmed:
-    /// at start, after a peer restarts, and every second until answered;
-    /// and, as a keepalive that measures reachability and round trip, to
-    /// every confirmed peer each `keepalive_ms`.
-    pub fn poll_hello(&mut self, now: impl Into<Now>, out: &mut [u8]) -> Option<(usize, PeerId)> {
-        let now = now.into();
-        let now_ms = now.mono_ms;
-        // Insecure mode has no handshake.
-        if !self.tx.authenticated() {
-            return None;
-        }
-        let n = self.peers.len();
-        let keepalive = self.handshake.keepalive_ms;
-        for k in 0..n {
-            let i = (self.handshake.cursor + k) % n;
-            let p = &self.peers[i];
-            let hs = &p.hs;
-            let handshake_due = hs.hello_wanted && now_ms >= hs.next_hello_ms;
-            let keepalive_due = keepalive > 0
-                && !hs.hello_wanted
-                && p.rx.confirmed_epoch().is_some()
-                && now_ms >= hs.next_keepalive_ms;
-            if p.endpoint.is_none() || !(handshake_due || keepalive_due) {
-                continue;
-            }
-            let hello = Hello {
-                echo_epoch: 0,
-                echo_counter: 0,
-                echo_challenge: 0,
-                challenge: 0, // set when sealed
-                flags: HELLO_WANT_REPLY,
-            };
-            let len = self.seal_hello(i, hello, now, out)?;
-            let hs = &mut self.peers[i].hs;
-            if handshake_due {
-                hs.next_hello_ms = now_ms + HELLO_RETRY_MS;
-            }
-            hs.next_keepalive_ms = now_ms + keepalive;
-            self.handshake.cursor = (i + 1) % n;
-            return Some((len, self.peers.id_at(i)));
-        }
-        None
-    }
-
-    /// When [`Relay::poll_hello`] next has something to send (monotonic
-    /// ms): the earliest handshake retry or keepalive; `None` when nothing
-    /// is scheduled (insecure mode, or no peer with an endpoint). The
-    /// [`Timer::Hello`](crate::core::Timer::Hello) deadline.
-    pub(crate) fn next_hello_ms(&self) -> Option<u64> {
-        if !self.tx.authenticated() {
-            return None;
-        }
-        self.peers
-            .iter()
-            .filter(|p| p.endpoint.is_some())
-            .filter_map(|p| {
-                if p.hs.hello_wanted {
-                    Some(p.hs.next_hello_ms)
-                } else if self.handshake.keepalive_ms > 0 && p.rx.confirmed_epoch().is_some() {
-                    Some(p.hs.next_keepalive_ms)
-                } else {
-                    None
-                }
-            })
-            .min()
-    }
-
-    /// Whether `peer` answered a keepalive (or handshake question) in
-    /// the last three and a half keepalive intervals.
-    pub fn peer_reachable(&self, peer: PeerId, now: impl Into<Now>) -> bool {
-        let now_ms = now.into().mono_ms;
-        self.peers
-            .index_of(peer)
-            .is_some_and(|i| self.reachable_at(i, now_ms))
-    }
-
-    fn reachable_at(&self, i: usize, now_ms: u64) -> bool {
-        let window = self.reachability_window();
-        self.peers[i]
-            .stats
-            .last_answer_ms
-            .is_some_and(|t| now_ms.saturating_sub(t) <= window)
-    }
-
-    /// How long a peer stays reachable after an answer: three and a half
-    /// keepalive intervals, so one lost answer or two do not count.
-    fn reachability_window(&self) -> u64 {
-        self.handshake.keepalive_ms.max(100) * 7 / 2
-    }
-
-    /// When the first peer now reachable stops being so without another
-    /// answer (monotonic ms).
-    pub(super) fn reachability_deadline(&self) -> Option<u64> {
-        let window = self.reachability_window();
-        self.peers
-            .iter()
-            .filter(|p| p.hs.reachable)
-            .filter_map(|p| p.stats.last_answer_ms)
-            .map(|t| t.saturating_add(window + 1))
-            .min()
-    }
-
-    /// Brings each peer's told reachability up to date at `now_ms`,
-    /// telling each change.
-    pub(super) fn update_reachability(&mut self, now_ms: u64) {
-        for i in 0..self.peers.len() {
-            let reachable = self.reachable_at(i, now_ms);
-            let id = self.peers.id_at(i);
-            let hs = &mut self.peers[i].hs;
-            if hs.reachable != reachable {
-                hs.reachable = reachable;
-                self.events.push(if reachable {
-                    Event::PeerReachable { peer: id }
-                } else {
-                    Event::PeerUnreachable { peer: id }
-                });
-            }
-        }
-    }
-
-    /// How many peers are reachable now.
-    pub fn reachable_peers(&self, now: impl Into<Now>) -> usize {
-        let now_ms = now.into().mono_ms;
-        (0..self.peers.len())
-            .filter(|i| self.reachable_at(*i, now_ms))
-            .count()
-    }
-
-    /// An authenticated hello from peer `i`: confirms the peer's epoch if
-    /// it answers one of our outstanding hellos, and answers it if asked.
-    pub(super) fn on_hello(
-        &mut self,
-        i: usize,
-        h: &Header,
-        hello: Hello,
-        now: Now,
-        out: &mut [u8],
-    ) -> Result<Inbound, DropReason> {
-        let now_ms = now.mono_ms;
-        if let Some((asked_ms, ping)) = self.answered_question(i, &hello) {
-            self.record_answer(i, asked_ms, ping, now_ms);
-            self.update_reachability(now_ms);
-            self.update_quorum();
-            self.confirm_run(i, h);
-            self.peers[i].hs.hello_wanted = false;
-        } else if self.peers[i].rx.confirmed_epoch() != Some(h.epoch) {
-            // A peer we have not confirmed in this run is talking: ask it.
-            self.peers[i].hs.want_hello(now_ms);
-        }
-        if !hello.wants_reply() {
-            return Ok(Inbound::Handled);
-        }
-        self.answer(i, h, &hello, now, out)
-    }
-
-    /// The question of ours that `hello` answers, as (sent at, ping
-    /// number), if it really answers one: our epoch, a challenge only the
-    /// addressee could read (it went encrypted to this peer's endpoint
-    /// only), a question still outstanding. Each question is answered
-    /// once: a replayed answer confirms nothing.
-    fn answered_question(&mut self, i: usize, hello: &Hello) -> Option<(u64, u64)> {
-        let challenge_met =
-            hello.echo_challenge == self.handshake.challenger.challenge(hello.echo_counter);
-        let hs = &mut self.peers[i].hs;
-        let asked = hs.asked(hello.echo_counter);
-        if hello.echo_epoch != self.tx.epoch() || !challenge_met {
-            return None;
-        }
-        let asked = asked?;
-        hs.awaiting = [None; AWAITING];
-        Some(asked)
-    }
-
-    /// The ping statistics of an answer to the question sent at `asked_ms`.
-    fn record_answer(&mut self, i: usize, asked_ms: u64, ping: u64, now_ms: u64) {
-        let peer = &mut self.peers[i];
-        let s = &mut peer.stats;
-        s.pings_answered += 1;
-        s.rtt_ms = Some(now_ms.saturating_sub(asked_ms));
-        s.last_answer_ms = Some(now_ms);
-        let age = peer.hs.pings.saturating_sub(ping + 1);
-        if age < 16 {
-            s.recent_answered |= 1 << age;
-        }
-    }
-
-    /// An answer proved the run of `h.epoch`: from now on it is the peer's.
-    fn confirm_run(&mut self, i: usize, h: &Header) {
-        let peer = &mut self.peers[i];
-        if peer.rx.confirmed_epoch() == Some(h.epoch) {
+    /// Notices the wall clock leaping ahead of the monotonic one: what a
+    /// VM restored from a snapshot (or resumed) sees once its clock is
+    /// corrected. After a restore, the snapshot's sessions would seal new
+    /// plaintexts under counters already used: so every session stops
+    /// sealing and each peer gets a fresh handshake; datagrams in flight
+    /// still open. A step back (NTP) cannot mean a restore and is let be.
+    pub(super) fn observe_clock(&mut self, now: Now) {
+        let offset = now.wall_ms.saturating_sub(now.mono_ms as i64);
+        let hs = &mut self.handshake;
+        let jumped = hs
+            .clock_offset
+            .is_some_and(|o| offset.saturating_sub(o) > CLOCK_JUMP_MS);
+        hs.clock_offset = Some(offset);
+        if !jumped || !hs.authenticated() {
             return;
         }
-        let id = peer.spec.addrs.peer_id();
-        self.events.push(match peer.rx.confirmed_epoch() {
-            Some(old) => Event::PeerRestarted {
-                peer: id,
-                old,
-                new: h.epoch,
-            },
-            None => Event::PeerConfirmed {
-                peer: id,
-                epoch: h.epoch,
-            },
-        });
-        peer.rx.confirm(h.epoch, h.counter);
-        peer.stats.epoch = Some(h.epoch);
+        self.counters.clock_jumps += 1;
+        for p in self.peers.iter_mut() {
+            p.sessions.retire();
+            p.hs.pending = None;
+            p.hs.wanted = true;
+            p.hs.next_ms = now.mono_ms;
+        }
     }
 
-    /// Our answer to `hello`, asking back while the peer is unconfirmed;
-    /// spaced per run of the peer, so a fresh run is answered at once.
-    fn answer(
+    /// The initiation to peer `i`, written into `out`, if one is due.
+    pub(super) fn initiation_due(&mut self, i: usize, now: Now, out: &mut [u8]) -> Option<usize> {
+        let now_ms = now.mono_ms;
+        let p = &self.peers[i];
+        let due = p.hs.due_ms(p.sessions.needs_rekey(now_ms))?;
+        if now_ms < due || p.endpoint.is_none() || out.len() < INITIATION_LEN {
+            return None;
+        }
+        let remote = p.spec.public_key?;
+        let local = self.handshake.local.as_ref()?;
+        let mut noise = Noise::initiator(&local.key, &remote).ok()?;
+        let ts = Timestamp::from_unix_nanos(i128::from(now.wall_ms) * 1_000_000)
+            .max(self.handshake.last_sent.next());
+        self.handshake.last_sent = ts;
+        let mut payload = [0u8; INIT_PAYLOAD_LEN];
+        payload[..12].copy_from_slice(&ts.0);
+        payload[12..20].copy_from_slice(&self.handshake.run.to_be_bytes());
+        payload[20] = link_flags(self.link);
+        let index = self.handshake.new_index();
+        let msg = &mut out[..INITIATION_LEN];
+        prefix(Kind::Initiation, 0, self.policy.local.id()).encode(msg);
+        msg[8..12].copy_from_slice(&index.to_be_bytes());
+        let body = PREFIX_LEN + 4;
+        noise
+            .write(&payload, &mut msg[body..body + INIT_NOISE_LEN])
+            .ok()?;
+        let mac_at = INITIATION_LEN - MAC_LEN;
+        let mac = self.peers[i].hs.mac.as_ref()?.sign(&msg[..mac_at]);
+        msg[mac_at..].copy_from_slice(&mac);
+        let hs = &mut self.peers[i].hs;
+        hs.pending = Some(Pending {
+            noise,
+            local: index,
+            sent_ms: now_ms,
+        });
+        hs.wanted = false;
+        hs.next_ms = now_ms + SPACING_MS;
+        self.counters.handshakes_sent += 1;
+        Some(INITIATION_LEN)
+    }
+
+    /// An initiation from peer `i` (as its prefix claims): answered with a
+    /// response in `out` if every rule holds.
+    pub(super) fn on_initiation(
         &mut self,
         i: usize,
-        h: &Header,
-        hello: &Hello,
+        buf: &[u8],
         now: Now,
         out: &mut [u8],
     ) -> Result<Inbound, DropReason> {
         let now_ms = now.mono_ms;
-        let peer = &mut self.peers[i];
-        if peer
-            .hs
-            .last_answer
-            .is_some_and(|(e, t)| e == h.epoch && now_ms < t + HELLO_SPACING_MS)
+        let local = self
+            .handshake
+            .local
+            .as_ref()
+            .ok_or(DropReason::ModeMismatch)?;
+        let mac_at = INITIATION_LEN - MAC_LEN;
+        if !local.mac.verify(&buf[..mac_at], &buf[mac_at..]) {
+            return Err(DropReason::BadMac);
+        }
+        let expected = self.peers[i]
+            .spec
+            .public_key
+            .ok_or(DropReason::UnknownSender)?;
+        if !self.peers[i].hs.bucket.take(PER_MEMBER_RATE, now_ms)
+            || !self.handshake.total.take(TOTAL_RATE, now_ms)
         {
-            return Ok(Inbound::Handled);
+            return Err(DropReason::HandshakeRateLimited);
         }
-        peer.hs.last_answer = Some((h.epoch, now_ms));
-        let ask = peer.rx.confirmed_epoch() != Some(h.epoch);
-        let answer = Hello {
-            echo_epoch: h.epoch,
-            echo_counter: h.counter,
-            echo_challenge: hello.challenge,
-            challenge: 0, // set when sealed, if asking back
-            flags: if ask { HELLO_WANT_REPLY } else { 0 },
-        };
-        let len = self
-            .seal_hello(i, answer, now, out)
-            .ok_or(DropReason::TooBig)?;
-        if ask {
-            self.peers[i].hs.next_hello_ms = now_ms + HELLO_RETRY_MS;
+        let mut noise = Noise::responder(&local.key).map_err(|_| DropReason::BadAuth)?;
+        let ids = HandshakeIds::parse(buf);
+        let body = PREFIX_LEN + 4;
+        let mut payload = [0u8; INIT_PAYLOAD_LEN + 16];
+        let n = noise
+            .read(&buf[body..body + INIT_NOISE_LEN], &mut payload)
+            .map_err(|_| DropReason::BadAuth)?;
+        if noise.remote_static() != Some(expected) {
+            // Sealed by another member's key: a member posing as another.
+            return Err(DropReason::WrongKey);
         }
+        if n != INIT_PAYLOAD_LEN {
+            return Err(DropReason::Malformed);
+        }
+        let mut ts = [0u8; 12];
+        ts.copy_from_slice(&payload[..12]);
+        let ts = Timestamp(ts);
+        let run = be_u64(&payload[12..20]);
+        self.check_link(payload[20])?;
+        let peer = &mut self.peers[i];
+        if peer.hs.last_accepted.is_some_and(|last| ts <= last) {
+            // A replay, or a genuine restart with its clock set back: only
+            // a handshake of ours can tell, and a replayer cannot answer it.
+            peer.hs.want(now_ms);
+            return Err(DropReason::StaleHandshake);
+        }
+        // A relay that has accepted nothing from this member yet (it just
+        // started) has no timestamp to compare with: it bounds replays of
+        // old captures by its clock instead. Later only order counts, so a
+        // clock stepped on both sides stalls nothing.
+        if peer.hs.last_accepted.is_none()
+            && ts.unix_ms().abs_diff(i128::from(now.wall_ms)) > u128::from(self.max_skew_ms)
+        {
+            return Err(DropReason::ClockSkew);
+        }
+        peer.hs.last_accepted = Some(ts);
+        // Both sides started at once: the initiation of the member with
+        // the higher key wins, so the two settle on one session.
+        if peer.hs.pending.is_some() && self.handshake.public() < Some(expected) {
+            peer.hs.pending = None;
+        }
+        // The peer is about to confirm this session: our own initiation
+        // can wait a retry interval.
+        peer.hs.next_ms = peer.hs.next_ms.max(now_ms + RETRY_MS);
+        let index = self.handshake.new_index();
+        let mut reply = [0u8; RESP_PAYLOAD_LEN];
+        reply[..8].copy_from_slice(&self.handshake.run.to_be_bytes());
+        reply[8] = link_flags(self.link);
+        if out.len() < RESPONSE_LEN {
+            return Err(DropReason::TooBig);
+        }
+        let msg = &mut out[..RESPONSE_LEN];
+        prefix(Kind::Response, 0, self.policy.local.id()).encode(msg);
+        msg[8..12].copy_from_slice(&index.to_be_bytes());
+        msg[12..16].copy_from_slice(&ids.sender_index.to_be_bytes());
+        let body = PREFIX_LEN + 8;
+        noise
+            .write(&reply, &mut msg[body..body + RESP_NOISE_LEN])
+            .map_err(|_| DropReason::BadAuth)?;
+        let keys = noise.split().map_err(|_| DropReason::BadAuth)?;
+        let mac_at = RESPONSE_LEN - MAC_LEN;
+        let mac = peer
+            .hs
+            .mac
+            .as_ref()
+            .ok_or(DropReason::UnknownSender)?
+            .sign(&msg[..mac_at]);
+        msg[mac_at..].copy_from_slice(&mac);
+        peer.sessions.install_responded(Session::new(
+            keys,
+            index,
+            ids.sender_index,
+            false,
+            run,
+            now_ms,
+        ));
+        self.counters.handshakes_answered += 1;
         Ok(Inbound::Reply {
-            len,
+            len: RESPONSE_LEN,
             peer: self.peers.id_at(i),
         })
+    }
+
+    /// A response from peer `i`: completes our outstanding initiation.
+    pub(super) fn on_response(
+        &mut self,
+        i: usize,
+        buf: &[u8],
+        now: Now,
+    ) -> Result<Inbound, DropReason> {
+        let local = self
+            .handshake
+            .local
+            .as_ref()
+            .ok_or(DropReason::ModeMismatch)?;
+        let mac_at = RESPONSE_LEN - MAC_LEN;
+        if !local.mac.verify(&buf[..mac_at], &buf[mac_at..]) {
+            return Err(DropReason::BadMac);
+        }
+        let ids = HandshakeIds::parse(buf);
+        let peer = &mut self.peers[i];
+        if peer.hs.pending.as_ref().map(|p| p.local) != Some(ids.receiver_index) {
+            return Err(DropReason::NoSession);
+        }
+        let Some(mut pending) = peer.hs.pending.take() else {
+            return Err(DropReason::NoSession);
+        };
+        let body = PREFIX_LEN + 8;
+        let mut payload = [0u8; RESP_PAYLOAD_LEN + 16];
+        // A failed read spoils the handshake state: try again soon.
+        let n = pending
+            .noise
+            .read(&buf[body..body + RESP_NOISE_LEN], &mut payload)
+            .map_err(|_| {
+                peer.hs.want(now.mono_ms);
+                DropReason::BadAuth
+            })?;
+        if n != RESP_PAYLOAD_LEN {
+            return Err(DropReason::Malformed);
+        }
+        let run = be_u64(&payload[..8]);
+        let flags = payload[8];
+        let keys = pending.noise.split().map_err(|_| DropReason::BadAuth)?;
+        self.check_link(flags)?;
+        let peer = &mut self.peers[i];
+        peer.sessions.install_initiated(Session::new(
+            keys,
+            pending.local,
+            ids.sender_index,
+            true,
+            run,
+            now.mono_ms,
+        ));
+        // The first keepalive under the new session goes at once: it
+        // shows the peer we hold the session and measures the round trip.
+        peer.ka.ask_now(now.mono_ms);
+        self.session_up(i, run);
+        Ok(Inbound::Handled)
+    }
+
+    fn check_link(&self, flags: u8) -> Result<(), DropReason> {
+        if (flags & FLAG_FRAME != 0) != (self.link == Link::Ethernet) {
+            return Err(DropReason::LinkMismatch);
+        }
+        Ok(())
+    }
+
+    /// A session with peer `i` is in use from now on: tell it if it is the
+    /// first with this run of the peer.
+    pub(super) fn session_up(&mut self, i: usize, run: u64) {
+        let peer = &mut self.peers[i];
+        let id = peer.spec.addrs.peer_id();
+        match peer.stats.epoch {
+            Some(old) if old == run => {}
+            Some(old) => self.events.push(Event::PeerRestarted {
+                peer: id,
+                old,
+                new: run,
+            }),
+            None => self.events.push(Event::PeerConfirmed {
+                peer: id,
+                epoch: run,
+            }),
+        }
+        peer.stats.epoch = Some(run);
+        peer.stats.sessions += 1;
+    }
+
+    /// A handshake message from peer `i` (its prefix parsed as `p`).
+    pub(super) fn on_handshake(
+        &mut self,
+        i: usize,
+        p: &Prefix,
+        buf: &[u8],
+        now: Now,
+        out: &mut [u8],
+    ) -> Result<Inbound, DropReason> {
+        match p.kind {
+            Kind::Initiation => self.on_initiation(i, buf, now, out),
+            _ => self.on_response(i, buf, now),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-
     use crate::core::counters::DropReason;
     use crate::core::relay::*;
-    use crate::proto::crypto::{ClusterKey, KeySchedule};
+    use crate::core::session::REKEY_AFTER_MS;
+    use crate::proto::wire::{INITIATION_LEN, Kind, MAC_LEN};
     use crate::testing::cluster::*;
 
-    use crate::proto::wire::{HEADER_LEN, Header, Hello, Kind};
-
+    /// The first review finding, as a key-holding member would try it:
+    /// node 3 knows node 1's session index and counter at node 2 (assume
+    /// the worst) and holds a key of the cluster, its own.
     #[test]
-    fn sender_restart_with_clock_stepped_back_is_reconfirmed() {
-        let (mut a, mut b, _) = cluster3();
-        let (old, _) = send(&mut a, &vrrp_from(1), T0);
-        let (unseen, _) = send(&mut a, &vrrp_from(1), T0);
-        assert!(recv(&mut b, &old, 1, T0).is_ok());
-        // Node 1 restarts with its clock 5 s behind: its new epoch is
-        // lower than the one b has confirmed.
-        let back = T0 - 5000;
-        let key = Security::Authenticated(ClusterKey::from_bytes(KEY));
-        let mut a2 = node_with(1, 3, back, key);
-        meet(&mut [(1, &mut a2), (2, &mut b)], T0);
-        let (new, _) = send(&mut a2, &vrrp_from(1), back);
-        assert!(
-            recv(&mut b, &new, 1, T0).is_ok(),
-            "the restarted node must be heard again"
-        );
-        // The previous run's datagrams authenticate, but that run can never
-        // again be confirmed: nothing of it is injected.
+    fn a_member_cannot_pose_as_another_or_silence_it() {
+        let (mut a, mut b, mut c) = cluster3();
+        let (genuine, _) = send(&mut a, &vrrp_from(1), T0);
+        let (index, counter) = index_and_counter(genuine.for_node(2));
+        assert!(recv(&mut b, &genuine, 1, T0).is_ok());
+        // Its own session with node 2, carrying node 1's advert, relabelled
+        // as node 1's.
+        let mut own = [0u8; MAX_DATAGRAM];
+        let h2 = peer_index(&c, "h2");
+        let len = c
+            .seal_unchecked(h2, Kind::Data, &vrrp_from(1), T0, &mut own)
+            .expect("sealed");
         assert_eq!(
-            recv(&mut b, &unseen, 1, T0),
-            Err(DropReason::UnconfirmedEpoch)
+            recv(&mut b, &relabel(&own[..len], 1), 1, T0),
+            Err(DropReason::NoSession)
         );
-        assert_eq!(recv(&mut b, &old, 1, T0), Err(DropReason::UnconfirmedEpoch));
-    }
-
-    #[test]
-    fn a_key_holder_that_cannot_see_the_question_cannot_pose_as_another_node() {
-        let (_a, mut b, _c) = cluster3();
-        // Later than the handshake's own hello spacing.
-        let t = T0 + 2000;
-        // Node 3 holds the key and poses as node 1 with a new epoch.
-        let fake = T0 * 1_000_000 + 999_999;
-        let data = forge(Kind::Data, 1, fake, 5, &vrrp_from(1), t);
-        assert_eq!(recv(&mut b, &data, 1, t), Err(DropReason::UnconfirmedEpoch));
-        // b asks node 1 — at node 1's endpoint, which node 3 cannot read.
-        let mut out = [0u8; 256];
-        let (len, p) = b.poll_hello(t, &mut out).expect("b asks node 1");
-        assert_eq!(b.peer_name(p).expect("peer"), "h1");
-        let question = out[..len].to_vec();
-        let q = Header::parse(&question).expect("header");
-        // Node 3 knows b's epoch and roughly its counter (b's datagrams to
-        // node 3 show them) and tries every nearby counter, with guesses.
-        for (i, c) in (q.counter.saturating_sub(50)..q.counter + 50).enumerate() {
-            let answer = hello_bytes(Hello {
-                echo_epoch: q.epoch,
-                echo_counter: c,
-                echo_challenge: c ^ 0x5555,
-                challenge: 0,
-                flags: 0,
-            });
-            let d = forge(Kind::Hello, 1, fake, 10 + i as u64, &answer, t);
-            let mut buf = d;
-            let _ = b.from_net(&mut buf, endpoint(1), t, &mut out);
+        // Unrelabelled, node 2 knows it for node 3's, and node 3 may
+        // speak only for itself.
+        assert_eq!(
+            recv(&mut b, &own[..len].to_vec(), 3, T0),
+            Err(DropReason::WrongSource)
+        );
+        // 300 priority-0 adverts in node 1's session, counters above its
+        // own, sealed with the only keys node 3 has.
+        let mut zero = vrrp_from(1);
+        zero[22] = 0;
+        for k in 1..=300 {
+            let d = forge(header(Kind::Data, 1, index, counter + k), &zero);
+            assert_eq!(recv(&mut b, &d, 1, T0), Err(DropReason::BadAuth));
         }
-        let later = forge(Kind::Data, 1, fake, 1000, &vrrp_from(1), t);
-        assert_eq!(
-            recv(&mut b, &later, 1, t),
-            Err(DropReason::UnconfirmedEpoch),
-            "a guessed answer confirmed a forged run"
+        // One at the top of the counter space moves no window.
+        let top = forge(header(Kind::Data, 1, index, u64::MAX - 1), &zero);
+        assert_eq!(recv(&mut b, &top, 1, T0), Err(DropReason::BadAuth));
+        assert_eq!(b.counters().injected, 1);
+        let (next, _) = send(&mut a, &vrrp_from(1), T0 + 1);
+        assert!(
+            recv(&mut b, &next, 1, T0 + 1).is_ok(),
+            "node 1 was silenced at node 2"
         );
-        // The limit, as documented: a key holder that reads the question
-        // (captures traffic to node 1) can answer it.
-        let mut opened = question.clone();
-        let plain = KeySchedule::new(&ClusterKey::from_bytes(KEY))
-            .stream_key(q.sender, q.epoch)
-            .open(
-                q.counter,
-                &question[..HEADER_LEN],
-                &mut opened[HEADER_LEN..],
-            )
-            .expect("the key opens the question");
-        let asked = Hello::parse(&opened[HEADER_LEN..HEADER_LEN + plain]).expect("hello");
-        let answer = hello_bytes(Hello {
-            echo_epoch: q.epoch,
-            echo_counter: q.counter,
-            echo_challenge: asked.challenge,
-            challenge: 0,
-            flags: 0,
-        });
-        let mut buf = forge(Kind::Hello, 1, fake, 2000, &answer, t);
-        let _ = b.from_net(&mut buf, endpoint(1), t, &mut out);
-        let after = forge(Kind::Data, 1, fake, 2001, &vrrp_from(1), t);
-        assert!(recv(&mut b, &after, 1, t).is_ok());
+        assert_eq!(b.counters().drops.get(DropReason::BadAuth), 301);
     }
 
     #[test]
-    fn replayed_hellos_confirm_nothing() {
-        let (mut a, mut b) = (node(1), node(2));
-        let log = meet(&mut [(1, &mut a), (2, &mut b)], T0);
-        assert!(!log.is_empty());
-        // b restarts; every hello from b's previous run is replayed to it.
-        let key = Security::Authenticated(ClusterKey::from_bytes(KEY));
-        let t1 = T0 + 5;
-        let mut b2 = node_with(2, 3, t1, key);
-        for (from, to, d) in &log {
-            if *to == 2 {
-                let mut buf = d.clone();
-                let mut out = [0u8; 256];
-                let _ = b2.from_net(&mut buf, endpoint(*from), t1, &mut out);
+    fn a_member_cannot_start_a_session_as_another() {
+        let (mut a, mut b, _) = cluster3();
+        // Node 3's key in a relay that claims node 1's id.
+        let mut fake = node_with(1, 3, T0 + 10, key(3));
+        let mut out = [0u8; MAX_DATAGRAM];
+        let mut sent = 0;
+        while let Some((len, p)) = fake.poll_hello(T0 + 10, &mut out) {
+            if fake.peer_name(p) == Some("h2") {
+                let mut d = out[..len].to_vec();
+                let mut reply = [0u8; MAX_DATAGRAM];
+                let got = b.from_net(&mut d, endpoint(1), T0 + 10, &mut reply);
+                assert_eq!(got, Inbound::Drop(DropReason::WrongKey));
+                sent += 1;
             }
         }
-        let (d, _) = send(&mut a, &vrrp_from(1), t1);
-        assert_eq!(recv(&mut b2, &d, 1, t1), Err(DropReason::UnconfirmedEpoch));
-        assert_eq!(
-            b2.peer_stats(peer_index(&b2, "h1")).expect("peer").epoch,
-            None
-        );
+        assert_eq!(sent, 1);
+        // Node 1's real session carries on.
+        let (d, _) = send(&mut a, &vrrp_from(1), T0 + 20);
+        assert!(recv(&mut b, &d, 1, T0 + 20).is_ok());
     }
 
     #[test]
-    fn next_hello_time_is_when_poll_hello_has_something() {
-        let (mut a, _, _) = cluster3();
-        let mut out = [0u8; 256];
-        // Met at T0: the next things due are the keepalives, 1 s later.
-        let due = a.next_hello_ms().expect("keepalives are scheduled");
-        assert_eq!(due, T0 + 1000);
-        assert_eq!(a.poll_hello(due - 1, &mut out), None);
-        assert!(a.poll_hello(due, &mut out).is_some());
-        assert!(a.poll_hello(due, &mut out).is_some());
-        assert_eq!(a.poll_hello(due, &mut out), None);
-        assert_eq!(a.next_hello_ms(), Some(due + 1000));
-        // Insecure mode has no handshake and no keepalives.
-        let b = node_with(2, 3, T0, Security::Insecure);
-        assert_eq!(b.next_hello_ms(), None);
-    }
-
-    #[test]
-    fn hellos_go_only_to_unconfirmed_peers_and_are_spaced() {
-        let (mut a, mut b) = (node(1), node(2));
-        let mut out = [0u8; 256];
-        // At start: one hello per peer, then nothing until the retry time.
-        let mut first = Vec::new();
-        while let Some((_, p)) = a.poll_hello(T0, &mut out) {
-            first.push(p);
+    fn replayed_handshakes_disturb_nothing() {
+        let (mut a, mut b) = (node_with(1, 2, T0, key(1)), node_with(2, 2, T0, key(2)));
+        let log = meet(&mut [(1, &mut a), (2, &mut b)], T0);
+        let initiations: Vec<_> = log
+            .iter()
+            .filter(|(_, _, d)| d[1] == Kind::Initiation as u8)
+            .cloned()
+            .collect();
+        assert!(!initiations.is_empty());
+        let mut out = [0u8; MAX_DATAGRAM];
+        // Every handshake message replayed, to both sides.
+        for (from, to, d) in &log {
+            let r = if *to == 2 { &mut b } else { &mut a };
+            let mut d = d.clone();
+            let got = r.from_net(&mut d, endpoint(*from), T0 + 5, &mut out);
+            assert!(
+                !matches!(got, Inbound::Inject { .. } | Inbound::Reply { .. }),
+                "{got:?}"
+            );
         }
-        assert_eq!(first.len(), 2);
-        assert!(a.poll_hello(T0 + 999, &mut out).is_none());
-        assert!(a.poll_hello(T0 + 1000, &mut out).is_some());
-        meet(&mut [(1, &mut a), (2, &mut b)], T0 + 1000);
-        // h2 confirmed: only h3 (never answering) is greeted again, and
-        // h2 only with keepalives, one per keepalive interval.
-        assert!(a.poll_hello(T0 + 1999, &mut out).is_none());
-        let mut later = Vec::new();
-        while let Some((_, p)) = a.poll_hello(T0 + 2000, &mut out) {
-            later.push(a.peer_name(p).expect("peer").to_string());
+        assert!(b.counters().drops.get(DropReason::StaleHandshake) > 0);
+        let (d, _) = send(&mut a, &vrrp_from(1), T0 + 6);
+        assert!(recv(&mut b, &d, 1, T0 + 6).is_ok());
+        let (d, _) = send(&mut b, &vrrp_from(2), T0 + 6);
+        assert!(recv(&mut a, &d, 2, T0 + 6).is_ok());
+        // A relay that restarted has no memory of timestamps: the replayed
+        // initiation is answered, but it only makes a session nobody can
+        // complete; the old session's captures never open in the new run.
+        let (old, _) = send(&mut a, &vrrp_from(1), T0 + 7);
+        let mut b2 = node_with(2, 2, T0 + 8, key(2));
+        for (from, _, d) in initiations.iter().filter(|(_, to, _)| *to == 2) {
+            let mut d = d.clone();
+            let _ = b2.from_net(&mut d, endpoint(*from), T0 + 8, &mut out);
         }
-        later.sort();
-        assert_eq!(later, ["h2", "h3"]);
-        assert!(a.poll_hello(T0 + 2999, &mut out).is_none());
-        // Insecure mode has no handshake at all.
-        let mut ins = node_with(1, 3, T0, Security::Insecure);
-        assert!(ins.poll_hello(T0, &mut out).is_none());
+        assert_eq!(recv(&mut b2, &old, 1, T0 + 8), Err(DropReason::NoSession));
+        assert!(!b2.has_session(peer_index(&b2, "h1")));
+        // The real handshake still works: b2's own, which the answer to
+        // the replay put off by one retry interval.
+        let t = T0 + 8 + super::RETRY_MS;
+        meet(&mut [(1, &mut a), (2, &mut b2)], t);
+        let (d, _) = send(&mut a, &vrrp_from(1), t);
+        assert!(recv(&mut b2, &d, 1, t).is_ok());
+        assert_eq!(recv(&mut b2, &old, 1, t), Err(DropReason::NoSession));
     }
 
     #[test]
-    fn keepalives_measure_round_trip_and_loss() {
-        let (mut a, mut b) = (node(1), node(2));
-        meet(&mut [(1, &mut a), (2, &mut b)], T0);
-        let h2 = peer_index(&a, "h2");
-        let before = a.peer_stats(h2).expect("peer");
-        let mut out = [0u8; 256];
-        // Sends every due hello of `a` at `t`; returns the one to h2.
-        let poll = |a: &mut Relay, t: u64| -> Vec<u8> {
-            let mut out = [0u8; 256];
-            let mut to_b = Vec::new();
-            while let Some((len, p)) = a.poll_hello(t, &mut out) {
-                if p == h2 {
-                    to_b = out[..len].to_vec();
+    fn a_flood_of_initiations_from_one_member_spares_the_others() {
+        let (mut a, mut b, _) = cluster3();
+        let mut out = [0u8; MAX_DATAGRAM];
+        let mut answered = 0;
+        // Node 3 restarts a thousand times in one second: each initiation
+        // genuine, with a newer timestamp.
+        for k in 0..1000u64 {
+            let t = T0 + 10 + k;
+            let mut c = node_with(3, 3, t, key(3));
+            while let Some((len, p)) = c.poll_hello(t, &mut out) {
+                if c.peer_name(p) != Some("h2") {
+                    continue;
+                }
+                let mut d = out[..len].to_vec();
+                let mut reply = [0u8; MAX_DATAGRAM];
+                match b.from_net(&mut d, endpoint(3), t, &mut reply) {
+                    Inbound::Reply { .. } => answered += 1,
+                    Inbound::Drop(r) => assert_eq!(r, DropReason::HandshakeRateLimited),
+                    other => panic!("{other:?}"),
                 }
             }
-            to_b
-        };
-        let answer = |b: &mut Relay, q: Vec<u8>, t: u64| -> Vec<u8> {
-            let mut q = q;
-            let mut out = [0u8; 256];
-            match b.from_net(&mut q, endpoint(1), t, &mut out) {
-                Inbound::Reply { len, .. } => out[..len].to_vec(),
-                other => panic!("no answer to a keepalive: {other:?}"),
-            }
-        };
-        // Answered after 30 ms.
-        let q = poll(&mut a, T0 + 1000);
-        let mut r = answer(&mut b, q, T0 + 1010);
-        assert!(matches!(
-            a.from_net(&mut r, endpoint(2), T0 + 1030, &mut out),
-            Inbound::Handled
-        ));
-        let s = a.peer_stats(h2).expect("peer");
-        assert_eq!(s.rtt_ms, Some(30));
-        assert_eq!(s.last_answer_ms, Some(T0 + 1030));
-        assert_eq!(s.pings_sent - before.pings_sent, 1);
-        assert_eq!(s.pings_answered - before.pings_answered, 1);
-        // Lost, then answered after 5 ms.
-        let _lost = poll(&mut a, T0 + 2030);
-        let q = poll(&mut a, T0 + 3030);
-        let mut r = answer(&mut b, q, T0 + 3032);
-        a.from_net(&mut r, endpoint(2), T0 + 3035, &mut out);
-        let s = a.peer_stats(h2).expect("peer");
-        assert_eq!(s.rtt_ms, Some(5));
-        assert_eq!(
-            s.recent_answered & 0b111,
-            0b101,
-            "newest answered, one lost, one answered"
+        }
+        assert!(
+            answered <= 20,
+            "{answered} initiations answered in one second"
         );
-        // The confirmed epoch is untouched by keepalives.
-        let (data, _) = send(&mut b, &vrrp_from(2), T0 + 3040);
-        assert!(recv(&mut a, &data, 2, T0 + 3040).is_ok());
+        assert!(b.counters().drops.get(DropReason::HandshakeRateLimited) >= 980);
+        // Node 1 is untouched: its session, its keepalives.
+        let (d, _) = send(&mut a, &vrrp_from(1), T0 + 1010);
+        assert!(recv(&mut b, &d, 1, T0 + 1010).is_ok());
+        let h2 = peer_index(&a, "h2");
+        let before = a.peer_stats(h2).expect("h2").pings_answered;
+        exchange(&mut a, 1, &mut b, 2, T0 + 1010);
+        assert!(a.peer_stats(h2).expect("h2").pings_answered > before);
+    }
+
+    #[test]
+    fn junk_without_the_mac_costs_no_diffie_hellman() {
+        let mut b = node(2);
+        let mut d = vec![0u8; INITIATION_LEN];
+        d[..8].copy_from_slice(&[2, 2, 0, 0, 10, 250, 0, 1]);
+        let mut out = [0u8; MAX_DATAGRAM];
+        for _ in 0..100 {
+            let mut m = d.clone();
+            assert_eq!(
+                b.from_net(&mut m, endpoint(1), T0, &mut out),
+                Inbound::Drop(DropReason::BadMac)
+            );
+        }
+        // Refused before the rate limit too: a genuine one still gets in.
+        let mut a = node(1);
+        let (len, _) = a.poll_hello(T0, &mut out).expect("initiation");
+        let mut m = out[..len].to_vec();
+        assert_eq!(m.len(), INITIATION_LEN);
+        let mut reply = [0u8; MAX_DATAGRAM];
+        assert!(matches!(
+            b.from_net(&mut m, endpoint(1), T0, &mut reply),
+            Inbound::Reply { .. }
+        ));
+        // The MAC is for this receiver only.
+        let mut c = node(3);
+        let mut m = out[..len].to_vec();
+        m[len - MAC_LEN] ^= 1;
+        assert_eq!(
+            c.from_net(&mut m, endpoint(1), T0, &mut reply),
+            Inbound::Drop(DropReason::BadMac)
+        );
+    }
+
+    #[test]
+    fn sessions_renew_without_losing_a_packet() {
+        let (mut a, mut b) = (node_with(1, 2, T0, key(1)), node_with(2, 2, T0, key(2)));
+        meet(&mut [(1, &mut a), (2, &mut b)], T0);
+        let h2 = peer_index(&a, "h2");
+        let first = a.peer_stats(h2).expect("h2").sessions;
+        // Heartbeats every 100 ms for 5 minutes, keepalives each second.
+        let mut lost = 0;
+        let mut in_flight = Vec::new();
+        for step in 1..=3000u64 {
+            let t = T0 + step * 100;
+            let (d, _) = send(&mut a, &vrrp_from(1), t);
+            // The previous one arrives now: across a renewal too.
+            if let Some(prev) = in_flight.pop()
+                && recv(&mut b, &prev, 1, t).is_err()
+            {
+                lost += 1;
+            }
+            in_flight.push(d);
+            if step % 10 == 0 {
+                a.handle_timeout(t);
+                b.handle_timeout(t);
+                exchange(&mut a, 1, &mut b, 2, t);
+                exchange(&mut b, 2, &mut a, 1, t);
+            }
+        }
+        assert_eq!(lost, 0);
+        let renewed = a.peer_stats(h2).expect("h2").sessions - first;
+        assert!(
+            (2..=3).contains(&renewed),
+            "{renewed} renewals in {} s",
+            300_000 / REKEY_AFTER_MS
+        );
+        assert_eq!(b.counters().drops.get(DropReason::NoSession), 0);
+    }
+
+    #[test]
+    fn a_restarted_peer_is_heard_after_one_round_trip() {
+        let (mut a, mut b) = (node_with(1, 2, T0, key(1)), node_with(2, 2, T0, key(2)));
+        meet(&mut [(1, &mut a), (2, &mut b)], T0);
+        let t = T0 + 5_000;
+        let mut b2 = node_with(2, 2, t, key(2));
+        // b2's initiation, a's response: one round trip.
+        let mut out = [0u8; MAX_DATAGRAM];
+        let (len, _) = b2.poll_hello(t, &mut out).expect("b2 initiates at once");
+        let mut init = out[..len].to_vec();
+        let mut resp = [0u8; MAX_DATAGRAM];
+        let Inbound::Reply { len, .. } = a.from_net(&mut init, endpoint(2), t, &mut resp) else {
+            panic!("a does not answer the restarted peer");
+        };
+        let mut resp = resp[..len].to_vec();
+        assert_eq!(
+            b2.from_net(&mut resp, endpoint(1), t, &mut out),
+            Inbound::Handled
+        );
+        // b2's first advert is injected at a: a opens it on the new session.
+        let (d, _) = send(&mut b2, &vrrp_from(2), t);
+        assert!(recv(&mut a, &d, 2, t).is_ok());
+        // And a's adverts reach b2 from then on.
+        let (d, _) = send(&mut a, &vrrp_from(1), t);
+        assert!(recv(&mut b2, &d, 1, t).is_ok());
+    }
+
+    #[test]
+    fn a_peer_restarted_with_its_clock_behind_is_heard_again() {
+        let (mut a, mut b) = (node_with(1, 2, T0, key(1)), node_with(2, 2, T0, key(2)));
+        meet(&mut [(1, &mut a), (2, &mut b)], T0);
+        // b restarts with its wall clock 5 s behind a's last look at it:
+        // its initiations are older than the last a accepted.
+        let mono = T0 + 1_000;
+        let behind = Now::new(mono, (T0 - 5_000) as i64);
+        let mut b2 = node_with(2, 2, T0 - 5_000, key(2));
+        let mut out = [0u8; MAX_DATAGRAM];
+        let (len, _) = b2.poll_hello(behind, &mut out).expect("initiation");
+        let mut init = out[..len].to_vec();
+        let mut resp = [0u8; MAX_DATAGRAM];
+        assert_eq!(
+            a.from_net(&mut init, endpoint(2), mono, &mut resp),
+            Inbound::Drop(DropReason::StaleHandshake)
+        );
+        // a starts a handshake of its own, which b2 can answer.
+        let (len, p) = a.poll_hello(mono, &mut out).expect("a initiates");
+        assert_eq!(a.peer_name(p), Some("h2"));
+        let mut init = out[..len].to_vec();
+        let Inbound::Reply { len, .. } = b2.from_net(&mut init, endpoint(1), behind, &mut resp)
+        else {
+            panic!("b2 does not answer");
+        };
+        let mut r = resp[..len].to_vec();
+        assert_eq!(
+            a.from_net(&mut r, endpoint(2), mono, &mut out),
+            Inbound::Handled
+        );
+        let (d, _) = send(&mut a, &vrrp_from(1), mono);
+        assert!(recv(&mut b2, &d, 1, mono).is_ok());
+    }
+
+    #[test]
+    fn a_clock_leaping_ahead_ends_every_session() {
+        let (mut a, mut b) = (node_with(1, 2, T0, key(1)), node_with(2, 2, T0, key(2)));
+        meet(&mut [(1, &mut a), (2, &mut b)], T0);
+        let (in_flight, _) = send(&mut a, &vrrp_from(1), T0);
+        // A snapshot of a restored: its monotonic clock went on from the
+        // snapshot, its wall clock is an hour later.
+        let now = Now::new(T0 + 10, (T0 + 3_600_000) as i64);
+        let mut sealed = batch();
+        a.from_tun(&vrrp_from(1), now, &mut sealed);
+        assert!(sealed.is_empty(), "sealed under a session of the snapshot");
+        assert_eq!(a.counters().clock_jumps, 1);
+        // What was in flight still opens; a new handshake is due at once.
+        assert!(recv(&mut b, &in_flight, 1, T0 + 10).is_ok());
+        let mut out = [0u8; MAX_DATAGRAM];
+        let (len, _) = a.poll_hello(now, &mut out).expect("a new handshake");
+        assert_eq!(out[1], Kind::Initiation as u8);
+        assert_eq!(len, INITIATION_LEN);
+    }
+
+    #[test]
+    fn a_new_public_key_takes_effect_at_the_next_handshake() {
+        let (mut a, mut b) = (node_with(1, 2, T0, key(1)), node_with(2, 2, T0, key(2)));
+        meet(&mut [(1, &mut a), (2, &mut b)], T0);
+        // Node 1 gets a new key; node 2's cluster file is reloaded with it.
+        let mut specs = peer_specs(2, 2, true);
+        specs[0].public_key = Some(public_key(11));
+        let allow = b.policy.allow.clone();
+        b.reconfigure(Reload {
+            peers: specs,
+            allow,
+            max_clock_skew_ms: SKEW,
+            inject_rate_limit: 5_000,
+            keepalive_ms: 1000,
+        });
+        assert!(
+            !b.has_session(peer_index(&b, "h1")),
+            "the old key's session ended"
+        );
+        let (old, _) = send(&mut a, &vrrp_from(1), T0 + 1);
+        assert_eq!(recv(&mut b, &old, 1, T0 + 1), Err(DropReason::NoSession));
+        // The old key can no longer start one; the new key can.
+        meet(&mut [(1, &mut a), (2, &mut b)], T0 + 2_000);
+        assert!(!b.has_session(peer_index(&b, "h1")));
+        let mut a2 = node_with(1, 2, T0 + 3_000, Security::Authenticated(private_key(11)));
+        let mut specs = peer_specs(1, 2, true);
+        specs[0].public_key = Some(public_key(2));
+        meet(&mut [(1, &mut a2), (2, &mut b)], T0 + 3_000);
+        let (d, _) = send(&mut a2, &vrrp_from(1), T0 + 3_001);
+        assert!(recv(&mut b, &d, 1, T0 + 3_001).is_ok());
     }
 }

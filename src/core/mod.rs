@@ -6,9 +6,11 @@
 //! [`Relay`] is the façade; the modules behind it hold one concern each.
 
 pub(crate) mod allow;
+mod batch;
 pub(crate) mod counters;
 mod events;
 mod handshake;
+mod keepalive;
 mod peers;
 mod policy;
 mod quorum;
@@ -25,7 +27,7 @@ pub use allow::{AllowList, DestKind, Preset};
 pub use counters::{Counters, DropCounters, DropReason};
 pub use events::Event;
 pub use peers::{Node, NodeAddrs, PeerId, PeerSpec, PeerStats};
-pub use relay::{Inbound, Link, Outbound, Relay, RelayParams, Reload, Security, Target};
+pub use relay::{Datagrams, Inbound, Link, Outbound, Relay, RelayParams, Reload, Security, Target};
 pub use time::Now;
 pub use timers::Timer;
 pub use vrrp_watch::{Alarm, Family, Router, Watch, parse as parse_advert};

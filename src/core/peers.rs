@@ -5,11 +5,13 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::core::handshake::HandshakeState;
+use crate::core::handshake::PeerHandshake;
+use crate::core::keepalive::Keepalive;
 use crate::core::rate::Bucket;
-use crate::core::session::RxState;
+use crate::core::session::{Plain, Sessions};
 use crate::core::tap::Learned;
 use crate::proto::frame::{self, Mac};
+use crate::proto::keys::PublicKey;
 use crate::proto::overlay::link_local;
 
 /// A node's overlay addresses.
@@ -87,6 +89,8 @@ pub enum Node {
 pub struct PeerSpec {
     pub name: String,
     pub addrs: NodeAddrs,
+    /// Its static key from the cluster file; `None` only in insecure mode.
+    pub public_key: Option<PublicKey>,
 }
 
 /// What a peer sent us most recently, per peer.
@@ -110,8 +114,11 @@ pub struct PeerStats {
     pub last_answer_ms: Option<u64>,
     /// Our clock (ms) when its last authenticated datagram arrived.
     pub last_heard_ms: Option<u64>,
-    /// Its current epoch, once confirmed.
+    /// Its current run (random per start, told in its handshakes), once a
+    /// session with it is in use.
     pub epoch: Option<u64>,
+    /// Sessions with it put in use so far (first, renewals, restarts).
+    pub sessions: u64,
     pub rate_limited: u64,
 }
 
@@ -119,10 +126,14 @@ pub struct PeerStats {
 pub(super) struct Peer {
     pub(super) spec: PeerSpec,
     pub(super) endpoint: Option<SocketAddr>,
-    /// Its streams towards us: confirmed epoch, key, replay window.
-    pub(super) rx: RxState,
-    /// Our questions and keepalives to it, and our answers.
-    pub(super) hs: HandshakeState,
+    /// Our sessions with it: keys, counters, replay windows.
+    pub(super) sessions: Sessions,
+    /// Insecure mode: the run and counters it sends plaintext with.
+    pub(super) plain: Plain,
+    /// Our handshakes with it and what we accepted of its own.
+    pub(super) hs: PeerHandshake,
+    /// Our pings to it and its echoes.
+    pub(super) ka: Keepalive,
     pub(super) bucket: Bucket,
     pub(super) stats: PeerStats,
     /// Tap mode: MACs it sent from other than its own.
@@ -132,13 +143,15 @@ pub(super) struct Peer {
 impl Peer {
     fn new(spec: PeerSpec, inject_rate_limit: u32) -> Peer {
         Peer {
-            spec,
             endpoint: None,
-            rx: RxState::default(),
-            hs: HandshakeState::new(),
+            sessions: Sessions::default(),
+            plain: Plain::default(),
+            hs: PeerHandshake::new(spec.public_key.as_ref()),
+            ka: Keepalive::new(),
             bucket: Bucket::full(inject_rate_limit),
             stats: PeerStats::default(),
             learned: Learned::default(),
+            spec,
         }
     }
 }
@@ -171,8 +184,8 @@ impl Peers {
     }
 
     /// The table for a reloaded peer list. A peer whose name and overlay
-    /// addresses are unchanged keeps everything: its endpoint, confirmed
-    /// epoch, replay window and rate-limit bucket, so not one of its
+    /// addresses and public key are unchanged keeps everything: its endpoint,
+    /// sessions, replay windows and rate-limit bucket, so not one of its
     /// packets is lost. Other peers start afresh.
     pub(super) fn reconfigured(self, specs: Vec<PeerSpec>, inject_rate_limit: u32) -> Peers {
         let mut old: Vec<Option<Peer>> = self.list.into_iter().map(Some).collect();

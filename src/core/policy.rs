@@ -151,9 +151,9 @@ mod tests {
     use crate::core::allow::{AllowList, Rule};
     use crate::core::counters::DropReason;
     use crate::core::relay::*;
-    use crate::proto::crypto::ClusterKey;
     use crate::testing::cluster::*;
 
+    use crate::core::session::prefix;
     use crate::proto::packet::{PROTO_IGMP, PROTO_TCP, PROTO_VRRP};
     use crate::proto::wire::Kind;
     use crate::testing::packets as testpkt;
@@ -161,7 +161,7 @@ mod tests {
     #[test]
     fn local_side_drops() {
         let mut a = node(1);
-        let mut out = [0u8; 2048];
+        let mut out = batch();
         let mut check = |a: &mut Relay, pkt: &[u8], want: DropReason| {
             assert_eq!(a.from_tun(pkt, T0, &mut out), Outbound::Drop(want));
         };
@@ -183,7 +183,7 @@ mod tests {
             &[0, 1, 0, 22, 0, 0, 0, 0],
         );
         check(&mut a, &ssh, DropReason::LocalDisallowed);
-        let mut tiny = [0u8; 40];
+        let mut tiny = Datagrams::new(40, 1);
         assert_eq!(
             a.from_tun(&vrrp_from(1), T0, &mut tiny),
             Outbound::Drop(DropReason::TooBig)
@@ -195,12 +195,20 @@ mod tests {
     #[test]
     fn a_key_holder_speaks_only_for_itself() {
         let (mut a, mut b, _) = cluster3();
-        // Forge with node 1's key, bypassing its own local checks.
+        // Sealed under node 1's own session with node 2, bypassing its
+        // local checks: what node 1 could send if it wanted.
+        let to_b = a.peers.index_of(peer_index(&a, "h2")).expect("h2");
         let mut forge = |pkt: &[u8]| {
             let mut out = [0u8; 2048];
-            let len =
-                a.tx.seal(Kind::Data, pkt, T0.into(), &mut out)
-                    .expect("fits");
+            let len = a.peers[to_b]
+                .sessions
+                .seal(
+                    prefix(Kind::Data, 0, u32::from(overlay(1))),
+                    pkt,
+                    T0,
+                    &mut out,
+                )
+                .expect("fits");
             out[..len].to_vec()
         };
         let as_node3 = forge(&vrrp_from(3));
@@ -230,9 +238,8 @@ mod tests {
 
     #[test]
     fn custom_rules_apply_both_ways() {
-        let key = Security::Authenticated(ClusterKey::from_bytes(KEY));
-        let mut a = node_with(1, 2, T0, key.clone());
-        let mut b = node_with(2, 2, T0, key);
+        let mut a = node_with(1, 2, T0, key(1));
+        let mut b = node_with(2, 2, T0, key(2));
         meet(&mut [(1, &mut a), (2, &mut b)], T0);
         let rule = Rule {
             label: "rule 1".into(),
@@ -249,7 +256,7 @@ mod tests {
         let ok = testpkt::v4_udp(overlay(1), Ipv4Addr::new(239, 1, 1, 1), 9999, b"x");
         let (d, _) = send(&mut a, &ok, T0);
         assert!(recv(&mut b, &d, 1, T0).is_ok());
-        let mut out = [0u8; 2048];
+        let mut out = batch();
         let vrrp = vrrp_from(1);
         assert_eq!(
             a.from_tun(&vrrp, T0, &mut out),

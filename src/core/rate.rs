@@ -43,16 +43,13 @@ impl Bucket {
 mod tests {
 
     use crate::core::counters::DropReason;
-    use crate::core::relay::*;
-    use crate::proto::crypto::ClusterKey;
     use crate::testing::cluster::*;
 
     #[test]
     fn injection_is_rate_limited_per_peer() {
-        let key = || Security::Authenticated(ClusterKey::from_bytes(KEY));
         let mut a = node(1);
         let mut c = node(3);
-        let mut b = node_full(2, 3, T0, key(), 10);
+        let mut b = node_full(2, 3, T0, key(2), 10);
         meet(&mut [(1, &mut a), (2, &mut b), (3, &mut c)], T0);
         let mut ok = 0;
         for _ in 0..30 {

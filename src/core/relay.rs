@@ -30,6 +30,7 @@
 use std::net::SocketAddr;
 
 use crate::core::allow::AllowList;
+pub use crate::core::batch::Datagrams;
 use crate::core::counters::{Counters, DropReason};
 pub use crate::core::events::Event;
 use crate::core::events::Events;
@@ -38,13 +39,15 @@ use crate::core::peers::Peers;
 pub use crate::core::peers::{Node, NodeAddrs, PeerId, PeerSpec, PeerStats};
 use crate::core::policy::Policy;
 use crate::core::quorum::Quorum;
-use crate::core::session::TxSession;
+use crate::core::session::{Plain, Slot, prefix};
 use crate::core::tap::FrameIp;
 pub use crate::core::time::Now;
 use crate::core::vrrp_watch::{Router, Watch};
-use crate::proto::crypto::{ClusterKey, KeySchedule};
+use crate::proto::keys::{PrivateKey, PublicKey};
 use crate::proto::overlay::broadcast_v4;
-use crate::proto::wire::{HEADER_LEN, Header, Hello, Kind, TAG_LEN, WireError};
+use crate::proto::wire::{
+    FLAG_FRAME, FLAG_PLAINTEXT, HEADER_LEN, Header, KEEPALIVE_LEN, Kind, Prefix, TAG_LEN, WireError,
+};
 
 /// Bytes the relay adds to an inner packet (header and tag).
 pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
@@ -62,7 +65,9 @@ pub enum Link {
 /// Authentication mode.
 #[derive(Clone, Debug)]
 pub enum Security {
-    Authenticated(ClusterKey),
+    /// This node's private key; peers' public keys are in their
+    /// [`PeerSpec`]s.
+    Authenticated(PrivateKey),
     /// `insecure = true`: plaintext with the same header.
     Insecure,
 }
@@ -77,23 +82,20 @@ pub struct RelayParams {
     pub peers: Vec<PeerSpec>,
     pub allow: AllowList,
     pub security: Security,
-    /// Unique per start; wall-clock nanoseconds at start.
-    pub epoch: u64,
-    /// Largest accepted difference between a sender's timestamp and ours.
+    /// Random per start: tells peers that this is a new run (their
+    /// `PeerRestarted` event), and seeds session indices.
+    pub run: u64,
+    /// Largest accepted difference between a handshake's timestamp and
+    /// our clock.
     pub max_clock_skew_ms: u64,
     /// Packets per second each peer may have written into the interface
     /// (bursts up to one second's worth); 0 means no limit.
     pub inject_rate_limit: u32,
-    /// Keepalive interval to confirmed peers, ms; 0: none.
+    /// Keepalive interval to peers with a session, ms; 0: none.
     pub keepalive_ms: u64,
     /// `node.quorum`: tell when this node is, or stops being, part of a
     /// majority of the cluster's relays ([`Event::QuorumLost`]).
     pub quorum: bool,
-    /// Random per start ([`Challenger::random_secret`]): makes this run's
-    /// handshake questions unpredictable.
-    ///
-    /// [`Challenger::random_secret`]: crate::proto::crypto::Challenger::random_secret
-    pub challenge_secret: [u8; 32],
 }
 
 /// What a configuration reload may change in the core.
@@ -106,7 +108,7 @@ pub struct Reload {
     pub keepalive_ms: u64,
 }
 
-/// Where a sealed datagram goes.
+/// Where a packet from the interface goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
     /// Every peer: multicast and broadcast.
@@ -118,9 +120,9 @@ pub enum Target {
 /// The decision for a packet read from the interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outbound {
-    /// Send the first `len` bytes of the output buffer to `target`.
+    /// Send the datagrams now in the batch, one per peer of `target` that
+    /// has a session and an endpoint (those without are counted).
     Send {
-        len: usize,
         target: Target,
     },
     Drop(DropReason),
@@ -136,14 +138,15 @@ pub enum Inbound {
         len: usize,
         peer: PeerId,
     },
-    /// Send the first `len` bytes of the output buffer (a hello) to peer
-    /// `peer`'s configured endpoint — never to the datagram's source, so a
-    /// spoofed source cannot aim answers at a victim.
+    /// Send the first `len` bytes of the output buffer (a handshake
+    /// response or a keepalive echo) to peer `peer`'s configured endpoint —
+    /// never to the datagram's source, so a spoofed source cannot aim
+    /// answers at a victim.
     Reply {
         len: usize,
         peer: PeerId,
     },
-    /// A handshake message, fully handled.
+    /// A handshake or keepalive message, fully handled.
     Handled,
     Drop(DropReason),
 }
@@ -153,13 +156,13 @@ pub struct Relay {
     pub(super) link: Link,
     pub(super) peers: Peers,
     pub(super) policy: Policy,
-    /// `None` in insecure mode.
-    schedule: Option<KeySchedule>,
-    pub(super) tx: TxSession,
     pub(super) handshake: Handshake,
-    max_skew_ms: u64,
+    /// Insecure mode's counter (the run is the handshake's).
+    plain_counter: u64,
+    pub(super) max_skew_ms: u64,
     inject_rate: u32,
-    counters: Counters,
+    pub(super) keepalive_ms: u64,
+    pub(super) counters: Counters,
     /// Who is master of which virtual router, from the adverts relayed.
     pub(super) watch: Watch,
     pub(super) events: Events,
@@ -171,20 +174,19 @@ pub struct Relay {
 
 impl Relay {
     pub fn new(p: RelayParams) -> Self {
-        let schedule = match &p.security {
-            Security::Authenticated(k) => Some(KeySchedule::new(k)),
+        let key = match p.security {
+            Security::Authenticated(k) => Some(k),
             Security::Insecure => None,
         };
-        let tx = TxSession::new(schedule.as_ref(), p.local.id(), p.epoch, p.link);
         Relay {
             link: p.link,
             peers: Peers::new(p.peers, p.inject_rate_limit),
             policy: Policy::new(p.local, broadcast_v4(p.local.v4, p.prefix_len), p.allow),
-            schedule,
-            tx,
-            handshake: Handshake::new(&p.challenge_secret, p.keepalive_ms),
+            handshake: Handshake::new(key, p.run),
+            plain_counter: 0,
             max_skew_ms: p.max_clock_skew_ms,
             inject_rate: p.inject_rate_limit,
+            keepalive_ms: p.keepalive_ms,
             counters: Counters::default(),
             watch: Watch::default(),
             events: Events::default(),
@@ -212,6 +214,21 @@ impl Relay {
         self.peers.get(id).map(|p| p.stats)
     }
 
+    /// Whether a session with peer `id` is in use (we can seal for it).
+    pub fn has_session(&self, id: PeerId) -> bool {
+        self.peers.get(id).is_some_and(|p| p.sessions.has_current())
+    }
+
+    /// This node's overlay addresses.
+    pub fn local_addrs(&self) -> NodeAddrs {
+        self.policy.local
+    }
+
+    /// This node's public key; `None` in insecure mode.
+    pub fn public_key(&self) -> Option<PublicKey> {
+        self.handshake.public()
+    }
+
     /// Where peer `id` is reachable; `None` if not resolved (or unknown).
     pub fn endpoint(&self, id: PeerId) -> Option<SocketAddr> {
         self.peers.get(id).and_then(|p| p.endpoint)
@@ -230,18 +247,20 @@ impl Relay {
         self.peers.by_name(name)
     }
 
-    /// Applies a reloaded configuration. A peer whose name and overlay
-    /// addresses are unchanged keeps everything: its endpoint, confirmed
-    /// epoch, replay window and rate-limit bucket, so not one of its
-    /// packets is lost. Other peers start afresh with a handshake.
+    /// Applies a reloaded configuration. A peer whose name, overlay
+    /// addresses and public key are unchanged keeps everything: its
+    /// endpoint, sessions, replay windows and rate-limit bucket, so not one
+    /// of its packets is lost. A removed peer's sessions end at once; a
+    /// new or changed one starts afresh with a handshake (a new public key
+    /// takes effect there).
     pub fn reconfigure(&mut self, r: Reload) {
         let peers = std::mem::replace(&mut self.peers, Peers::new(Vec::new(), 0));
         self.peers = peers.reconfigured(r.peers, r.inject_rate_limit);
-        self.handshake.restart_round();
+        self.handshake.cursor = 0;
         self.policy.allow = r.allow;
         self.max_skew_ms = r.max_clock_skew_ms;
         self.inject_rate = r.inject_rate_limit;
-        self.handshake.keepalive_ms = r.keepalive_ms;
+        self.keepalive_ms = r.keepalive_ms;
         // The count and the window may have changed.
         self.recheck = true;
     }
@@ -269,10 +288,18 @@ impl Relay {
         }
     }
 
-    /// Decides what to do with a packet read from the interface, sealing
-    /// it into `out` when it is to be sent.
-    pub fn from_tun(&mut self, packet: &[u8], now: impl Into<Now>, out: &mut [u8]) -> Outbound {
+    /// Decides what to do with a packet read from the interface; when it
+    /// is to be sent, seals it once per target peer (each under that
+    /// peer's session) into `out`.
+    pub fn from_tun(
+        &mut self,
+        packet: &[u8],
+        now: impl Into<Now>,
+        out: &mut Datagrams,
+    ) -> Outbound {
         let now = now.into();
+        out.clear();
+        self.observe_clock(now);
         let route = match self.link {
             Link::Ip => self
                 .policy
@@ -282,16 +309,69 @@ impl Relay {
                 .policy
                 .route_local_frame(&self.peers, packet, now.mono_ms),
         };
-        match route {
-            Ok((target, ip)) => match self.tx.seal(Kind::Data, packet, now, out) {
-                Some(len) => {
-                    self.counters.sealed += 1;
-                    self.watch_advert(Node::Me, packet, ip, now.mono_ms);
-                    Outbound::Send { len, target }
+        let (target, ip) = match route {
+            Ok(r) => r,
+            Err(r) => return self.drop_out(r),
+        };
+        if packet.len() + OVERHEAD > out.slot_len() {
+            return self.drop_out(DropReason::TooBig);
+        }
+        match target {
+            Target::All => {
+                for i in 0..self.peers.len() {
+                    self.seal_for(i, packet, now.mono_ms, out);
                 }
-                None => self.drop_out(DropReason::TooBig),
-            },
-            Err(r) => self.drop_out(r),
+            }
+            Target::Peer(id) => {
+                if let Some(i) = self.peers.index_of(id) {
+                    self.seal_for(i, packet, now.mono_ms, out);
+                }
+            }
+        }
+        self.counters.sealed += 1;
+        self.watch_advert(Node::Me, packet, ip, now.mono_ms);
+        Outbound::Send { target }
+    }
+
+    /// Seals `packet` for peer `i` into the batch, or counts why not.
+    fn seal_for(&mut self, i: usize, packet: &[u8], now_ms: u64, out: &mut Datagrams) {
+        let frames = if self.link == Link::Ethernet {
+            FLAG_FRAME
+        } else {
+            0
+        };
+        let me = self.policy.local.id();
+        let authenticated = self.handshake.authenticated();
+        let run = self.handshake.run as u32;
+        let peer = &mut self.peers[i];
+        let Some(to) = peer.endpoint else {
+            self.counters.drops.add(DropReason::PeerUnresolved);
+            return;
+        };
+        let id = peer.spec.addrs.peer_id();
+        let slot = out.next_slot();
+        let sealed = if authenticated {
+            peer.sessions
+                .seal(prefix(Kind::Data, frames, me), packet, now_ms, slot)
+        } else {
+            self.plain_counter += 1;
+            Plain::seal(
+                prefix(Kind::Data, frames | FLAG_PLAINTEXT, me),
+                run,
+                self.plain_counter,
+                packet,
+                slot,
+            )
+        };
+        match sealed {
+            Ok(len) => out.commit(id, to, len),
+            Err(r) => {
+                if r == DropReason::NoSession {
+                    // No session yet (or any more): one is on its way.
+                    peer.hs.want(now_ms);
+                }
+                self.counters.drops.add(r);
+            }
         }
     }
 
@@ -313,8 +393,8 @@ impl Relay {
     }
 
     /// Decides what to do with a datagram from `from`, opening it in place.
-    /// A hello that needs an answer gets it sealed into `out` (room for a
-    /// header, a hello and a tag).
+    /// A handshake response or keepalive echo is written into `out` (room
+    /// for [`RESPONSE_LEN`](crate::proto::wire::RESPONSE_LEN) bytes).
     pub fn from_net(
         &mut self,
         buf: &mut [u8],
@@ -331,9 +411,10 @@ impl Relay {
         }
     }
 
-    /// The receive path, step by step: the header and who sent it, the
-    /// checks that cost no crypto, authentication, then a hello goes to the
-    /// handshake and data to the rules.
+    /// The receive path, step by step: the prefix and who it claims to be
+    /// from; handshakes to the handshake; for data and keepalives the
+    /// checks that cost no crypto (session, replay), authentication, then
+    /// keepalives to the keepalive and data to the rules.
     fn open(
         &mut self,
         buf: &mut [u8],
@@ -341,24 +422,35 @@ impl Relay {
         now: Now,
         out: &mut [u8],
     ) -> Result<Inbound, DropReason> {
-        let (i, h) = self.screen(buf, from, now.wall_ms)?;
-        let current = self.peers[i].rx.screen(&h, now.wall_ms, self.max_skew_ms)?;
+        let (i, p) = self.screen(buf, from)?;
+        if !p.kind.is_transport() {
+            return self.on_handshake(i, &p, buf, now, out);
+        }
+        let h = Header::parse(p, buf);
         let now_ms = now.mono_ms;
-        let peer = &mut self.peers[i];
-        let plain_len = peer.rx.open(self.schedule.as_ref(), &h, current, buf)?;
-
-        // Authenticated: from here on the datagram may move the peer's state.
-        peer.stats.last_heard_ms = Some(now_ms);
-        if current {
-            peer.rx.commit(h.counter);
-        }
+        let plain_len = if self.handshake.authenticated() {
+            let peer = &mut self.peers[i];
+            let slot = peer.sessions.screen(&h, now_ms)?;
+            let len = peer.sessions.open(slot, &h, buf)?;
+            // Authenticated: from here on the datagram may move the
+            // peer's state.
+            if slot == Slot::Next
+                && let Some(run) = peer.sessions.promote_next()
+            {
+                self.session_up(i, run);
+            }
+            len
+        } else {
+            self.peers[i].plain.accept(&h)?;
+            buf.len() - HEADER_LEN
+        };
+        self.peers[i].stats.last_heard_ms = Some(now_ms);
         let body = &buf[HEADER_LEN..HEADER_LEN + plain_len];
-        if h.kind == Kind::Hello {
-            let hello = Hello::parse(body).map_err(|_| DropReason::Malformed)?;
-            return self.on_hello(i, &h, hello, now, out);
-        }
-        if !current {
-            self.new_run(i, &h, now_ms)?;
+        if h.prefix.kind == Kind::Keepalive {
+            let mut ping = [0u8; KEEPALIVE_LEN];
+            let n = body.len().min(KEEPALIVE_LEN);
+            ping[..n].copy_from_slice(&body[..n]);
+            return self.on_keepalive(i, body.len(), ping, now_ms, out);
         }
         let ip = self.admit(i, &h, body, now_ms)?;
         // Counted here, where the peer's place in the table is known,
@@ -376,49 +468,28 @@ impl Relay {
         })
     }
 
-    /// The header, its sender among our peers, the mode, the clock and (in
-    /// insecure mode, where nothing else vouches for it) the source address.
-    fn screen(
-        &self,
-        buf: &[u8],
-        from: SocketAddr,
-        wall_ms: u64,
-    ) -> Result<(usize, Header), DropReason> {
-        let h = Header::parse(buf).map_err(|e| match e {
+    /// The prefix, its sender among our peers, the mode, and (in insecure
+    /// mode, where nothing else vouches for it) the source address.
+    fn screen(&self, buf: &[u8], from: SocketAddr) -> Result<(usize, Prefix), DropReason> {
+        let p = Prefix::parse(buf).map_err(|e| match e {
             WireError::Malformed => DropReason::Malformed,
             WireError::UnknownVersion => DropReason::UnknownVersion,
         })?;
         let i = self
             .peers
-            .by_sender(h.sender)
+            .by_sender(p.sender)
             .ok_or(DropReason::UnknownSender)?;
-        if h.is_plaintext() != self.schedule.is_none() {
+        let insecure = !self.handshake.authenticated();
+        if p.is_plaintext() != insecure || (insecure && !p.kind.is_transport()) {
             return Err(DropReason::ModeMismatch);
         }
-        if h.timestamp_ms.abs_diff(wall_ms) > self.max_skew_ms {
-            return Err(DropReason::ClockSkew);
-        }
-        if self.schedule.is_none() && self.peers[i].endpoint.map(|e| e.ip()) != Some(from.ip()) {
+        if insecure && self.peers[i].endpoint.map(|e| e.ip()) != Some(from.ip()) {
             return Err(DropReason::WrongEndpoint);
         }
-        Ok((i, h))
+        Ok((i, p))
     }
 
-    /// Authenticated data in an epoch not confirmed: maybe a fresh run of
-    /// the peer, maybe a capture from before we started; only a handshake
-    /// can tell. Insecure mode has none and follows the newest epoch.
-    fn new_run(&mut self, i: usize, h: &Header, now_ms: u64) -> Result<(), DropReason> {
-        let peer = &mut self.peers[i];
-        if self.schedule.is_some() {
-            peer.hs.want_hello(now_ms);
-            return Err(DropReason::UnconfirmedEpoch);
-        }
-        peer.rx.follow(h.epoch, h.counter)?;
-        peer.stats.epoch = Some(h.epoch);
-        Ok(())
-    }
-
-    /// Authenticated data of the peer's run: the link, the rules, the
+    /// Authenticated data of the peer's session: the link, the rules, the
     /// injection budget; in tap mode its source MAC is learned. Returns
     /// the IP packet in it, parsed.
     fn admit(
@@ -428,7 +499,7 @@ impl Relay {
         inner: &[u8],
         now_ms: u64,
     ) -> Result<FrameIp, DropReason> {
-        if h.carries_frames() != (self.link == Link::Ethernet) {
+        if h.prefix.carries_frames() != (self.link == Link::Ethernet) {
             return Err(DropReason::LinkMismatch);
         }
         let from = &self.peers[i].spec.addrs;
@@ -451,6 +522,30 @@ impl Relay {
             self.peers.learn(i, mac, now_ms);
         }
         Ok(ip)
+    }
+
+    /// Seals `payload` as `kind` for peer `peer` under its session with
+    /// none of the local checks: what a member could send if it bypassed
+    /// its own rules, for the tests and fuzz targets that play one.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn seal_unchecked(
+        &mut self,
+        peer: PeerId,
+        kind: Kind,
+        payload: &[u8],
+        now_ms: u64,
+        out: &mut [u8],
+    ) -> Result<usize, DropReason> {
+        let frames = if self.link == Link::Ethernet {
+            FLAG_FRAME
+        } else {
+            0
+        };
+        let me = self.policy.local.id();
+        let i = self.peers.index_of(peer).ok_or(DropReason::UnknownSender)?;
+        self.peers[i]
+            .sessions
+            .seal(prefix(kind, frames, me), payload, now_ms, out)
     }
 
     /// The verdict [`Relay::from_net`] gives an authenticated inner packet
@@ -477,7 +572,6 @@ mod tests {
 
     use crate::core::counters::DropReason;
     use crate::core::relay::*;
-    use crate::proto::crypto::ClusterKey;
     use crate::testing::cluster::*;
 
     use crate::proto::overlay::link_local;
@@ -491,12 +585,22 @@ mod tests {
         let pkt = vrrp_from(1);
         let (d, target) = send(&mut a, &pkt, T0);
         assert_eq!(target, Target::All);
-        assert_eq!(d.len(), pkt.len() + OVERHEAD);
-        assert!(
-            !d.windows(pkt.len()).any(|w| w == pkt.as_slice()),
-            "payload is encrypted"
+        assert_eq!(d.len(), 2, "one datagram per peer");
+        for n in [2, 3] {
+            let one = d.for_node(n);
+            assert_eq!(one.len(), pkt.len() + OVERHEAD);
+            assert!(
+                !one.windows(pkt.len()).any(|w| w == pkt.as_slice()),
+                "payload is encrypted"
+            );
+        }
+        // Each peer's copy is sealed under its own session: neither can
+        // open the other's.
+        assert_ne!(d.for_node(2), d.for_node(3));
+        assert_eq!(
+            recv(&mut b, d.for_node(3), 1, T0),
+            Err(DropReason::NoSession)
         );
-        // One seal serves every peer: the same bytes are sent to each.
         assert_eq!(recv(&mut b, &d, 1, T0).as_deref(), Ok(pkt.as_slice()));
         assert_eq!(recv(&mut c, &d, 1, T0).as_deref(), Ok(pkt.as_slice()));
         assert_eq!(b.counters().injected, 1);
@@ -512,9 +616,18 @@ mod tests {
         let token = testpkt::v4_udp(overlay(1), overlay(3), 5405, b"token");
         let (d, target) = send(&mut a, &token, T0);
         assert_eq!(target, Target::Peer(peer_index(&a, "h3")));
+        assert_eq!(d.len(), 1, "sealed for node 3 only");
         assert_eq!(recv(&mut c, &d, 1, T0).as_deref(), Ok(token.as_slice()));
-        // Node 2 must not inject a unicast packet addressed to node 3.
-        assert_eq!(recv(&mut b, &d, 1, T0), Err(DropReason::Disallowed));
+        // Node 2 cannot open it, and would not inject a unicast packet
+        // addressed to node 3 even if node 1 sealed it for node 2.
+        assert_eq!(
+            recv(&mut b, d.for_node(3), 1, T0),
+            Err(DropReason::NoSession)
+        );
+        assert_eq!(
+            b.classify_inbound(peer_index(&b, "h1"), &token),
+            Err(DropReason::Disallowed)
+        );
     }
 
     #[test]
@@ -538,27 +651,26 @@ mod tests {
 
     #[test]
     fn unknown_sender_and_wrong_key() {
-        let mut b = node(2);
-        let mut stranger = node_with(
-            9,
-            9,
-            T0,
-            Security::Authenticated(ClusterKey::from_bytes(KEY)),
+        let (mut a, mut b, _) = cluster3();
+        let (d, _) = send(&mut a, &vrrp_from(1), T0);
+        // A node not in the cluster file.
+        assert_eq!(
+            recv(&mut b, &relabel(d.for_node(2), 9), 9, T0),
+            Err(DropReason::UnknownSender)
         );
-        let (d, _) = send(&mut stranger, &vrrp_from(9), T0);
-        assert_eq!(recv(&mut b, &d, 9, T0), Err(DropReason::UnknownSender));
-        let mut imposter = node_with(
-            1,
-            3,
-            T0,
-            Security::Authenticated(ClusterKey::from_bytes([1; 32])),
-        );
-        let (d, _) = send(&mut imposter, &vrrp_from(1), T0);
-        assert_eq!(recv(&mut b, &d, 1, T0), Err(DropReason::BadAuth));
         // Our own id echoed back is not a peer either.
-        let mut me_again = node(2);
-        let (d, _) = send(&mut me_again, &vrrp_from(2), T0);
-        assert_eq!(recv(&mut b, &d, 2, T0), Err(DropReason::UnknownSender));
+        assert_eq!(
+            recv(&mut b, &relabel(d.for_node(2), 2), 2, T0),
+            Err(DropReason::UnknownSender)
+        );
+        // A relay claiming to be node 1 with another key cannot start a
+        // session as node 1.
+        let mut fresh = node(2);
+        let mut imposter = node_with(1, 3, T0, Security::Authenticated(private_key(99)));
+        meet(&mut [(1, &mut imposter), (2, &mut fresh)], T0);
+        assert!(fresh.counters().drops.get(DropReason::WrongKey) > 0);
+        assert!(!fresh.has_session(peer_index(&fresh, "h1")));
+        assert!(!imposter.has_session(peer_index(&imposter, "h2")));
     }
 
     #[test]
@@ -574,6 +686,7 @@ mod tests {
                 .map(|&n| PeerSpec {
                     name: format!("h{n}"),
                     addrs: addrs(n),
+                    public_key: Some(public_key(n)),
                 })
                 .collect(),
             allow,
@@ -597,7 +710,7 @@ mod tests {
         // Node 3 is a stranger now.
         let (from3, _) = send(&mut c, &vrrp_from(3), T0);
         assert_eq!(recv(&mut b, &from3, 3, T0), Err(DropReason::UnknownSender));
-        // Node 4 gets a hello once its endpoint is known.
+        // Node 4 gets a handshake once its endpoint is known.
         b.set_endpoint(h4, Some(endpoint(4)));
         let mut out = [0u8; 256];
         let (_, p) = b.poll_hello(T0, &mut out).expect("b greets node 4");
@@ -611,17 +724,26 @@ mod tests {
         let mut b = node_with(2, 3, T0, Security::Insecure);
         let pkt = vrrp_from(1);
         let (d, _) = send(&mut a, &pkt, T0);
+        let d = d.for_node(2).to_vec();
         assert_eq!(d.len(), HEADER_LEN + pkt.len());
         assert_eq!(&d[HEADER_LEN..], pkt.as_slice());
         assert_eq!(recv(&mut b, &d, 1, T0).as_deref(), Ok(pkt.as_slice()));
+        assert_eq!(recv(&mut b, &d, 1, T0), Err(DropReason::Replay));
         let (d, _) = send(&mut a, &pkt, T0);
         assert_eq!(recv(&mut b, &d, 3, T0), Err(DropReason::WrongEndpoint));
         // Mixed modes never interoperate silently.
         let mut secure = node(2);
         assert_eq!(recv(&mut secure, &d, 1, T0), Err(DropReason::ModeMismatch));
-        let mut s1 = node(1);
+        let (mut s1, _, _) = cluster3();
         let (sealed, _) = send(&mut s1, &pkt, T0);
         assert_eq!(recv(&mut b, &sealed, 1, T0), Err(DropReason::ModeMismatch));
+        // Nor does a handshake reach an insecure relay.
+        let mut init = [0u8; 512];
+        let (len, _) = node(1).poll_hello(T0, &mut init).expect("an initiation");
+        assert_eq!(
+            recv(&mut b, &init[..len].to_vec(), 1, T0),
+            Err(DropReason::ModeMismatch)
+        );
     }
 
     /// Random bytes and random mutations of a valid datagram never panic
@@ -644,20 +766,20 @@ mod tests {
             }
             // Half of them get a plausible header so deeper checks run.
             if rnd() % 2 == 0 && len >= HEADER_LEN {
-                buf[0] = 1;
-                buf[1] = 1;
+                buf[0] = 2;
+                buf[1] = 1 + (rnd() % 4) as u8;
                 buf[2] = 0;
                 buf[3] = 0;
                 buf[4..8].copy_from_slice(&u32::from(overlay(1)).to_be_bytes());
-                buf[24..32].copy_from_slice(&T0.to_be_bytes());
             }
             let mut out = [0u8; 256];
             let got = b.from_net(&mut buf[..len], endpoint(1), T0, &mut out);
             assert!(matches!(got, Inbound::Drop(_)), "random datagram injected");
-            let mut out = [0u8; 2048];
+            let mut out = batch();
             let _ = a.from_tun(&buf[..len], T0, &mut out);
         }
         let (good, _) = send(&mut a, &vrrp_from(1), T0);
+        let good = good.for_node(2).to_vec();
         for _ in 0..20_000 {
             let mut m = good.clone();
             let flips = 1 + rnd() % 4;

@@ -31,16 +31,6 @@ impl ReplayWindow {
         Self::default()
     }
 
-    /// A window that accepts only counters above `counter`: everything the
-    /// sender sealed up to then counts as seen. Used when a handshake
-    /// proves the sender's state at `counter` but not what came before.
-    pub fn after(counter: u64) -> Self {
-        ReplayWindow {
-            top: Some(counter),
-            bits: [u64::MAX; WORDS],
-        }
-    }
-
     /// Would `counter` be accepted? Does not change the window.
     pub fn check(&self, counter: u64) -> bool {
         match self.top {

@@ -216,7 +216,7 @@ mod tests {
     use super::{LEARNED_PER_PEER, LEARNED_TTL_MS};
     use crate::core::counters::DropReason;
     use crate::core::relay::*;
-    use crate::proto::crypto::ClusterKey;
+    use crate::core::session::prefix;
     use crate::proto::frame::{
         BROADCAST, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, Mac, node_mac,
     };
@@ -233,10 +233,9 @@ mod tests {
     const UCARP_VHID1: Mac = [0x00, 0x00, 0x5e, 0x00, 0x00, 0x01];
 
     fn tap_cluster3() -> (Relay, Relay, Relay) {
-        let key = || Security::Authenticated(ClusterKey::from_bytes(KEY));
-        let mut a = node_link(1, 3, T0, key(), 5_000, Link::Ethernet);
-        let mut b = node_link(2, 3, T0, key(), 5_000, Link::Ethernet);
-        let mut c = node_link(3, 3, T0, key(), 5_000, Link::Ethernet);
+        let mut a = node_link(1, 3, T0, key(1), 5_000, Link::Ethernet);
+        let mut b = node_link(2, 3, T0, key(2), 5_000, Link::Ethernet);
+        let mut c = node_link(3, 3, T0, key(3), 5_000, Link::Ethernet);
         meet(&mut [(1, &mut a), (2, &mut b), (3, &mut c)], T0);
         (a, b, c)
     }
@@ -253,21 +252,28 @@ mod tests {
     }
 
     fn send_drop(r: &mut Relay, pkt: &[u8]) -> DropReason {
-        let mut out = [0u8; 2048];
+        let mut out = batch();
         match r.from_tun(pkt, T0, &mut out) {
             Outbound::Drop(d) => d,
             other => panic!("sent: {other:?}"),
         }
     }
 
-    /// Node 1 with no local checks: seals `frame` as is and delivers it.
+    /// Node 1 with no local checks: seals `frame` as is under its session
+    /// with `to` and delivers it.
     fn forged_by_h1(h1: &mut Relay, to: &mut Relay, frame: &[u8]) -> Result<Vec<u8>, DropReason> {
         let mut out = [0u8; 2048];
-        let len = h1
-            .tx
-            .seal(Kind::Data, frame, T0.into(), &mut out)
+        let i = h1.peers.index_of(to.local_addrs().peer_id()).expect("peer");
+        let pre = prefix(
+            Kind::Data,
+            crate::proto::wire::FLAG_FRAME,
+            u32::from(overlay(1)),
+        );
+        let len = h1.peers[i]
+            .sessions
+            .seal(pre, frame, T0, &mut out)
             .expect("fits");
-        recv(to, &out[..len], 1, T0)
+        recv(to, &out[..len].to_vec(), 1, T0)
     }
 
     #[test]
@@ -352,7 +358,15 @@ mod tests {
         let (d, target) = send(&mut b, &reply, T0);
         assert_eq!(target, Target::Peer(peer_index(&b, "h1")));
         assert_eq!(recv(&mut a, &d, 2, T0).as_deref(), Ok(reply.as_slice()));
-        assert_eq!(recv(&mut c, &d, 2, T0), Err(DropReason::Disallowed));
+        // Node 3 cannot open it, and would not inject it if it could.
+        assert_eq!(
+            recv(&mut c, d.for_node(1), 2, T0),
+            Err(DropReason::NoSession)
+        );
+        assert_eq!(
+            c.classify_inbound(peer_index(&c, "h2"), &reply),
+            Err(DropReason::Disallowed)
+        );
         // Unicast IP (corosync's token) by MAC.
         let token = testpkt::v4_udp(overlay(1), overlay(3), 5405, b"token");
         let f = ethernet(
@@ -528,14 +542,14 @@ mod tests {
 
     #[test]
     fn tap_and_tun_nodes_do_not_mix() {
-        let key = || Security::Authenticated(ClusterKey::from_bytes(KEY));
-        let mut tap = node_link(1, 2, T0, key(), 5_000, Link::Ethernet);
-        let mut tun = node_link(2, 2, T0, key(), 5_000, Link::Ip);
+        let mut tap = node_link(1, 2, T0, key(1), 5_000, Link::Ethernet);
+        let mut tun = node_link(2, 2, T0, key(2), 5_000, Link::Ip);
         meet(&mut [(1, &mut tap), (2, &mut tun)], T0);
-        let (d, _) = send(&mut tap, &carp_frame(1), T0);
-        assert_eq!(recv(&mut tun, &d, 1, T0), Err(DropReason::LinkMismatch));
-        let (d, _) = send(&mut tun, &vrrp_from(2), T0);
-        assert_eq!(recv(&mut tap, &d, 2, T0), Err(DropReason::LinkMismatch));
+        // The handshakes say which mode each side is in: no session forms.
+        assert!(tun.counters().drops.get(DropReason::LinkMismatch) > 0);
+        assert!(tap.counters().drops.get(DropReason::LinkMismatch) > 0);
+        assert!(!tun.has_session(peer_index(&tun, "h1")));
+        assert!(!tap.has_session(peer_index(&tap, "h2")));
     }
 
     #[test]

@@ -12,12 +12,13 @@ pub struct Now {
     /// Monotonic ms (`std::time::Instant` since the relay started, in the
     /// daemon).
     pub mono_ms: u64,
-    /// Wall-clock ms since the Unix epoch.
-    pub wall_ms: u64,
+    /// Wall-clock ms since the Unix epoch (negative before it: a host
+    /// whose clock was never set).
+    pub wall_ms: i64,
 }
 
 impl Now {
-    pub fn new(mono_ms: u64, wall_ms: u64) -> Self {
+    pub fn new(mono_ms: u64, wall_ms: i64) -> Self {
         Now { mono_ms, wall_ms }
     }
 }
@@ -30,7 +31,7 @@ impl From<u64> for Now {
     fn from(ms: u64) -> Self {
         Now {
             mono_ms: ms,
-            wall_ms: ms,
+            wall_ms: ms as i64,
         }
     }
 }
@@ -39,8 +40,7 @@ impl From<u64> for Now {
 mod tests {
     use super::Now;
     use crate::core::counters::DropReason;
-    use crate::core::relay::{Inbound, Outbound, Security};
-    use crate::proto::crypto::ClusterKey;
+    use crate::core::relay::{Inbound, Outbound};
     use crate::testing::cluster::*;
 
     /// The review's finding: the host's wall clock stepped back by 1000 s
@@ -51,22 +51,21 @@ mod tests {
     /// and no keepalive was due for 1000 s (the peer unreachable).
     #[test]
     fn a_wall_clock_stepped_back_stalls_neither_injection_nor_keepalives() {
-        let key = || Security::Authenticated(ClusterKey::from_bytes(KEY));
-        let mut a = node_full(1, 2, T0, key(), 10);
-        let mut b = node_full(2, 2, T0, key(), 10);
+        let mut a = node_full(1, 2, T0, key(1), 10);
+        let mut b = node_full(2, 2, T0, key(2), 10);
         meet(&mut [(1, &mut a), (2, &mut b)], T0);
         let h2 = peer_index(&a, "h2");
-        let mut out = [0u8; 2048];
+        let mut out = batch();
         // Ten heartbeats a second, exactly the rate allowed: 5 s with the
         // clocks together, then 10 s with the wall clock 1000 s behind.
         for step in 1..=150u64 {
             let mono = T0 + step * 100;
             let wall = if step <= 50 { mono } else { mono - 1_000_000 };
-            let now = Now::new(mono, wall);
-            let Outbound::Send { len, .. } = a.from_tun(&vrrp_from(1), now, &mut out) else {
+            let now = Now::new(mono, wall as i64);
+            let Outbound::Send { .. } = a.from_tun(&vrrp_from(1), now, &mut out) else {
                 panic!("not sent");
             };
-            let mut d = out[..len].to_vec();
+            let mut d = out.get(0).expect("sealed for h2").2.to_vec();
             let mut reply = [0u8; 256];
             match b.from_net(&mut d, endpoint(1), now, &mut reply) {
                 Inbound::Inject { .. } => {}

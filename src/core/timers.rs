@@ -19,16 +19,19 @@ pub enum Timer {
     Reachability,
     /// A split-brain alarm ends: one master for a whole window.
     SplitBrainOver,
+    /// A session reaches its end of life and is dropped.
+    SessionExpiry,
     /// Something must be decided at once: the first quorum decision, or
     /// the count after a reload changed the peers or the window.
     Recheck,
 }
 
 impl Timer {
-    pub const ALL: [Timer; 4] = [
+    pub const ALL: [Timer; 5] = [
         Timer::Hello,
         Timer::Reachability,
         Timer::SplitBrainOver,
+        Timer::SessionExpiry,
         Timer::Recheck,
     ];
 }
@@ -40,6 +43,11 @@ impl Relay {
             Timer::Hello => self.next_hello_ms(),
             Timer::Reachability => self.reachability_deadline(),
             Timer::SplitBrainOver => self.watch.next_expiry(),
+            Timer::SessionExpiry => self
+                .peers
+                .iter()
+                .filter_map(|p| p.sessions.next_expiry())
+                .min(),
             Timer::Recheck => self.recheck.then_some(0),
         }
     }
@@ -56,6 +64,10 @@ impl Relay {
     pub fn handle_timeout(&mut self, now: impl Into<Now>) {
         let now = now.into();
         self.recheck = false;
+        self.observe_clock(now);
+        for p in self.peers.iter_mut() {
+            p.sessions.expire(now.mono_ms);
+        }
         self.update_reachability(now.mono_ms);
         self.update_quorum();
         while let Some(alarm) = self.watch.tick(now.mono_ms) {
@@ -77,7 +89,7 @@ impl Relay {
     /// Feeds the reachable count to the quorum, telling a change.
     pub(super) fn update_quorum(&mut self) {
         let Some(q) = &mut self.quorum else { return };
-        let reachable = self.peers.iter().filter(|p| p.hs.reachable).count();
+        let reachable = self.peers.iter().filter(|p| p.ka.reachable).count();
         if let Some(c) = q.update(reachable, self.peers.len()) {
             let (reachable, cluster) = (c.reachable, c.cluster);
             self.events.push(if c.up {
@@ -131,7 +143,7 @@ mod tests {
     fn confirmations_and_restarts_are_events_not_log_lines() {
         let (mut a, mut b) = (node(1), node(2));
         meet(&mut [(1, &mut a), (2, &mut b)], T0);
-        let epoch_b = T0 * 1_000_000 + 2;
+        let epoch_b = run_of(2, T0);
         let events = drain(&mut a);
         assert!(events.contains(&Event::PeerConfirmed {
             peer: id(2),
@@ -139,12 +151,12 @@ mod tests {
         }));
         assert!(events.contains(&Event::PeerReachable { peer: id(2) }));
         // b restarts: a new run, confirmed by a new handshake.
-        let mut b2 = node_with(2, 2, T0 + 5000, key());
+        let mut b2 = node_with(2, 2, T0 + 5000, key(2));
         meet(&mut [(1, &mut a), (2, &mut b2)], T0 + 5000);
         let restarted = Event::PeerRestarted {
             peer: id(2),
             old: epoch_b,
-            new: (T0 + 5000) * 1_000_000 + 2,
+            new: run_of(2, T0 + 5000),
         };
         assert!(drain(&mut a).contains(&restarted));
     }
@@ -203,7 +215,7 @@ mod tests {
     #[test]
     fn a_large_cluster_meeting_at_once_tells_the_quorum_regained() {
         const N: u8 = 70;
-        let mut nodes: Vec<Relay> = (1..=N).map(|n| node_with(n, N, T0, key())).collect();
+        let mut nodes: Vec<Relay> = (1..=N).map(|n| node_with(n, N, T0, key(n))).collect();
         let a = &mut nodes[0];
         a.quorum = Some(Quorum::default());
         a.recheck = true;

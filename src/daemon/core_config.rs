@@ -16,6 +16,7 @@ fn peer_specs(cfg: &Config) -> Vec<PeerSpec> {
                 v4: p.address,
                 v6: p.address6,
             },
+            public_key: p.public_key,
         })
         .collect()
 }
@@ -32,14 +33,8 @@ pub(super) fn reload(cfg: &Config) -> Reload {
 }
 
 /// The core's start parameters: what [`reload`] gives, plus what only a
-/// start sets (this node's addresses and link, the key, the run's epoch
-/// and challenge secret).
-pub(super) fn relay_params(
-    cfg: &Config,
-    security: Security,
-    epoch: u64,
-    challenge_secret: [u8; 32],
-) -> RelayParams {
+/// start sets (this node's addresses and link, the key, the random run).
+pub(super) fn relay_params(cfg: &Config, security: Security, run: u64) -> RelayParams {
     // Destructured without `..`: a tunable added to `Reload` must be
     // passed on here too.
     let Reload {
@@ -62,11 +57,10 @@ pub(super) fn relay_params(
         peers,
         allow,
         security,
-        epoch,
+        run,
         max_clock_skew_ms,
         inject_rate_limit,
         keepalive_ms,
         quorum: cfg.node.quorum,
-        challenge_secret,
     }
 }

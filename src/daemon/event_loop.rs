@@ -15,7 +15,7 @@ use tokio::net::UdpSocket;
 
 use crate::config::Config;
 use crate::core::counters::DropReason;
-use crate::core::relay::{Event, Inbound, Node, Now, OVERHEAD, Outbound, PeerId, Relay, Target};
+use crate::core::relay::{Datagrams, Event, Inbound, Node, Now, OVERHEAD, Outbound, PeerId, Relay};
 use crate::core::vrrp_watch::Alarm;
 use crate::daemon::clock::Clock;
 use crate::daemon::control::{self, Watchdog};
@@ -121,7 +121,10 @@ pub(super) struct Io {
 struct State {
     relay: Relay,
     tun_buf: Vec<u8>,
+    /// Handshake messages and keepalives, one at a time.
     out_buf: Vec<u8>,
+    /// A packet from the interface, sealed once per peer.
+    batch: Datagrams,
     net_buf: Vec<u8>,
     drops: DropLog,
     sends: SendLog,
@@ -139,6 +142,7 @@ impl State {
             relay,
             tun_buf: vec![0u8; MAX_FRAME],
             out_buf: vec![0u8; MAX_FRAME + OVERHEAD],
+            batch: Datagrams::new(MAX_FRAME + OVERHEAD, peer_count),
             net_buf: vec![0u8; MAX_FRAME + OVERHEAD],
             drops: DropLog::new(),
             sends: SendLog::new(),
@@ -160,9 +164,9 @@ impl State {
     fn on_tun_packet(&mut self, n: usize, now: Now, sock: &UdpSocket) {
         match self
             .relay
-            .from_tun(&self.tun_buf[..n], now, &mut self.out_buf)
+            .from_tun(&self.tun_buf[..n], now, &mut self.batch)
         {
-            Outbound::Send { len, target } => self.send(len, target, sock),
+            Outbound::Send { .. } => self.send_batch(sock),
             Outbound::Drop(r) => self.drops.note(r, None),
         }
     }
@@ -253,34 +257,39 @@ impl State {
         }
     }
 
-    /// One sealed datagram, the same bytes to each target peer, in one
+    /// The datagrams of one packet, each sealed for its peer, in one
     /// system call.
-    fn send(&mut self, len: usize, target: Target, sock: &UdpSocket) {
-        self.fanout.clear();
-        let mut unresolved = 0;
-        let mut add = |id: PeerId| match self.relay.endpoint(id) {
-            Some(ep) => self.fanout.push(id, ep),
-            None => unresolved += 1,
-        };
-        match target {
-            Target::All => self.relay.peers().for_each(&mut add),
-            Target::Peer(id) => add(id),
-        }
-        for _ in 0..unresolved {
-            self.relay.count_drop(DropReason::PeerUnresolved);
-        }
-        if self.fanout.is_empty() {
+    fn send_batch(&mut self, sock: &UdpSocket) {
+        if self.batch.is_empty() {
             return;
         }
         let (relay, sends) = (&mut self.relay, &mut self.sends);
         self.fanout
-            .send(sock.as_raw_fd(), &self.out_buf[..len], |i, ep, r| match r {
-                Ok(()) => relay.count_sent(i, len),
+            .send(sock.as_raw_fd(), self.batch.iter(), |i, ep, r| match r {
+                Ok(len) => relay.count_sent(i, len),
                 Err(e) => {
                     relay.count_drop(DropReason::SendFailed);
                     sends.failed(relay, i, ep, &e);
                 }
             });
+    }
+
+    /// A handshake message or keepalive (the first `len` bytes of the
+    /// output buffer) to peer `peer`'s configured endpoint.
+    fn send_one(&mut self, len: usize, peer: PeerId, sock: &UdpSocket) {
+        let Some(ep) = self.relay.endpoint(peer) else {
+            self.relay.count_drop(DropReason::PeerUnresolved);
+            return;
+        };
+        let one = std::iter::once((peer, ep, &self.out_buf[..len]));
+        let (relay, sends) = (&mut self.relay, &mut self.sends);
+        self.fanout.send(sock.as_raw_fd(), one, |i, ep, r| match r {
+            Ok(len) => relay.count_sent(i, len),
+            Err(e) => {
+                relay.count_drop(DropReason::SendFailed);
+                sends.failed(relay, i, ep, &e);
+            }
+        });
     }
 
     /// When the loop must next wake without traffic: the core's next
@@ -296,7 +305,7 @@ impl State {
     fn send_hellos(&mut self, sock: &UdpSocket) {
         let now = self.clock.now();
         while let Some((len, peer)) = self.relay.poll_hello(now, &mut self.out_buf) {
-            self.send(len, Target::Peer(peer), sock);
+            self.send_one(len, peer, sock);
         }
     }
 
@@ -307,7 +316,7 @@ impl State {
             .relay
             .from_net(&mut self.net_buf[..n], from, now, &mut self.out_buf)
         {
-            Inbound::Reply { len, peer } => self.send(len, Target::Peer(peer), &io.sock),
+            Inbound::Reply { len, peer } => self.send_one(len, peer, &io.sock),
             Inbound::Handled => {}
             Inbound::Inject { start, len, .. } => {
                 if let Err(e) = tun.write(&self.net_buf[start..start + len]) {

@@ -10,7 +10,6 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::config::{Config, Endpoint, InterfaceConfig, Mode, NodeConfig};
 use crate::core::relay::{PeerId, Relay, Security};
-use crate::daemon::clock::now_ns;
 use crate::daemon::control::Control;
 use crate::daemon::core_config;
 use crate::daemon::error::Error;
@@ -19,9 +18,9 @@ use crate::io::net;
 use crate::io::notify::Notifier;
 use crate::io::privilege::{self, RunAs};
 use crate::io::tun::{self, Tun, TunSpec};
-use crate::proto::crypto::Challenger;
 use crate::proto::frame;
 use crate::underlay;
+use ring::rand::{SecureRandom, SystemRandom};
 
 const FALLBACK_UNDERLAY_MTU: u32 = 1500;
 
@@ -83,10 +82,7 @@ fn security(node: &NodeConfig) -> Result<Security, Error> {
         Ok(Security::Insecure)
     } else {
         let key = node.key.as_ref().ok_or(Error::NoKeyFile)?;
-        // bridge: replaced by per-pair sessions
-        Ok(Security::Authenticated(
-            crate::proto::crypto::ClusterKey::from_bytes(*key.bytes()),
-        ))
+        Ok(Security::Authenticated(key.clone()))
     }
 }
 
@@ -198,12 +194,14 @@ fn build_core(
     security: Security,
     endpoints: &[Option<SocketAddr>],
 ) -> Result<Relay, Error> {
-    let challenge_secret = Challenger::random_secret().map_err(|_| Error::Random)?;
+    let mut run = [0u8; 8];
+    SystemRandom::new()
+        .fill(&mut run)
+        .map_err(|_| Error::Random)?;
     let mut relay = Relay::new(core_config::relay_params(
         cfg,
         security,
-        now_ns(),
-        challenge_secret,
+        u64::from_be_bytes(run),
     ));
     for (p, ep) in cfg.peers.iter().zip(endpoints) {
         relay.set_endpoint(PeerId::from(p.address), *ep);

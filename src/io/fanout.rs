@@ -1,9 +1,9 @@
-//! The copies of one sealed datagram, one per target peer, in a single
-//! sendmmsg(2) instead of a sendto(2) each: the bytes are the same for
-//! every peer (one seal per packet), only the address differs.
+//! The datagrams of one packet, one per target peer, in a single
+//! sendmmsg(2) instead of a sendto(2) each. Each peer's datagram is sealed
+//! under its own session, so each message points at its own bytes.
 //!
-//! The address list and message headers are reused, so once they have
-//! grown to the number of peers, sending allocates nothing.
+//! The address list, the iovecs and the message headers are reused, so
+//! once they have grown to the number of peers, sending allocates nothing.
 
 use std::io;
 use std::net::SocketAddr;
@@ -11,11 +11,13 @@ use std::os::fd::RawFd;
 
 use socket2::SockAddr;
 
-/// The targets of one datagram, each named by the caller's `P` (a peer
-/// id) so outcomes can be told per peer.
+/// The reused buffers; each datagram's target is named by the caller's
+/// `P` (a peer id) so outcomes can be told per peer.
 pub struct Fanout<P> {
-    peers: Vec<(P, SocketAddr)>,
+    /// Each datagram's peer, address and length.
+    peers: Vec<(P, SocketAddr, usize)>,
     addrs: Vec<SockAddr>,
+    iovs: Vec<libc::iovec>,
     msgs: Vec<libc::mmsghdr>,
 }
 
@@ -24,48 +26,40 @@ impl<P: Copy> Fanout<P> {
         Fanout {
             peers: Vec::with_capacity(peers),
             addrs: Vec::with_capacity(peers),
+            iovs: Vec::with_capacity(peers),
             msgs: Vec::with_capacity(peers),
         }
     }
 
-    /// Forgets the previous datagram's targets.
-    pub fn clear(&mut self) {
-        self.peers.clear();
-        self.addrs.clear();
-    }
-
-    /// Adds peer `peer`, reachable at `to`, to the targets.
-    pub fn push(&mut self, peer: P, to: SocketAddr) {
-        self.peers.push((peer, to));
-        self.addrs.push(SockAddr::from(to));
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.peers.is_empty()
-    }
-
-    /// Sends `bytes` to every target on the non-blocking socket `fd` and
-    /// reports each outcome: `done(peer, address, result)`. A failure for
-    /// one peer (the kernel stops a batch at the first) is reported and the
-    /// rest are still sent.
-    pub fn send(
+    /// Sends each `(peer, address, bytes)` of `datagrams` on the
+    /// non-blocking socket `fd` and reports each outcome:
+    /// `done(peer, address, result)`, the result holding the bytes sent. A failure for one peer (the kernel
+    /// stops a batch at the first) is reported and the rest are still sent.
+    pub fn send<'b>(
         &mut self,
         fd: RawFd,
-        bytes: &[u8],
-        mut done: impl FnMut(P, SocketAddr, io::Result<()>),
+        datagrams: impl Iterator<Item = (P, SocketAddr, &'b [u8])>,
+        mut done: impl FnMut(P, SocketAddr, io::Result<usize>),
     ) {
-        let mut iov = libc::iovec {
-            iov_base: bytes.as_ptr() as *mut libc::c_void,
-            iov_len: bytes.len(),
-        };
+        self.peers.clear();
+        self.addrs.clear();
+        self.iovs.clear();
+        for (peer, to, bytes) in datagrams {
+            self.peers.push((peer, to, bytes.len()));
+            self.addrs.push(SockAddr::from(to));
+            self.iovs.push(libc::iovec {
+                iov_base: bytes.as_ptr() as *mut libc::c_void,
+                iov_len: bytes.len(),
+            });
+        }
         self.msgs.clear();
-        for a in &self.addrs {
+        for (a, iov) in self.addrs.iter().zip(self.iovs.iter_mut()) {
             // SAFETY: all-zero is a valid mmsghdr (no name, no data, no
             // control); the pointers set below stay valid during the calls.
             let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
             m.msg_hdr.msg_name = a.as_ptr() as *mut libc::c_void;
             m.msg_hdr.msg_namelen = a.len();
-            m.msg_hdr.msg_iov = &mut iov;
+            m.msg_hdr.msg_iov = iov;
             m.msg_hdr.msg_iovlen = 1;
             self.msgs.push(m);
         }
@@ -73,8 +67,8 @@ impl<P: Copy> Fanout<P> {
         while start < self.msgs.len() {
             let left = self.msgs.len() - start;
             // SAFETY: msgs[start..] are `left` initialised headers whose
-            // name and iovec point at self.addrs and `bytes`, both alive
-            // and unmoved for the duration of the call.
+            // name and iovec point at self.addrs, self.iovs and the bytes
+            // borrowed for 'b, all alive and unmoved during the call.
             let sent = unsafe {
                 libc::sendmmsg(
                     fd,
@@ -84,8 +78,8 @@ impl<P: Copy> Fanout<P> {
                 )
             };
             if sent > 0 {
-                for &(peer, to) in &self.peers[start..start + sent as usize] {
-                    done(peer, to, Ok(()));
+                for &(peer, to, len) in &self.peers[start..start + sent as usize] {
+                    done(peer, to, Ok(len));
                 }
                 start += sent as usize;
                 continue;
@@ -100,7 +94,7 @@ impl<P: Copy> Fanout<P> {
             }
             // The first message of this batch failed: report it, go on
             // with the next peer.
-            let (peer, to) = self.peers[start];
+            let (peer, to, _) = self.peers[start];
             done(peer, to, Err(e));
             start += 1;
         }
@@ -122,26 +116,27 @@ mod tests {
     }
 
     #[test]
-    fn every_target_gets_the_same_bytes_and_a_failure_spares_the_others() {
+    fn every_target_gets_its_own_bytes_and_a_failure_spares_the_others() {
         let tx = UdpSocket::bind("127.0.0.1:0").expect("bind on loopback");
         let (a, b) = (listener(), listener());
         let mut f = Fanout::with_capacity(3);
-        f.push(0, a.local_addr().expect("addr"));
         // An IPv6 address on an IPv4 socket fails for this peer alone.
-        f.push(1, "[::1]:9".parse().expect("addr"));
-        f.push(2, b.local_addr().expect("addr"));
+        let bad: SocketAddr = "[::1]:9".parse().expect("addr");
+        let batch: [(u8, SocketAddr, &[u8]); 3] = [
+            (0, a.local_addr().expect("addr"), b"to a"),
+            (1, bad, b"to nobody"),
+            (2, b.local_addr().expect("addr"), b"to b"),
+        ];
         let mut outcomes = Vec::new();
-        f.send(tx.as_raw_fd(), b"heartbeat", |peer, _, r| {
+        f.send(tx.as_raw_fd(), batch.into_iter(), |peer, _, r| {
             outcomes.push((peer, r.is_ok()))
         });
         assert_eq!(outcomes, vec![(0, true), (1, false), (2, true)]);
-        for s in [&a, &b] {
+        for (s, want) in [(&a, b"to a"), (&b, b"to b")] {
             let mut buf = [0u8; 64];
             let n = s.recv(&mut buf).expect("the datagram arrives");
-            assert_eq!(&buf[..n], b"heartbeat");
+            assert_eq!(&buf[..n], want, "each peer gets its own bytes");
         }
-        f.clear();
-        assert!(f.is_empty());
     }
 
     #[test]
@@ -149,9 +144,9 @@ mod tests {
         let tx = UdpSocket::bind("127.0.0.1:0").expect("bind on loopback");
         let mut f = Fanout::with_capacity(1);
         let bad: SocketAddr = "[::1]:9".parse().expect("addr");
-        f.push(7, bad);
+        let one: [(u8, SocketAddr, &[u8]); 1] = [(7, bad, b"x")];
         let mut seen = None;
-        f.send(tx.as_raw_fd(), b"x", |peer, to, r| {
+        f.send(tx.as_raw_fd(), one.into_iter(), |peer, to, r| {
             seen = Some((peer, to, r.is_err()))
         });
         assert_eq!(seen, Some((7, bad, true)));

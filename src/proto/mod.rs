@@ -6,6 +6,7 @@
 pub mod crypto;
 pub mod frame;
 pub mod keys;
+pub mod noise;
 pub(crate) mod overlay;
 pub mod packet;
 pub(crate) mod procfs;

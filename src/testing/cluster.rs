@@ -2,7 +2,10 @@
 //! receive without sockets: for the core's unit tests, the fuzz targets
 //! (built afresh for every input, so a crash replays from the input
 //! alone), the allocation test and the core benchmark. One copy, so every
-//! one of them runs the same cluster: start time, key, addresses.
+//! one of them runs the same cluster: start time, keys, addresses.
+//!
+//! Node `n`'s private key is 32 bytes of `n`: fixed, so a test (or a fuzz
+//! input) replays; every node has its own, as in a real cluster.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -10,17 +13,20 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use crate::core::allow::{AllowList, Preset};
 use crate::core::counters::DropReason;
 use crate::core::relay::{
-    Inbound, Link, NodeAddrs, Now, Outbound, PeerId, PeerSpec, Relay, RelayParams, Security, Target,
+    Datagrams, Inbound, Link, NodeAddrs, Now, OVERHEAD, Outbound, PeerId, PeerSpec, Relay,
+    RelayParams, Security, Target,
 };
-use crate::proto::crypto::{ClusterKey, KeySchedule};
+use crate::proto::crypto::StreamKey;
+use crate::proto::keys::{PrivateKey, PublicKey};
 use crate::proto::packet::PROTO_VRRP;
-use crate::proto::wire::{HEADER_LEN, HELLO_LEN, Header, Hello, Kind};
+use crate::proto::wire::{HEADER_LEN, Header, Kind, Prefix};
 use crate::testing::packets as testpkt;
 
-/// When the cluster starts (wall ms); also each node's epoch base.
+/// When the cluster starts (wall ms).
 pub const T0: u64 = 1_800_000_000_000;
-pub const KEY: [u8; 32] = [0x42; 32];
 pub const SKEW: u64 = 10_000;
+/// Room for any datagram the tests send.
+pub const MAX_DATAGRAM: usize = 2048;
 
 /// Node `n`'s overlay IPv4 address, which is also its `PeerId`.
 pub fn overlay(n: u8) -> Ipv4Addr {
@@ -43,9 +49,23 @@ pub fn endpoint(n: u8) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, n)), 7112)
 }
 
-/// Node `n`'s epoch when started at `T0`.
-pub fn epoch_of(n: u8) -> u64 {
-    T0 * 1_000_000 + u64::from(n)
+/// Node `n`'s private key.
+pub fn private_key(n: u8) -> PrivateKey {
+    PrivateKey::from_bytes([n; 32])
+}
+
+pub fn public_key(n: u8) -> PublicKey {
+    private_key(n).public()
+}
+
+/// Node `n`'s own key, as its relay holds it.
+pub fn key(n: u8) -> Security {
+    Security::Authenticated(private_key(n))
+}
+
+/// Node `n`'s run when started at `start_ms`.
+pub fn run_of(n: u8, start_ms: u64) -> u64 {
+    start_ms * 1000 + u64::from(n)
 }
 
 pub fn allow() -> AllowList {
@@ -57,20 +77,15 @@ pub fn allow() -> AllowList {
     ])
 }
 
-/// The cluster's key.
-pub fn key() -> Security {
-    Security::Authenticated(ClusterKey::from_bytes(KEY))
-}
-
 /// Node `me` of a three-node cluster on a tun, started at `T0`.
 pub fn node(me: u8) -> Relay {
-    node_with(me, 3, T0, key())
+    node_with(me, 3, T0, key(me))
 }
 
 /// Node `me` of a three-node cluster with a tap (`Link::Ethernet`) or tun
 /// interface.
 pub fn node_on(me: u8, link: Link) -> Relay {
-    node_link(me, 3, T0, key(), 5_000, link)
+    node_link(me, 3, T0, key(me), 5_000, link)
 }
 
 /// Node `me` of a cluster of nodes 1..=count, started at `start_ms`.
@@ -82,6 +97,18 @@ pub fn node_full(me: u8, count: u8, start_ms: u64, security: Security, rate: u32
     node_link(me, count, start_ms, security, rate, Link::Ip)
 }
 
+/// The other members as node `me` knows them from the cluster file.
+pub fn peer_specs(me: u8, count: u8, with_keys: bool) -> Vec<PeerSpec> {
+    (1..=count)
+        .filter(|n| *n != me)
+        .map(|n| PeerSpec {
+            name: format!("h{n}"),
+            addrs: addrs(n),
+            public_key: with_keys.then(|| public_key(n)),
+        })
+        .collect()
+}
+
 pub fn node_link(
     me: u8,
     count: u8,
@@ -90,26 +117,19 @@ pub fn node_link(
     rate: u32,
     link: Link,
 ) -> Relay {
-    let peers = (1..=count)
-        .filter(|n| *n != me)
-        .map(|n| PeerSpec {
-            name: format!("h{n}"),
-            addrs: addrs(n),
-        })
-        .collect();
+    let with_keys = matches!(security, Security::Authenticated(_));
     let mut r = Relay::new(RelayParams {
         local: addrs(me),
         link,
         prefix_len: 24,
-        peers,
+        peers: peer_specs(me, count, with_keys),
         allow: allow(),
         security,
-        epoch: start_ms * 1_000_000 + u64::from(me),
+        run: run_of(me, start_ms),
         max_clock_skew_ms: SKEW,
         inject_rate_limit: rate,
         keepalive_ms: 1000,
         quorum: false,
-        challenge_secret: [me.wrapping_add(start_ms as u8); 32],
     });
     for n in (1..=count).filter(|n| *n != me) {
         r.set_endpoint(addrs(n).peer_id(), Some(endpoint(n)));
@@ -125,6 +145,11 @@ fn number(r: &Relay, p: PeerId) -> u8 {
         .unwrap_or(0)
 }
 
+/// The node number of relay `r` itself (its overlay address's last byte).
+pub fn me(r: &Relay) -> u8 {
+    r.local_addrs().v4.octets()[3]
+}
+
 pub fn vrrp_from(n: u8) -> Vec<u8> {
     testpkt::v4(
         overlay(n),
@@ -134,17 +159,87 @@ pub fn vrrp_from(n: u8) -> Vec<u8> {
     )
 }
 
-pub fn send(r: &mut Relay, pkt: &[u8], now: u64) -> (Vec<u8>, Target) {
-    let mut out = [0u8; 2048];
+/// What one packet from the interface became: a datagram per node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sent {
+    pub to: Vec<(u8, Vec<u8>)>,
+}
+
+impl Sent {
+    /// The datagram for node `n`; empty if none went to it.
+    pub fn for_node(&self, n: u8) -> &[u8] {
+        self.to
+            .iter()
+            .find(|(m, _)| *m == n)
+            .map_or(&[][..], |(_, d)| d.as_slice())
+    }
+
+    pub fn len(&self) -> usize {
+        self.to.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.to.is_empty()
+    }
+}
+
+/// Bytes that a node receives: a raw datagram, or its own one of a
+/// [`Sent`].
+pub trait Datagram {
+    fn for_node(&self, n: u8) -> &[u8];
+}
+
+impl Datagram for Sent {
+    fn for_node(&self, n: u8) -> &[u8] {
+        Sent::for_node(self, n)
+    }
+}
+
+impl Datagram for Vec<u8> {
+    fn for_node(&self, _: u8) -> &[u8] {
+        self
+    }
+}
+
+impl Datagram for [u8] {
+    fn for_node(&self, _: u8) -> &[u8] {
+        self
+    }
+}
+
+impl<const N: usize> Datagram for [u8; N] {
+    fn for_node(&self, _: u8) -> &[u8] {
+        self
+    }
+}
+
+/// A batch with room for any test cluster.
+pub fn batch() -> Datagrams {
+    Datagrams::new(MAX_DATAGRAM + OVERHEAD, 16)
+}
+
+pub fn send(r: &mut Relay, pkt: &[u8], now: u64) -> (Sent, Target) {
+    let mut out = batch();
     match r.from_tun(pkt, now, &mut out) {
-        Outbound::Send { len, target } => (out[..len].to_vec(), target),
+        Outbound::Send { target } => {
+            let to = out
+                .iter()
+                .map(|(p, _, d)| (number(r, p), d.to_vec()))
+                .collect();
+            (Sent { to }, target)
+        }
         Outbound::Drop(d) => panic!("dropped on send: {d}"),
     }
 }
 
-pub fn recv(r: &mut Relay, dgram: &[u8], from: u8, now: u64) -> Result<Vec<u8>, DropReason> {
-    let mut buf = dgram.to_vec();
-    let mut out = [0u8; 256];
+pub fn recv<D: Datagram + ?Sized>(
+    r: &mut Relay,
+    dgram: &D,
+    from: u8,
+    now: u64,
+) -> Result<Vec<u8>, DropReason> {
+    let mut buf = dgram.for_node(me(r)).to_vec();
+    let mut out = [0u8; MAX_DATAGRAM];
     match r.from_net(&mut buf, endpoint(from), now, &mut out) {
         Inbound::Inject { start, len, .. } => Ok(buf[start..start + len].to_vec()),
         Inbound::Drop(d) => Err(d),
@@ -152,15 +247,15 @@ pub fn recv(r: &mut Relay, dgram: &[u8], from: u8, now: u64) -> Result<Vec<u8>, 
     }
 }
 
-/// Runs the hello handshake among `nodes` (node number, relay) until
-/// nobody has anything left to say; hellos to a node not in `nodes` are
-/// lost. Returns the hellos exchanged as (from, to, bytes).
+/// Runs the handshakes and keepalives among `nodes` (node number, relay)
+/// until nobody has anything left to say; messages to a node not in
+/// `nodes` are lost. Returns the messages exchanged as (from, to, bytes).
 pub fn meet(nodes: &mut [(u8, &mut Relay)], now: u64) -> Vec<(u8, u8, Vec<u8>)> {
     let mut log = Vec::new();
     let mut queue: VecDeque<(u8, u8, Vec<u8>)> = VecDeque::new();
-    for _round in 0..10 {
+    for _round in 0..20 {
         for (n, r) in nodes.iter_mut() {
-            let mut out = [0u8; 256];
+            let mut out = [0u8; MAX_DATAGRAM];
             while let Some((len, p)) = r.poll_hello(now, &mut out) {
                 let to = number(r, p);
                 queue.push_back((*n, to, out[..len].to_vec()));
@@ -175,7 +270,7 @@ pub fn meet(nodes: &mut [(u8, &mut Relay)], now: u64) -> Vec<(u8, u8, Vec<u8>)> 
                 continue;
             };
             let mut buf = d;
-            let mut out = [0u8; 256];
+            let mut out = [0u8; MAX_DATAGRAM];
             if let Inbound::Reply { len, peer } =
                 r.from_net(&mut buf, endpoint(from), now, &mut out)
             {
@@ -194,16 +289,16 @@ pub fn cluster3() -> (Relay, Relay, Relay) {
     (a, b, c)
 }
 
-/// `from`'s (node `n`) due hellos: those to `to` (node `m`) delivered and
-/// answered, the others lost.
+/// `from`'s (node `n`) due handshakes and keepalives: those to `to` (node
+/// `m`) delivered and answered, the others lost.
 pub fn exchange(from: &mut Relay, n: u8, to: &mut Relay, m: u8, now: impl Into<Now> + Copy) {
-    let mut q = [0u8; 256];
+    let mut q = [0u8; MAX_DATAGRAM];
     while let Some((len, p)) = from.poll_hello(now, &mut q) {
         if number(from, p) != m {
             continue;
         }
         let mut d = q[..len].to_vec();
-        let mut r = [0u8; 256];
+        let mut r = [0u8; MAX_DATAGRAM];
         if let Inbound::Reply { len, .. } = to.from_net(&mut d, endpoint(n), now, &mut r) {
             let mut back = r[..len].to_vec();
             let _ = from.from_net(&mut back, endpoint(m), now, &mut q);
@@ -215,52 +310,43 @@ pub fn peer_index(r: &Relay, name: &str) -> PeerId {
     r.peer_by_name(name).expect("peer")
 }
 
-/// A datagram with header `h` and `payload` sealed under `keys`: what
-/// any key holder can send.
-pub fn seal(keys: &KeySchedule, h: Header, payload: &[u8]) -> Vec<u8> {
+/// A transport header of `kind` claiming to come from node `n`.
+pub fn header(kind: Kind, n: u8, receiver: u32, counter: u64) -> Header {
+    Header {
+        prefix: Prefix {
+            kind,
+            flags: 0,
+            sender: u32::from(overlay(n)),
+        },
+        receiver,
+        counter,
+    }
+}
+
+/// The session index and counter in a transport datagram.
+pub fn index_and_counter(d: &[u8]) -> (u32, u64) {
+    let p = Prefix::parse(d).expect("a transport datagram");
+    let h = Header::parse(p, d);
+    (h.receiver, h.counter)
+}
+
+/// A datagram with header `h` and `payload` sealed under a key nobody in
+/// the cluster holds: what anyone, member or not, can make of another
+/// member's session without its keys.
+pub fn forge(h: Header, payload: &[u8]) -> Vec<u8> {
     let mut d = vec![0u8; HEADER_LEN];
     h.encode(&mut d);
     let mut body = payload.to_vec();
-    let tag = keys
-        .stream_key(h.sender, h.epoch)
-        .seal(h.counter, &d, &mut body);
+    let tag = StreamKey::new(&[0x5a; 32]).seal(h.counter, &d, &mut body);
     d.extend_from_slice(&body);
     d.extend_from_slice(&tag);
     d
 }
 
-/// The plaintext of datagram `d` if it opens under `keys`.
-pub fn open(keys: &KeySchedule, d: &[u8]) -> Option<Vec<u8>> {
-    let h = Header::parse(d).ok()?;
-    let mut body = d.get(HEADER_LEN..)?.to_vec();
-    let len = keys
-        .stream_key(h.sender, h.epoch)
-        .open(h.counter, &d[..HEADER_LEN], &mut body)
-        .ok()?;
-    body.truncate(len);
-    Some(body)
-}
-
-/// A header of `kind` from `sender` (its overlay address) in `epoch`.
-pub fn header(kind: Kind, sender: Ipv4Addr, epoch: u64, counter: u64, now: u64) -> Header {
-    Header {
-        kind,
-        flags: 0,
-        sender: u32::from(sender),
-        epoch,
-        counter,
-        timestamp_ms: now,
-    }
-}
-
-/// Seals `payload` as node `n` in `epoch`, with the cluster key.
-pub fn forge(kind: Kind, n: u8, epoch: u64, counter: u64, payload: &[u8], now: u64) -> Vec<u8> {
-    let h = header(kind, overlay(n), epoch, counter, now);
-    seal(&KeySchedule::new(&ClusterKey::from_bytes(KEY)), h, payload)
-}
-
-pub fn hello_bytes(h: Hello) -> [u8; HELLO_LEN] {
-    let mut b = [0u8; HELLO_LEN];
-    h.encode(&mut b);
-    b
+/// `d` with its sender id replaced by node `n`'s: a member relabelling its
+/// own datagram as another's.
+pub fn relabel(d: &[u8], n: u8) -> Vec<u8> {
+    let mut d = d.to_vec();
+    d[4..8].copy_from_slice(&u32::from(overlay(n)).to_be_bytes());
+    d
 }
