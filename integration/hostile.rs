@@ -721,10 +721,7 @@ fn nothing_forged_replayed_or_disallowed_reaches_the_host() {
         max_clock_skew: Some(600.0),
         ..RelayOptions::default()
     });
-    let key = std::fs::read_to_string(lab.path("key"))
-        .ok()
-        .and_then(|t| ClusterKey::parse(&t).ok())
-        .expect("the lab's key");
+    let key = mcast_relay::io::keyfile::load(&lab.path("key")).expect("the lab's key");
     let keys = KeySchedule::new(&key);
 
     let vrrp = Vrrp::v3(0.1);

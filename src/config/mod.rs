@@ -370,10 +370,7 @@ mod tests {
     /// Every relay configuration shipped in examples/ must stay valid, on
     /// every member it lists: each is read as each of its members would
     /// (by its public key, or in insecure mode by its name as hostname).
-    // The examples move to the [[member]] layout on the branch that owns
-    // them (issue 15); un-ignore when both are merged.
     #[test]
-    #[ignore = "examples/ are moved to the [[member]] layout on another branch"]
     fn every_example_parses() {
         fn tomls(dir: &Path, out: &mut Vec<PathBuf>) {
             let entries = std::fs::read_dir(dir).expect("examples/ is readable");
