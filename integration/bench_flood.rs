@@ -6,8 +6,9 @@
 //!
 //! `sudo cargo bench --bench lab -- flood` (FLOOD_SECS=N, default 30;
 //! FLOOD_RATE=N per target, default 100000; FLOOD_KIND=forged for
-//! well-formed headers naming a real peer with a new epoch each, which
-//! costs the relay a key derivation and an authentication attempt each).
+//! handshake initiations claiming a real member, with the MAC right for
+//! the target: a MAC and a rate-limit check each, and a Diffie-Hellman
+//! for the few the limit lets through).
 
 use crate::lab;
 
@@ -21,7 +22,7 @@ pub fn main() {
     let (junk, what) = match std::env::var("FLOOD_KIND").as_deref() {
         Ok("forged") => (
             lab::flood::Junk::ForgedHeaders,
-            "forged headers naming h3, a new epoch each",
+            "handshake initiations claiming h3, MAC right for each target",
         ),
         _ => (lab::flood::Junk::Random, "random bytes (1-512)"),
     };

@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 use std::collections::HashMap;
 
 use mcast_relay::core::DropReason;
+use mcast_relay::proto::crypto::MacKey;
+use mcast_relay::proto::keys::{PrivateKey, PublicKey};
+use mcast_relay::proto::wire::{INITIATION_LEN, MAC_LEN};
 
 use super::keepalived::Vrrp;
 use super::vip::{self, Added, Watch};
@@ -43,15 +46,16 @@ pub struct Flood {
 pub enum Junk {
     /// Random bytes, 1 to 512 long.
     Random,
-    /// A well-formed data header naming a real peer (h3), a fresh
-    /// timestamp and a new epoch each time, then random bytes: the most a
-    /// stranger can make the relay work, a key derivation and an
-    /// authentication attempt per datagram.
+    /// Handshake initiations claiming to come from a real member (h3),
+    /// each with the right MAC for its target (public keys are no secret)
+    /// and random Noise bytes: the most a stranger can make the relay
+    /// work, a MAC and a rate-limit check per datagram, and a
+    /// Diffie-Hellman for the ten a second the limit lets through.
     ForgedHeaders,
 }
 
 /// xorshift64*: random bytes cheap enough not to limit the send rate.
-fn junk_pool(seed: u64, count: usize, junk: Junk) -> Vec<Vec<u8>> {
+fn junk_pool(seed: u64, count: usize, junk: Junk, target: Option<&PublicKey>) -> Vec<Vec<u8>> {
     let mut x = seed | 1;
     let mut next = move || {
         x ^= x >> 12;
@@ -59,22 +63,20 @@ fn junk_pool(seed: u64, count: usize, junk: Junk) -> Vec<Vec<u8>> {
         x ^= x >> 27;
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     };
-    let now_ns = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
+    let mac = target.map(MacKey::for_receiver);
     (0..count)
         .map(|_| {
             let len = 1 + (next() as usize) % 512;
-            let mut d: Vec<u8> = (0..len.max(80)).map(|_| next() as u8).collect();
-            if junk == Junk::ForgedHeaders {
-                d[..4].copy_from_slice(&[1, 1, 0, 0]);
-                d[4..8].copy_from_slice(&[10, 250, 0, 3]);
-                // Newer than h3's run (it started before the flood), not
-                // in the future: each one a candidate new run.
-                let epoch = now_ns - next() % 1_000_000_000;
-                d[8..16].copy_from_slice(&epoch.to_be_bytes());
-            } else {
-                d.truncate(len);
+            let mut d: Vec<u8> = (0..len.max(INITIATION_LEN)).map(|_| next() as u8).collect();
+            match (&mac, junk) {
+                (Some(mac), Junk::ForgedHeaders) => {
+                    d.truncate(INITIATION_LEN);
+                    d[..8].copy_from_slice(&[2, 2, 0, 0, 10, 250, 0, 3]);
+                    let at = INITIATION_LEN - MAC_LEN;
+                    let m = mac.sign(&d[..at]);
+                    d[at..].copy_from_slice(&m);
+                }
+                _ => d.truncate(len),
             }
             d
         })
@@ -97,9 +99,15 @@ impl Lab {
                     s.connect(target).expect("connect the flood socket");
                     s
                 });
-                let pool = junk_pool(seed.wrapping_add(i as u64), 4096, junk);
+                // The target's public key, for the handshakes' MAC.
+                let h = usize::from(target.ip().octets()[3]);
+                let key = std::fs::read_to_string(self.key_path(h))
+                    .ok()
+                    .and_then(|t| PrivateKey::parse(&t).ok())
+                    .map(|k| k.public());
+                let pool = junk_pool(seed.wrapping_add(i as u64), 4096, junk, key.as_ref());
                 let stop = stop.clone();
-                std::thread::spawn(move || send_loop(&sock, target, pool, junk, rate, &stop))
+                std::thread::spawn(move || send_loop(&sock, target, pool, rate, &stop))
             })
             .collect();
         Flood { stop, threads }
@@ -143,7 +151,6 @@ fn send_loop(
     sock: &UdpSocket,
     target: SocketAddrV4,
     mut pool: Vec<Vec<u8>>,
-    junk: Junk,
     rate: u64,
     stop: &AtomicBool,
 ) -> Sent {
@@ -151,12 +158,6 @@ fn send_loop(
     let mut sent = 0u64;
     let mut refused = 0u64;
     let mut i = 0usize;
-    let now_ms = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
-    };
-    let mut stamp = now_ms().to_be_bytes();
     while !stop.load(Ordering::Relaxed) {
         // Keep to the schedule: send what is due, then wait a moment.
         let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
@@ -164,16 +165,9 @@ fn send_loop(
             std::thread::sleep(Duration::from_micros(200));
             continue;
         }
-        if junk == Junk::ForgedHeaders {
-            // A fresh timestamp, so the clock check lets them through.
-            stamp = now_ms().to_be_bytes();
-        }
         for _ in 0..(due - sent - refused).min(256) {
             let n = pool.len();
             let d = &mut pool[i % n];
-            if junk == Junk::ForgedHeaders {
-                d[24..32].copy_from_slice(&stamp);
-            }
             match sock.send(d) {
                 Ok(_) => sent += 1,
                 Err(_) => refused += 1,

@@ -65,6 +65,14 @@ pub struct CounterStatus {
     pub sealed: u64,
     pub sent: u64,
     pub injected: u64,
+    /// Handshake initiations sent, and those of peers answered.
+    #[serde(default)]
+    pub handshakes_sent: u64,
+    #[serde(default)]
+    pub handshakes_answered: u64,
+    /// Wall-clock leaps that ended every session (restored snapshots).
+    #[serde(default)]
+    pub clock_jumps: u64,
     pub drops: BTreeMap<String, u64>,
 }
 
@@ -187,6 +195,9 @@ pub(crate) fn snapshot(relay: &Relay, cx: &Context) -> Status {
             sealed: c.sealed,
             sent: c.sent,
             injected: c.injected,
+            handshakes_sent: c.handshakes_sent,
+            handshakes_answered: c.handshakes_answered,
+            clock_jumps: c.clock_jumps,
             drops: DropReason::ALL
                 .iter()
                 .filter(|r| c.drops.get(**r) > 0)
@@ -321,6 +332,9 @@ mod tests {
                 sealed: 1,
                 sent: 2,
                 injected: 7,
+                handshakes_sent: 0,
+                handshakes_answered: 0,
+                clock_jumps: 0,
                 drops: [("replay".to_string(), 3)].into(),
             },
             quorum: None,
