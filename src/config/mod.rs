@@ -193,28 +193,38 @@ impl Config {
     /// key (`key_override`, else `node.key_file`, else the default) unless
     /// insecure, and finds the member this host is.
     pub fn load(path: &Path, key_override: Option<&Path>) -> Result<Config, LoadError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.to_path_buf(),
-            line: 0,
-            column: 0,
-            key: String::new(),
-            message: format!("cannot read the configuration file: {e}"),
-        })?;
+        let text = read_text(path)?;
         let hostname = hostname();
         let facts = HostFacts {
             hostname: &hostname,
             is_local: &hostio::is_local_address,
         };
-        Config::build(path, &text, key_override, &facts, |p| {
-            keyfile::load(p)
-                .map(Credential::Private)
-                .map_err(LoadError::Key)
-        })
+        Config::build(path, &text, key_override, &facts, load_key)
     }
 
-    /// The same file and key file read again, for a reload.
+    /// The same file read again, for a reload, with the running key: by now
+    /// the relay runs unprivileged and may not read its key file, and this
+    /// host's key only changes with a restart anyway (a changed
+    /// `node.key_file` still shows in the new configuration, which the
+    /// reload then refuses).
     pub fn reload(&self) -> Result<Config, LoadError> {
-        Config::load(&self.path, self.key_override.as_deref())
+        let text = read_text(&self.path)?;
+        let hostname = hostname();
+        let facts = HostFacts {
+            hostname: &hostname,
+            is_local: &hostio::is_local_address,
+        };
+        let running = self.node.key.clone();
+        Config::build(
+            &self.path,
+            &text,
+            self.key_override.as_deref(),
+            &facts,
+            |p| match running {
+                Some(k) => Ok(Credential::Private(k)),
+                None => load_key(p),
+            },
+        )
     }
 
     /// Validates `text` as if read from `path` (used in errors), with `key`
@@ -255,6 +265,22 @@ impl Config {
         })?;
         validate::validate(&ctx, raw, key_override, facts, load_key)
     }
+}
+
+fn read_text(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        key: String::new(),
+        message: format!("cannot read the configuration file: {e}"),
+    })
+}
+
+fn load_key(path: &Path) -> Result<Credential, LoadError> {
+    keyfile::load(path)
+        .map(Credential::Private)
+        .map_err(LoadError::Key)
 }
 
 fn hostname() -> String {
@@ -361,6 +387,12 @@ mod tests {
         assert_eq!(c.node.key_file.as_deref(), Some(k2.as_path()));
         assert_eq!(c.key_override.as_deref(), Some(k2.as_path()));
         assert_eq!(c.reload().expect("again").node.name, "h2");
+        // A reload does not read the key file again: the relay runs
+        // unprivileged by then and may not.
+        std::fs::remove_file(&k2).expect("rm");
+        let again = c.reload().expect("reloads with the running key");
+        assert_eq!(again.node.name, "h2");
+        assert_eq!(again.node.public_key, Some(key(2).public()));
         let e = Config::load(&file, Some(&dir.join("missing.key"))).expect_err("no key");
         assert!(matches!(e, LoadError::Key(_)), "{e:?}");
         assert!(e.to_string().contains("keygen"), "{e}");
