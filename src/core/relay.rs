@@ -265,24 +265,6 @@ impl Relay {
         self.recheck = true;
     }
 
-    /// Takes a new private key for this node (its key file was replaced,
-    /// its `public_key` in the cluster file changed): every peer gets a
-    /// handshake with it at once, the current sessions carry on until
-    /// those complete. `false` in insecure mode, which has no key.
-    pub fn set_key(&mut self, key: PrivateKey) -> bool {
-        if !self.handshake.authenticated() {
-            return false;
-        }
-        if self.handshake.public() == Some(key.public()) {
-            return true;
-        }
-        self.handshake.set_key(key);
-        for p in self.peers.iter_mut() {
-            p.hs.restart_now();
-        }
-        true
-    }
-
     /// The virtual routers seen in the adverts relayed, both ways.
     pub fn routers(&self) -> &[Router] {
         self.watch.routers()
