@@ -13,14 +13,15 @@ use crate::core::allow::PRESETS;
 /// service manager can tell what to fix (listed in `--help` and the README).
 pub mod exit {
     /// The relay failed while running or setting up, `check` found an
-    /// error, `status` could not read the relay, or the key could not be
-    /// generated.
+    /// error, `status` could not read the relay, or the random number
+    /// generator failed.
     pub const FAILURE: u8 = 1;
     /// The command line is wrong (clap's own status).
     pub const USAGE: u8 = 2;
     /// The configuration file (or its `node.user`) is wrong.
     pub const CONFIG: u8 = 3;
-    /// The cluster key file is missing, unreadable, too open or invalid.
+    /// This host's key file is missing, unreadable, too open or invalid,
+    /// or `keygen` would overwrite one.
     pub const KEY: u8 = 4;
     /// A privilege is missing: root or CAP_NET_ADMIN for the interface, a
     /// port below 1024, the status socket's group, or dropping privileges.
@@ -43,15 +44,24 @@ pub struct Cli {
 pub enum Command {
     /// Run the relay in the foreground (systemd runs it this way).
     Run {
-        /// Configuration file.
-        #[arg(short, long, default_value = config::DEFAULT_PATH)]
+        /// Configuration file: the cluster file, the same on every host.
+        #[arg(short, long, value_name = "FILE", default_value = config::DEFAULT_PATH)]
         config: PathBuf,
+        /// This host's private key, instead of node.key_file (default
+        /// /etc/mcast-relay/node.key); its public key says which
+        /// [[member]] this host is.
+        #[arg(short, long = "key", value_name = "KEYFILE")]
+        key: Option<PathBuf>,
     },
     /// Validate the configuration and the host; exit 1 with reasons.
     Check {
-        /// Configuration file.
-        #[arg(short, long, default_value = config::DEFAULT_PATH)]
+        /// Configuration file: the cluster file, the same on every host.
+        #[arg(short, long, value_name = "FILE", default_value = config::DEFAULT_PATH)]
         config: PathBuf,
+        /// This host's private key, instead of node.key_file; its public
+        /// key says which [[member]] this host is.
+        #[arg(short, long = "key", value_name = "KEYFILE")]
+        key: Option<PathBuf>,
         #[arg(long = "tool-config", value_name = "FILE", help = tool_config_help())]
         tool_configs: Vec<PathBuf>,
     },
@@ -65,14 +75,23 @@ pub enum Command {
         #[arg(short, long, default_value = config::DEFAULT_STATUS_SOCKET)]
         socket: PathBuf,
     },
-    /// Write a new random cluster key (mode 0600), or print it.
+    /// Write this host's new private key (mode 0600) and print its public
+    /// key as the `public_key = "..."` line of this host's [[member]].
     Keygen {
-        /// File to write; without it the key is printed to standard output.
-        #[arg(short, long)]
-        output: Option<PathBuf>,
-        /// Overwrite an existing key file.
+        /// Where to write the private key; it never leaves this host.
+        #[arg(short, long, value_name = "FILE", default_value = config::DEFAULT_KEY_FILE)]
+        output: PathBuf,
+        /// Overwrite an existing key file (this host's public key changes:
+        /// update its [[member]] in the cluster file on every host).
         #[arg(long)]
         force: bool,
+    },
+    /// Print the public key of a private key file, as the `public_key =
+    /// "..."` line of this host's [[member]].
+    Pubkey {
+        /// The private key file.
+        #[arg(short, long = "key", value_name = "FILE", default_value = config::DEFAULT_KEY_FILE)]
+        key: PathBuf,
     },
 }
 

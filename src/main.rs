@@ -23,13 +23,16 @@ fn init_logging() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config } => {
+        Command::Run { config, key } => {
             init_logging();
-            let cfg = match config::Config::load(&config) {
+            let cfg = match config::Config::load(&config, key.as_deref()) {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!("{e}");
-                    return ExitCode::from(exit::CONFIG);
+                    return ExitCode::from(match e {
+                        config::LoadError::Config(_) => exit::CONFIG,
+                        config::LoadError::Key(_) => exit::KEY,
+                    });
                 }
             };
             match daemon::run(cfg) {
@@ -47,9 +50,10 @@ fn main() -> ExitCode {
         }
         Command::Check {
             config,
+            key,
             tool_configs,
         } => {
-            let findings = check::check(&config, tun::is_root(), &tool_configs);
+            let findings = check::check(&config, key.as_deref(), tun::is_root(), &tool_configs);
             for f in &findings {
                 println!("{f}");
             }
@@ -60,33 +64,33 @@ fn main() -> ExitCode {
             }
         }
         Command::Status { json, socket } => status(&socket, json),
-        Command::Keygen { output, force } => {
-            let key = match mcast_relay::proto::keys::PrivateKey::generate() {
-                Ok(k) => k,
-                Err(_) => {
-                    eprintln!("error: the system random number generator failed");
-                    return ExitCode::from(exit::FAILURE);
-                }
-            };
-            match output {
-                None => {
-                    print!("{}", key.to_file_text().as_str());
-                    ExitCode::SUCCESS
-                }
-                Some(path) => match keyfile::write(&path, &key, force) {
-                    Ok(()) => {
-                        eprintln!("wrote a new node key to {} (mode 0600)", path.display());
-                        println!("public_key = \"{}\"", key.public());
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        ExitCode::from(exit::KEY)
-                    }
-                },
+        Command::Keygen { output, force } => match keyfile::generate(&output, force) {
+            Ok(public) => {
+                println!("{}", keyfile::public_key_line(&public));
+                eprintln!(
+                    "wrote this host's new private key to {} (mode 0600; it never leaves this host); put the line above in this host's [[member]] of the cluster file, the same file on every host",
+                    output.display()
+                );
+                ExitCode::SUCCESS
             }
-        }
+            Err(e) => key_error(&e),
+        },
+        Command::Pubkey { key } => match keyfile::public_key(&key) {
+            Ok(public) => {
+                println!("{}", keyfile::public_key_line(&public));
+                ExitCode::SUCCESS
+            }
+            Err(e) => key_error(&e),
+        },
     }
+}
+
+fn key_error(e: &keyfile::KeyFileError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(match e {
+        keyfile::KeyFileError::NoRandomness => exit::FAILURE,
+        _ => exit::KEY,
+    })
 }
 
 /// `mcast-relay status`: reads the relay's snapshot from its socket.

@@ -13,15 +13,21 @@ use std::path::{Path, PathBuf};
 use crate::check::host::{self as hostcheck, Resolution};
 use crate::check::toolconf::Tool;
 use crate::config::{Config, Endpoint};
-use crate::io::{host as hostio, keyfile, net, tun};
+use crate::io::{host as hostio, net, tun};
 use crate::underlay;
 
-/// Checks the configuration at `path`, what the host needs to run it, and
-/// the failover tools' configurations: `tool_configs`, or those found at
-/// their usual paths.
-pub fn check(path: &Path, is_root: bool, tool_configs: &[PathBuf]) -> Vec<Finding> {
+/// Checks the configuration at `path` with this host's key (`key_override`,
+/// else `node.key_file`), what the host needs to run it, and the failover
+/// tools' configurations: `tool_configs`, or those found at their usual
+/// paths.
+pub fn check(
+    path: &Path,
+    key_override: Option<&Path>,
+    is_root: bool,
+    tool_configs: &[PathBuf],
+) -> Vec<Finding> {
     let mut out = Vec::new();
-    let cfg = match Config::load(path) {
+    let cfg = match Config::load(path, key_override) {
         Ok(c) => c,
         Err(e) => {
             out.push(Finding::Error(e.to_string()));
@@ -48,16 +54,7 @@ pub fn check(path: &Path, is_root: bool, tool_configs: &[PathBuf]) -> Vec<Findin
         names.join(", "),
         cfg.allow
     )));
-    match (&cfg.node.key_file, cfg.node.insecure) {
-        (_, true) => out.push(Finding::Warning(
-            "insecure = true: no authentication or encryption; anyone who can reach the relay port can inject heartbeats. Labs only: create a key with `mcast-relay keygen -o /etc/mcast-relay/key` and set key_file".into(),
-        )),
-        (Some(k), false) => match keyfile::load(k) {
-            Ok(_) => out.push(Finding::Ok(format!("key file {} is readable and private", k.display()))),
-            Err(e) => out.push(Finding::Error(e.to_string())),
-        },
-        (None, false) => out.push(Finding::Error("no key_file configured".into())),
-    }
+    out.extend(identity(&cfg));
     match crate::io::privilege::lookup(&cfg.node.user) {
         Ok(u) if u.uid.is_root() => out.push(Finding::Warning(
             "node.user = \"root\": the relay keeps full privileges after set-up; use an unprivileged account such as \"nobody\"".into(),
@@ -77,6 +74,47 @@ pub fn check(path: &Path, is_root: bool, tool_configs: &[PathBuf]) -> Vec<Findin
     host(&cfg, &mut out);
     tools(&cfg, tool_configs, &mut out);
     out
+}
+
+/// Which member this host is and what it was found by; in insecure mode
+/// the warning, and the members still without a key.
+fn identity(cfg: &Config) -> Vec<Finding> {
+    let me = format!(
+        "this host is member `{}` ({})",
+        cfg.node.name, cfg.interface.address
+    );
+    match (&cfg.node.public_key, &cfg.node.key_file) {
+        (Some(k), Some(file)) if !cfg.node.insecure => vec![Finding::Ok(format!(
+            "{me}, found by its key {} (readable and private): public_key = \"{k}\"",
+            file.display()
+        ))],
+        _ => {
+            let own = (cfg.node.name.as_str(), cfg.node.public_key);
+            let keyless: Vec<&str> = std::iter::once(own)
+                .chain(cfg.peers.iter().map(|p| (p.name.as_str(), p.public_key)))
+                .filter(|(_, k)| k.is_none())
+                .map(|(name, _)| name)
+                .collect();
+            let mut out = vec![
+                Finding::Ok(me),
+                Finding::Warning(format!(
+                    "insecure = true: no authentication or encryption; anyone who can reach the relay port can inject heartbeats. Labs only: run `mcast-relay keygen` on each host, put each printed public_key in its [[member]] and remove `insecure`{}",
+                    if cfg.key_override.is_some() {
+                        " (the -k key file is not read in insecure mode)"
+                    } else {
+                        ""
+                    }
+                )),
+            ];
+            if !keyless.is_empty() {
+                out.push(Finding::Warning(format!(
+                    "members without public_key (each needs one once insecure is off): {}",
+                    keyless.join(", ")
+                )));
+            }
+            out
+        }
+    }
 }
 
 /// Whether the tun driver is there and this user may open it.
@@ -180,6 +218,8 @@ fn tools(cfg: &Config, given: &[PathBuf], out: &mut Vec<Finding>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::keyfile;
+    use crate::proto::keys::PrivateKey;
     use std::os::unix::fs::PermissionsExt;
 
     fn dir(name: &str) -> std::path::PathBuf {
@@ -190,9 +230,12 @@ mod tests {
         d
     }
 
+    /// Members `a` (holding `key`) and `b`; `key_file` names `key`.
     fn config(key: &Path) -> String {
+        let public = keyfile::public_key(key).expect("test key");
+        let other = PrivateKey::from_bytes([9; 32]).public();
         format!(
-            "[node]\nname = \"a\"\nkey_file = \"{}\"\n[interface]\naddress = \"10.250.0.1/24\"\n[allow]\npresets = [\"vrrp\"]\n[[peer]]\nname = \"b\"\nendpoint = \"192.0.2.2\"\naddress = \"10.250.0.2\"\n",
+            "[node]\nkey_file = \"{}\"\n[interface]\nsubnet = \"10.250.0.0/24\"\n[allow]\npresets = [\"vrrp\"]\n[[member]]\nname = \"a\"\nendpoint = \"192.0.2.1\"\naddress = \"10.250.0.1\"\npublic_key = \"{public}\"\n[[member]]\nname = \"b\"\nendpoint = \"192.0.2.2\"\naddress = \"10.250.0.2\"\npublic_key = \"{other}\"\n",
             key.display()
         )
     }
@@ -201,15 +244,10 @@ mod tests {
     fn good_setup_passes() {
         let d = dir("good");
         let key = d.join("key");
-        keyfile::write(
-            &key,
-            &crate::proto::keys::PrivateKey::generate().expect("rng"),
-            false,
-        )
-        .expect("key");
+        keyfile::write(&key, &PrivateKey::generate().expect("rng"), false).expect("key");
         let cfg = d.join("relay.toml");
         std::fs::write(&cfg, config(&key)).expect("write");
-        let f = check(&cfg, true, &[]);
+        let f = check(&cfg, None, true, &[]);
         assert!(!f.iter().any(Finding::is_error), "{f:?}");
         assert!(
             f[0].to_string()
@@ -217,7 +255,13 @@ mod tests {
             "{}",
             f[0]
         );
-        let f = check(&cfg, false, &[]);
+        let public = keyfile::public_key(&key).expect("key");
+        assert!(
+            f.iter().any(|x| matches!(x, Finding::Ok(m)
+                if m.contains("this host is member `a`") && m.contains(&public.to_string()))),
+            "{f:?}"
+        );
+        let f = check(&cfg, None, false, &[]);
         assert!(
             f.iter()
                 .any(|x| matches!(x, Finding::Warning(m) if m.contains("CAP_NET_ADMIN")))
@@ -229,35 +273,91 @@ mod tests {
     fn open_key_and_bad_config_fail() {
         let d = dir("bad");
         let key = d.join("key");
-        keyfile::write(
-            &key,
-            &crate::proto::keys::PrivateKey::generate().expect("rng"),
-            false,
-        )
-        .expect("key");
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        keyfile::write(&key, &PrivateKey::generate().expect("rng"), false).expect("key");
         let cfg = d.join("relay.toml");
-        std::fs::write(&cfg, config(&key)).expect("write");
-        let f = check(&cfg, true, &[]);
+        let text = config(&key);
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        std::fs::write(&cfg, &text).expect("write");
+        let f = check(&cfg, None, true, &[]);
         assert!(
             f.iter()
                 .any(|x| matches!(x, Finding::Error(m) if m.contains("chmod 600"))),
             "{f:?}"
         );
-        std::fs::write(&cfg, config(&key).replace("presets", "preset")).expect("write");
-        let f = check(&cfg, true, &[]);
+        std::fs::write(&cfg, text.replace("presets", "preset")).expect("write");
+        let f = check(&cfg, None, true, &[]);
         assert_eq!(f.len(), 1);
         assert!(
-            f[0].is_error() && f[0].to_string().contains("relay.toml:7:1: allow.preset"),
+            f[0].is_error() && f[0].to_string().contains("relay.toml:6:1: allow.preset"),
             "{}",
             f[0]
         );
-        let f = check(&d.join("missing.toml"), true, &[]);
+        let f = check(&d.join("missing.toml"), None, true, &[]);
         assert!(
             f[0].is_error() && f[0].to_string().contains("cannot read"),
             "{}",
             f[0]
         );
+        std::fs::remove_dir_all(&d).expect("cleanup");
+    }
+
+    /// `-k` picks the member; a key that matches none, and a file in the
+    /// old layout, are one clear error each.
+    #[test]
+    fn key_override_unknown_key_and_old_layout() {
+        let d = dir("keys");
+        let (key_a, key_b, stranger) = (d.join("a.key"), d.join("b.key"), d.join("x.key"));
+        keyfile::write(&key_a, &PrivateKey::generate().expect("rng"), false).expect("key");
+        keyfile::write(&key_b, &PrivateKey::from_bytes([9; 32]), false).expect("key");
+        keyfile::write(&stranger, &PrivateKey::generate().expect("rng"), false).expect("key");
+        let cfg = d.join("relay.toml");
+        std::fs::write(&cfg, config(&key_a)).expect("write");
+        let f = check(&cfg, Some(&key_b), true, &[]);
+        assert!(!f.iter().any(Finding::is_error), "{f:?}");
+        assert!(f[0].to_string().contains("node b,"), "{}", f[0]);
+        let f = check(&cfg, Some(&stranger), true, &[]);
+        assert_eq!(f.len(), 1, "{f:?}");
+        let shown = f[0].to_string();
+        let public = keyfile::public_key(&stranger).expect("key").to_string();
+        assert!(f[0].is_error() && shown.contains(&public), "{shown}");
+        assert!(
+            shown.contains("x.key") && shown.contains("[[member]]"),
+            "{shown}"
+        );
+        let old = "[node]\nname = \"a\"\nkey_file = \"/k\"\n[interface]\naddress = \"10.250.0.1/24\"\n[allow]\npresets = [\"vrrp\"]\n[[peer]]\nname = \"b\"\nendpoint = \"192.0.2.2\"\naddress = \"10.250.0.2\"\n";
+        std::fs::write(&cfg, old).expect("write");
+        let f = check(&cfg, None, true, &[]);
+        assert_eq!(f.len(), 1, "{f:?}");
+        let shown = f[0].to_string();
+        assert!(
+            f[0].is_error()
+                && shown.contains("[[member]]")
+                && shown.contains("keygen")
+                && shown.contains("subnet"),
+            "{shown}"
+        );
+        std::fs::remove_dir_all(&d).expect("cleanup");
+    }
+
+    #[test]
+    fn insecure_names_the_member_and_the_keyless() {
+        let d = dir("insecure");
+        let cfg = d.join("relay.toml");
+        let text = "[node]\ninsecure = true\nname = \"b\"\n[interface]\nsubnet = \"10.250.0.0/24\"\n[allow]\npresets = [\"vrrp\"]\n[[member]]\nname = \"a\"\nendpoint = \"192.0.2.1\"\naddress = \"10.250.0.1\"\n[[member]]\nname = \"b\"\nendpoint = \"192.0.2.2\"\naddress = \"10.250.0.2\"\n";
+        std::fs::write(&cfg, text).expect("write");
+        let f = check(&cfg, None, true, &[]);
+        assert!(!f.iter().any(Finding::is_error), "{f:?}");
+        assert!(
+            f.iter()
+                .any(|x| matches!(x, Finding::Ok(m) if m.contains("this host is member `b`"))),
+            "{f:?}"
+        );
+        assert!(
+            f.iter()
+                .any(|x| matches!(x, Finding::Warning(m) if m.contains("insecure = true"))),
+            "{f:?}"
+        );
+        assert!(f.iter().any(|x| matches!(x, Finding::Warning(m) if m.contains("without public_key") && m.ends_with(": b, a"))), "{f:?}");
         std::fs::remove_dir_all(&d).expect("cleanup");
     }
 

@@ -1,5 +1,6 @@
-//! `ConfigError`, and the `Ctx` that turns a byte span of the file into the
-//! line, column and dotted key the error names.
+//! `ConfigError`, `LoadError` (a configuration error or this host's key
+//! file), and the `Ctx` that turns a byte span of the file into the line,
+//! column and dotted key the error names.
 //!
 //! Every check of the file reports through `Ctx`, so all errors point at
 //! the value in the same way; serde's own errors carry a span but no key,
@@ -8,6 +9,8 @@
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+
+use crate::io::keyfile::KeyFileError;
 
 /// A configuration problem, located in its file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +38,38 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// Why [`crate::config::Config::load`] failed: the file, or this host's
+/// key file (kept apart because the two have their own exit status).
+#[derive(Debug)]
+pub enum LoadError {
+    Config(ConfigError),
+    Key(KeyFileError),
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Config(e) => write!(f, "{e}"),
+            LoadError::Key(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LoadError::Config(e) => Some(e),
+            LoadError::Key(e) => Some(e),
+        }
+    }
+}
+
+impl From<ConfigError> for LoadError {
+    fn from(e: ConfigError) -> Self {
+        LoadError::Config(e)
+    }
+}
 
 pub(super) struct Ctx<'a> {
     pub(super) path: &'a Path,

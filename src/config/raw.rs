@@ -17,7 +17,7 @@ pub(super) struct RawConfig {
     pub(super) interface: Spanned<RawInterface>,
     pub(super) allow: Option<Spanned<RawAllow>>,
     #[serde(default)]
-    pub(super) peer: Vec<Spanned<RawPeer>>,
+    pub(super) member: Vec<Spanned<RawMember>>,
 }
 
 #[derive(Deserialize)]
@@ -43,8 +43,10 @@ pub(super) struct RawNode {
 pub(super) struct RawInterface {
     pub(super) name: Option<Spanned<String>>,
     pub(super) mode: Option<Spanned<String>>,
-    pub(super) address: Spanned<String>,
-    pub(super) address6: Option<Spanned<String>>,
+    /// Optional to serde so that a file without it gets the validation
+    /// pass's message, which explains the key.
+    pub(super) subnet: Option<Spanned<String>>,
+    pub(super) subnet6: Option<Spanned<String>>,
     pub(super) mtu: Option<Spanned<i64>>,
 }
 
@@ -75,9 +77,26 @@ pub(super) struct RawRule {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawPeer {
+pub(super) struct RawMember {
     pub(super) name: Spanned<String>,
     pub(super) endpoint: Spanned<String>,
     pub(super) address: Spanned<String>,
     pub(super) address6: Option<Spanned<String>>,
+    pub(super) public_key: Option<Spanned<String>>,
+}
+
+/// Only what tells the layout before this issue (one file per host, with
+/// `[[peer]]` tables and the host's own `interface.address`) from the
+/// cluster file: read first and leniently, so an old file gets one error
+/// explaining the new layout instead of whatever serde trips on first.
+#[derive(Deserialize)]
+pub(super) struct OldLayoutProbe {
+    pub(super) peer: Option<Spanned<toml::Value>>,
+    pub(super) interface: Option<OldInterfaceProbe>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct OldInterfaceProbe {
+    pub(super) address: Option<Spanned<toml::Value>>,
+    pub(super) address6: Option<Spanned<toml::Value>>,
 }

@@ -2,30 +2,35 @@
 //! (time is passed in), no allocation per packet.
 //!
 //! * [`Relay::from_tun`] takes a packet the local failover tool sent on the
-//!   interface and either seals it into a caller-owned buffer with a
-//!   [`Target`] (every peer, or the one peer it is addressed to) or drops it.
+//!   interface and either seals it, once per target peer under that peer's
+//!   session, into a caller-owned [`Datagrams`] batch with a [`Target`]
+//!   (every peer, or the one peer it is addressed to), or drops it.
 //! * [`Relay::from_net`] takes a datagram from the network and either names
-//!   the byte range of the original packet to write into the interface, or
-//!   drops it. The checks run cheapest first (length, version, sender,
-//!   clock, replay window) so that junk costs no crypto; the replay window
-//!   and a peer's epoch only move after authentication.
-//! * [`Relay::poll_hello`] sends the handshake and keepalives;
+//!   the byte range of the original packet to write into the interface,
+//!   answers a handshake or keepalive, or drops it. The checks run cheapest
+//!   first (length, version, sender, session index, replay window; for
+//!   handshakes the MAC and the rate limits) so that junk costs no crypto;
+//!   a session's window only moves after authentication under its key.
+//! * [`Relay::poll_hello`] sends handshakes and keepalives;
 //!   [`Relay::poll_timeout`] says when to wake without traffic and
 //!   [`Relay::handle_timeout`] what to do then; [`Relay::poll_event`]
 //!   tells what happened (peers confirmed or unreachable, split brains,
 //!   quorum), since the core neither logs nor touches the interface.
 //!
 //! Time comes in as a [`Now`]: a monotonic part for every timer and a wall
-//! part for the wire only. Peers are named by [`PeerId`], their wire id.
+//! part for handshake timestamps only. Peers are named by [`PeerId`], their
+//! wire id.
 //!
 //! In tap mode ([`Link::Ethernet`]) the same rules apply to the IP packet
 //! inside each frame, and the frame itself must agree: allowed EtherTypes,
 //! the sender's own MAC, a destination MAC that fits the IP destination.
 //!
 //! The work is done by one module per concern: `peers` (the table),
-//! `session` (seal, open, replay), `handshake` (hellos and keepalives),
-//! `policy` and `tap` (what may be carried), `rate` (the injection budget),
-//! `timers`, `events`, and the advert watch and quorum.
+//! `session` (a peer's sessions: seal, open, replay, renewal), `handshake`
+//! (which Noise handshakes to start and accept), `keepalive` (pings and
+//! reachability), `batch` (one datagram per peer), `policy` and `tap` (what
+//! may be carried), `rate` (the injection budget), `timers`, `events`, and
+//! the advert watch and quorum.
 
 use std::net::SocketAddr;
 
@@ -263,24 +268,6 @@ impl Relay {
         self.keepalive_ms = r.keepalive_ms;
         // The count and the window may have changed.
         self.recheck = true;
-    }
-
-    /// Takes a new private key for this node (its key file was replaced,
-    /// its `public_key` in the cluster file changed): every peer gets a
-    /// handshake with it at once, the current sessions carry on until
-    /// those complete. `false` in insecure mode, which has no key.
-    pub fn set_key(&mut self, key: PrivateKey) -> bool {
-        if !self.handshake.authenticated() {
-            return false;
-        }
-        if self.handshake.public() == Some(key.public()) {
-            return true;
-        }
-        self.handshake.set_key(key);
-        for p in self.peers.iter_mut() {
-            p.hs.restart_now();
-        }
-        true
     }
 
     /// The virtual routers seen in the adverts relayed, both ways.

@@ -309,7 +309,7 @@ impl Plain {
     }
 }
 
-/// Keeps `Kind` in this module's vocabulary for callers that seal.
+/// The prefix of a datagram of `kind` from `sender`.
 pub(super) fn prefix(kind: Kind, flags: u8, sender: u32) -> Prefix {
     Prefix {
         kind,

@@ -1,9 +1,9 @@
 //! The time as the core is told it: two clocks, because they answer
 //! different questions. The monotonic part (ms since the caller started
 //! counting, never stepping back) drives every timer, rate limit, window,
-//! round trip and age; the wall part (ms since the Unix epoch) goes only on
-//! the wire, where a peer compares it with its own clock, and bounds the
-//! epochs a live run can have. A wall clock stepped back then cannot stall
+//! round trip and age; the wall part (ms since the Unix epoch) goes only
+//! into handshake timestamps, and its drift against the monotonic part
+//! tells a restored snapshot. A wall clock stepped back then cannot stall
 //! a token bucket or a keepalive.
 
 /// One instant on both clocks.

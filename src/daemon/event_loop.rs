@@ -414,7 +414,7 @@ fn kept_endpoints(cfg: &Config, new: &Config, relay: &Relay) -> Vec<Option<Socke
 /// and the running configuration stays.
 fn apply_reload(cfg: &Config, st: &mut State) -> Option<Config> {
     let shown = cfg.path.display();
-    let new = match Config::load(&cfg.path) {
+    let new = match cfg.reload() {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(

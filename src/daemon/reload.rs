@@ -1,7 +1,9 @@
 //! What a new configuration may change while the relay runs (SIGHUP), and
-//! what needs a restart: the interface, the socket, the key and the user
-//! are set up once, before privileges are dropped, so changes to them are
-//! refused and the running configuration stays in force.
+//! what needs a restart: the interface, the socket, this host's key and
+//! member entry, and the user are set up once, before privileges are
+//! dropped, so changes to them are refused and the running configuration
+//! stays in force. The other members are the peers: added, removed or
+//! changed (endpoint, addresses, public key) live.
 
 use std::fmt;
 
@@ -12,7 +14,7 @@ use crate::config::{Config, InterfaceConfig, NodeConfig, PeerConfig};
 pub struct Plan {
     pub added: Vec<String>,
     pub removed: Vec<String>,
-    /// Same name, another overlay address or endpoint.
+    /// Same name, another overlay address, endpoint or public key.
     pub changed: Vec<String>,
     /// `[allow]`, `max_clock_skew`, `inject_rate_limit`, `resolve_interval`,
     /// `keepalive`.
@@ -42,13 +44,18 @@ struct Sorted {
 /// silently left unapplied on reload.
 fn sort_keys(old: &Config, new: &Config) -> Sorted {
     let Config {
-        // The file reloaded is the one the relay started with.
+        // The file and key file reloaded are the ones the relay started with.
         path: _,
+        key_override: _,
         node:
             NodeConfig {
                 name,
                 listen,
                 key_file,
+                // Compared by its public key, which says the same and can
+                // be compared.
+                key: _,
+                public_key,
                 insecure,
                 max_clock_skew,
                 resolve_interval,
@@ -75,9 +82,13 @@ fn sort_keys(old: &Config, new: &Config) -> Sorted {
     } = new;
     let (o, oi) = (&old.node, &old.interface);
     let restart = [
-        ("node.name", o.name != *name),
+        ("this host's member name", o.name != *name),
         ("node.listen", o.listen != *listen),
         ("node.key_file", o.key_file != *key_file),
+        (
+            "this host's key (its member's public_key)",
+            o.public_key != *public_key,
+        ),
         ("node.insecure", o.insecure != *insecure),
         ("node.user", o.user != *user),
         ("node.status_socket", o.status_socket != *status_socket),
@@ -87,10 +98,13 @@ fn sort_keys(old: &Config, new: &Config) -> Sorted {
         ("interface.name", oi.name != *if_name),
         ("interface.mode", oi.mode != *mode),
         (
-            "interface.address",
+            "this host's member address or interface.subnet",
             (oi.address, oi.prefix_len) != (*address, *prefix_len),
         ),
-        ("interface.address6", oi.address6 != *address6),
+        (
+            "this host's member address6 or interface.subnet6",
+            oi.address6 != *address6,
+        ),
         ("interface.mtu", oi.mtu != *mtu),
     ]
     .into_iter()
@@ -116,6 +130,7 @@ fn peer_changed(old: &PeerConfig, new: &PeerConfig) -> bool {
         endpoint,
         address,
         address6,
+        // A new key takes effect at the member's next handshake.
         public_key,
     } = new;
     (old.address, old.address6, &old.endpoint, old.public_key)
@@ -173,19 +188,41 @@ pub fn plan(old: &Config, new: &Config) -> Result<Plan, NeedsRestart> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::keys::PrivateKey;
     use std::path::Path;
 
+    /// Member `a` (this host, found by `node.name` in insecure mode) and
+    /// `peers`.
     fn cfg(extra_node: &str, peers: &[(&str, &str, &str)], presets: &str) -> Config {
         let mut s = format!(
             "[node]\nname = \"a\"\ninsecure = true\n{extra_node}\n\
-             [interface]\naddress = \"10.250.0.1/24\"\n\n[allow]\npresets = [{presets}]\n"
+             [interface]\nsubnet = \"10.250.0.0/24\"\n\n[allow]\npresets = [{presets}]\n\
+             \n[[member]]\nname = \"a\"\nendpoint = \"192.0.2.1:7112\"\naddress = \"10.250.0.1\"\n"
         );
         for (name, endpoint, address) in peers {
             s += &format!(
-                "\n[[peer]]\nname = \"{name}\"\nendpoint = \"{endpoint}\"\naddress = \"{address}\"\n"
+                "\n[[member]]\nname = \"{name}\"\nendpoint = \"{endpoint}\"\naddress = \"{address}\"\n"
             );
         }
-        Config::parse(Path::new("t.toml"), &s).expect("valid test config")
+        Config::parse(Path::new("t.toml"), &s, None).expect("valid test config")
+    }
+
+    /// Members `a` (this host, holding key `own`) and `b` with key `b`.
+    fn keyed(own: u8, a: u8, b: u8) -> Config {
+        let public = |n: u8| PrivateKey::from_bytes([n; 32]).public();
+        let s = format!(
+            "[node]\n[interface]\nsubnet = \"10.250.0.0/24\"\n[allow]\npresets = [\"vrrp\"]\n\
+             [[member]]\nname = \"a\"\nendpoint = \"192.0.2.1:7112\"\naddress = \"10.250.0.1\"\npublic_key = \"{}\"\n\
+             [[member]]\nname = \"b\"\nendpoint = \"192.0.2.2:7112\"\naddress = \"10.250.0.2\"\npublic_key = \"{}\"\n",
+            public(a),
+            public(b)
+        );
+        Config::parse(
+            Path::new("t.toml"),
+            &s,
+            Some(&PrivateKey::from_bytes([own; 32])),
+        )
+        .expect("valid test config")
     }
 
     const B: (&str, &str, &str) = ("b", "192.0.2.2:7112", "10.250.0.2");
@@ -227,5 +264,15 @@ mod tests {
         let e = e.to_string();
         assert!(e.contains("node.listen, node.user changed"), "{e}");
         assert!(e.contains("restart"), "{e}");
+    }
+
+    #[test]
+    fn a_members_new_key_reloads_but_this_hosts_needs_a_restart() {
+        let old = keyed(1, 1, 2);
+        let p = plan(&old, &keyed(1, 1, 3)).expect("a peer's key reloads");
+        assert_eq!(p.changed, ["b"]);
+        assert!(p.added.is_empty() && p.removed.is_empty());
+        let e = plan(&old, &keyed(4, 4, 2)).expect_err("this host's key");
+        assert_eq!(e.keys, ["this host's key (its member's public_key)"]);
     }
 }

@@ -14,7 +14,6 @@ use crate::daemon::control::Control;
 use crate::daemon::core_config;
 use crate::daemon::error::Error;
 use crate::daemon::event_loop::Io;
-use crate::io::keyfile;
 use crate::io::net;
 use crate::io::notify::Notifier;
 use crate::io::privilege::{self, RunAs};
@@ -82,8 +81,8 @@ fn security(node: &NodeConfig) -> Result<Security, Error> {
         );
         Ok(Security::Insecure)
     } else {
-        let path = node.key_file.as_ref().ok_or(Error::NoKeyFile)?;
-        Ok(Security::Authenticated(keyfile::load(path)?))
+        let key = node.key.as_ref().ok_or(Error::NoKeyFile)?;
+        Ok(Security::Authenticated(key.clone()))
     }
 }
 

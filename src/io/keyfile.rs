@@ -1,5 +1,6 @@
-//! Reading and writing the cluster key file, with the permission checks an
-//! operator would expect: a key that others can read is refused.
+//! Reading and writing this host's private key file (`keygen`, `pubkey`,
+//! `run`, `check`), with the permission checks an operator would expect: a
+//! key that others can read is refused.
 
 use std::fmt;
 use std::fs::OpenOptions;
@@ -7,7 +8,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::proto::keys::{KeyError, PrivateKey};
+use crate::proto::keys::{KeyError, PrivateKey, PublicKey};
 
 /// Why the key file could not be loaded or written; each message names the
 /// file and, where there is one, the command that fixes it.
@@ -51,6 +52,8 @@ pub enum KeyFileError {
         path: PathBuf,
         source: io::Error,
     },
+    /// `keygen`: the system's random source failed.
+    NoRandomness,
 }
 
 impl fmt::Display for KeyFileError {
@@ -60,7 +63,7 @@ impl fmt::Display for KeyFileError {
                 let shown = path.display();
                 write!(
                     f,
-                    "cannot read key file {shown}: {source}; create it with `mcast-relay keygen -o {shown}` on one node and copy it to the others"
+                    "cannot read key file {shown}: {source}; create this host's key with `mcast-relay keygen -o {shown}` and put the public_key it prints in this host's [[member]]"
                 )
             }
             KeyFileError::NotAFile { path } => {
@@ -70,7 +73,7 @@ impl fmt::Display for KeyFileError {
                 let shown = path.display();
                 write!(
                     f,
-                    "key file {shown} has mode {mode:04o}: group or others can read the cluster key; fix with `chmod 600 {shown}`"
+                    "key file {shown} has mode {mode:04o}: group or others can read this host's private key; fix with `chmod 600 {shown}`"
                 )
             }
             KeyFileError::Unreadable { path, source } => {
@@ -80,12 +83,13 @@ impl fmt::Display for KeyFileError {
                 let shown = path.display();
                 write!(
                     f,
-                    "key file {shown}: {source}; write a new one with `mcast-relay keygen -o {shown}`"
+                    "key file {shown}: {source}; write a new one with `mcast-relay keygen -o {shown} --force` and put the public_key it prints in this host's [[member]] on every host"
                 )
             }
             KeyFileError::Exists { path } => write!(
                 f,
-                "{} already exists; every node must keep the same key, so it is not replaced (use --force to overwrite)",
+                "{} already exists, so it is not replaced: a new key is a new public key, which every host's [[member]] entry for this host must then carry (`mcast-relay pubkey -k {}` prints the current one; use --force to overwrite)",
+                path.display(),
                 path.display()
             ),
             KeyFileError::Create { path, source } => {
@@ -96,6 +100,9 @@ impl fmt::Display for KeyFileError {
             }
             KeyFileError::Write { path, source } => {
                 write!(f, "cannot write {}: {source}", path.display())
+            }
+            KeyFileError::NoRandomness => {
+                write!(f, "{}; no key was written", KeyError::NoRandomness)
             }
         }
     }
@@ -112,6 +119,26 @@ impl std::error::Error for KeyFileError {
             _ => None,
         }
     }
+}
+
+/// The line of this host's `[[member]]` that carries `key`, as `keygen`
+/// and `pubkey` print it.
+pub fn public_key_line(key: &PublicKey) -> String {
+    format!("public_key = \"{key}\"")
+}
+
+/// `keygen`: a new private key written to `path` (see [`write`]), and its
+/// public key.
+pub fn generate(path: &Path, force: bool) -> Result<PublicKey, KeyFileError> {
+    let key = PrivateKey::generate().map_err(|_| KeyFileError::NoRandomness)?;
+    write(path, &key, force)?;
+    Ok(key.public())
+}
+
+/// `pubkey`: the public key of the private key at `path`, checked as
+/// `run` checks it.
+pub fn public_key(path: &Path) -> Result<PublicKey, KeyFileError> {
+    load(path).map(|k| k.public())
 }
 
 /// Loads the key, refusing a file that group or others may read.
@@ -135,6 +162,7 @@ pub fn load(path: &Path) -> Result<PrivateKey, KeyFileError> {
         path: path_buf(),
         source,
     })?;
+    let text = zeroize::Zeroizing::new(text);
     PrivateKey::parse(&text).map_err(|source| KeyFileError::Invalid {
         path: path_buf(),
         source,
@@ -142,7 +170,8 @@ pub fn load(path: &Path) -> Result<PrivateKey, KeyFileError> {
 }
 
 /// Writes `key` to a new file with mode 0600. Refuses to overwrite an
-/// existing file unless `force`: replacing a key cuts a node off its cluster.
+/// existing file unless `force`: replacing a key cuts this host off its
+/// cluster until every host's file carries the new public key.
 pub fn write(path: &Path, key: &PrivateKey, force: bool) -> Result<(), KeyFileError> {
     let path_buf = || path.to_path_buf();
     let mut opts = OpenOptions::new();
@@ -194,11 +223,36 @@ mod tests {
         write(&p, &k, false).expect("writes");
         let mode = std::fs::metadata(&p).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert!(load(&p).is_ok());
-        let e = write(&p, &k, false).expect_err("no overwrite");
+        assert_eq!(load(&p).expect("loads").public(), k.public());
+        let other = PrivateKey::generate().expect("rng");
+        let e = write(&p, &other, false).expect_err("no overwrite");
         assert!(matches!(e, KeyFileError::Exists { .. }), "{e:?}");
         assert!(e.to_string().contains("--force"), "{e}");
-        write(&p, &k, true).expect("forced overwrite");
+        assert_eq!(load(&p).expect("kept").public(), k.public());
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        write(&p, &other, true).expect("forced overwrite");
+        let mode = std::fs::metadata(&p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "an overwritten key is made private again");
+        assert_eq!(load(&p).expect("loads").public(), other.public());
+        std::fs::remove_file(&p).expect("cleanup");
+    }
+
+    #[test]
+    fn pubkey_prints_what_keygen_printed() {
+        let p = tmp("pair");
+        let made = generate(&p, false).expect("keygen");
+        let line = public_key_line(&made);
+        assert!(
+            line.starts_with("public_key = \"") && line.ends_with('"'),
+            "{line}"
+        );
+        assert_eq!(public_key_line(&public_key(&p).expect("pubkey")), line);
+        let mode = std::fs::metadata(&p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let e = generate(&p, false).expect_err("refuses to overwrite");
+        assert!(matches!(e, KeyFileError::Exists { .. }), "{e:?}");
+        assert_eq!(public_key(&p).expect("pubkey"), made, "the key is kept");
+        assert_ne!(generate(&p, true).expect("forced"), made);
         std::fs::remove_file(&p).expect("cleanup");
     }
 

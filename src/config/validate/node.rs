@@ -1,7 +1,10 @@
-//! The `[node]` table: this relay's name, key, sockets, timers and account.
+//! The `[node]` table: this relay's key file, sockets, timers and account.
 //!
 //! One small function per key that can be wrong, in the order the errors
 //! are reported, so `validate_node` reads as the list of the table's keys.
+//! The table is the same on every host, so what depends on which member
+//! this host is (its name, the default listen port) is left open in
+//! [`Node`] and settled once the host is found.
 
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -10,27 +13,73 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::Credential;
 use crate::config::endpoint::parse_listen;
 use crate::config::error::{ConfigError, Ctx};
 use crate::config::raw::RawNode;
 use crate::config::{
-    DEFAULT_CLOCK_SKEW_SECS, DEFAULT_INJECT_RATE_LIMIT, DEFAULT_KEEPALIVE_SECS, DEFAULT_PORT,
+    DEFAULT_CLOCK_SKEW_SECS, DEFAULT_INJECT_RATE_LIMIT, DEFAULT_KEEPALIVE_SECS, DEFAULT_KEY_FILE,
     DEFAULT_RESOLVE_INTERVAL_SECS, DEFAULT_STATUS_GROUP, DEFAULT_STATUS_SOCKET, DEFAULT_USER,
     NodeConfig,
 };
+use crate::proto::keys::PublicKey;
 
-pub(super) fn validate_node(
-    ctx: &Ctx,
-    raw: Spanned<RawNode>,
-    default_name: &str,
-) -> Result<NodeConfig, ConfigError> {
-    let node_span = raw.span();
+/// The table, checked, before this host is known.
+pub(super) struct Node {
+    /// Where the table is, for errors about the host it describes.
+    pub(super) span: Range<usize>,
+    /// `node.name` and its place: in insecure mode the name of this host's
+    /// member; otherwise, when set, it must agree with the key's member.
+    pub(super) name: Option<(String, Range<usize>)>,
+    /// `node.listen` as given; by default the wildcard address with the
+    /// port of this host's endpoint.
+    pub(super) listen: Option<SocketAddr>,
+    /// The key file the file names (or the default); `None` when insecure.
+    pub(super) key_file: Option<PathBuf>,
+    /// The rest of the table, complete but for name, listen and keys.
+    settings: NodeConfig,
+}
+
+impl Node {
+    pub(super) fn insecure(&self) -> bool {
+        self.settings.insecure
+    }
+
+    /// The table once this host is found: its member's name and public
+    /// key, the listen address, and the key the host was recognised by.
+    pub(super) fn into_config(
+        self,
+        name: String,
+        listen: SocketAddr,
+        key_file: Option<PathBuf>,
+        credential: Option<Credential>,
+        public_key: Option<PublicKey>,
+    ) -> NodeConfig {
+        let key = match credential {
+            Some(Credential::Private(k)) => Some(k),
+            #[cfg(test)]
+            Some(Credential::PublicOnly(_)) => None,
+            None => None,
+        };
+        NodeConfig {
+            name,
+            listen,
+            key_file,
+            key,
+            public_key,
+            ..self.settings
+        }
+    }
+}
+
+pub(super) fn validate_node(ctx: &Ctx, raw: Spanned<RawNode>) -> Result<Node, ConfigError> {
+    let span = raw.span();
     let raw_node = raw.into_inner();
     let insecure = raw_node.insecure.as_ref().is_some_and(|b| *b.get_ref());
-    let key_file = key_file(ctx, &raw_node.key_file, insecure, node_span)?;
+    let key_file = key_file(ctx, &raw_node.key_file, insecure)?;
     let listen = listen(ctx, &raw_node.listen)?;
     let metrics_listen = metrics_listen(ctx, &raw_node.metrics_listen)?;
-    let name = name(ctx, &raw_node.name, default_name)?;
+    let name = name(ctx, &raw_node.name)?;
     let max_clock_skew = seconds(
         ctx,
         &raw_node.max_clock_skew,
@@ -55,10 +104,12 @@ pub(super) fn validate_node(
     let inject_rate_limit = inject_rate_limit(ctx, &raw_node.inject_rate_limit)?;
     let user = user(ctx, &raw_node.user)?;
 
-    Ok(NodeConfig {
-        name,
-        listen,
-        key_file,
+    let settings = NodeConfig {
+        name: String::new(),
+        listen: SocketAddr::from(([0, 0, 0, 0], 0)),
+        key_file: None,
+        key: None,
+        public_key: None,
         insecure,
         max_clock_skew,
         resolve_interval,
@@ -77,16 +128,22 @@ pub(super) fn validate_node(
             .map_or(DEFAULT_STATUS_GROUP.to_string(), |s| s.get_ref().clone()),
         metrics_listen,
         quorum: raw_node.quorum.unwrap_or(false),
+    };
+    Ok(Node {
+        span,
+        name,
+        listen,
+        key_file,
+        settings,
     })
 }
 
-/// Exactly one of `key_file` and `insecure = true`; `node_span` places the
-/// error when neither is set.
+/// The key file, by default [`DEFAULT_KEY_FILE`]; none when `insecure`,
+/// and both given is a contradiction worth an error.
 fn key_file(
     ctx: &Ctx,
     raw: &Option<Spanned<PathBuf>>,
     insecure: bool,
-    node_span: Range<usize>,
 ) -> Result<Option<PathBuf>, ConfigError> {
     match (raw, insecure) {
         (Some(k), true) => Err(ctx.err(
@@ -99,26 +156,22 @@ fn key_file(
                 return Err(ctx.err(
                     k.span(),
                     "node.key_file",
-                    "empty path; give the file written by `mcast-relay keygen -o FILE`",
+                    format!("empty path; give this host's private key written by `mcast-relay keygen -o FILE`, or leave it out for {DEFAULT_KEY_FILE}"),
                 ));
             }
             Ok(Some(k.get_ref().clone()))
         }
         (None, true) => Ok(None),
-        (None, false) => Err(ctx.err(
-            node_span,
-            "node.key_file",
-            "missing: authentication needs a cluster key; create one with `mcast-relay keygen -o /etc/mcast-relay/key`, copy it to every node and set `key_file` (or set `insecure = true` for a lab without authentication)",
-        )),
+        (None, false) => Ok(Some(PathBuf::from(DEFAULT_KEY_FILE))),
     }
 }
 
-fn listen(ctx: &Ctx, raw: &Option<Spanned<String>>) -> Result<SocketAddr, ConfigError> {
-    Ok(match raw {
-        None => SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
-        Some(s) => parse_listen(s.get_ref())
-            .map_err(|m| ctx.err(s.span(), "node.listen", m.to_string()))?,
-    })
+fn listen(ctx: &Ctx, raw: &Option<Spanned<String>>) -> Result<Option<SocketAddr>, ConfigError> {
+    raw.as_ref()
+        .map(|s| {
+            parse_listen(s.get_ref()).map_err(|m| ctx.err(s.span(), "node.listen", m.to_string()))
+        })
+        .transpose()
 }
 
 fn metrics_listen(
@@ -140,20 +193,19 @@ fn metrics_listen(
 fn name(
     ctx: &Ctx,
     raw: &Option<Spanned<String>>,
-    default_name: &str,
-) -> Result<String, ConfigError> {
+) -> Result<Option<(String, Range<usize>)>, ConfigError> {
     match raw {
-        None => Ok(default_name.to_string()),
+        None => Ok(None),
         Some(s) => {
             let v = s.get_ref().trim();
             if v.is_empty() {
                 return Err(ctx.err(
                     s.span(),
                     "node.name",
-                    "must not be empty (leave it out to use the hostname)",
+                    "must not be empty; leave it out (the host is found by its key, or in insecure mode by its hostname or address)",
                 ));
             }
-            Ok(v.to_string())
+            Ok(Some((v.to_string(), s.span())))
         }
     }
 }
@@ -208,41 +260,5 @@ fn user(ctx: &Ctx, raw: &Option<Spanned<String>>) -> Result<String, ConfigError>
             ))
         }
         Some(s) => Ok(s.get_ref().clone()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::config::Endpoint;
-    use crate::config::Mode;
-    use crate::config::fixture::{err, parse};
-
-    #[test]
-    fn insecure_needs_no_key_and_defaults_apply() {
-        let text = r#"
-[node]
-insecure = true
-[interface]
-address = "10.250.0.1/24"
-[allow]
-presets = ["corosync"]
-[[peer]]
-name = "b"
-endpoint = "[2001:db8::2]"
-address = "10.250.0.2"
-"#;
-        // An IPv6 endpoint needs an IPv6 listen socket...
-        assert_eq!(err(text).key, "peer.endpoint");
-        let c = parse(&text.replace("insecure = true", "insecure = true\nlisten = \"[::]:7112\""))
-            .expect("valid");
-        assert!(c.node.insecure);
-        assert_eq!(c.node.key_file, None);
-        assert_eq!(c.interface.name, "mcast0");
-        assert_eq!(c.interface.mode, Mode::Tun);
-        assert_eq!(
-            c.peers[0].endpoint,
-            Endpoint::Addr("[2001:db8::2]:7112".parse().expect("addr"))
-        );
-        assert!(!c.node.name.is_empty(), "defaults to the hostname");
     }
 }
