@@ -2,7 +2,7 @@
 //! and a backup (VRRPv3, advert_int 0.1), with the release build of the
 //! relay: the send rate reached, what the relays counted, what the kernel
 //! dropped, the relays' CPU use, and whether the VIP moved. Not a test: it
-//! prints figures (the same scenario runs as a test in hostile.rs).
+//! prints figures (the same scenario runs as a test in hostile/).
 //!
 //! `sudo cargo bench --bench lab -- flood` (FLOOD_SECS=N, default 30;
 //! FLOOD_RATE=N per target, default 100000; FLOOD_KIND=forged for
