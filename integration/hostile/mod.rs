@@ -355,8 +355,6 @@ fn nothing_forged_replayed_or_disallowed_reaches_the_host() {
         let _ = settled_drops(&lab, h, &net_drops(&lab, h));
     }
     atk.member = Some(evil.sock.clone());
-    let me = overlay(SENDER);
-    let group = Ipv4Addr::new(224, 0, 0, 18);
     for h in [MASTER, BACKUP] {
         break_the_rules(&lab, &evil, &mut atk, &mut rng, h);
     }
@@ -372,6 +370,7 @@ fn nothing_forged_replayed_or_disallowed_reaches_the_host() {
 
     // An allowed packet kind, as fast as the key holder can: the injection
     // rate limit caps what reaches the host.
+    let (me, group) = (overlay(SENDER), Ipv4Addr::new(224, 0, 0, 18));
     let flood: Vec<Vec<u8>> = (0..8000u16)
         .map(|i| ipv4(me, group, 112, 255, &marker(200, i)))
         .collect();
