@@ -79,7 +79,7 @@ pub fn routing_finding(
             "overlay traffic would leave through the wrong interface".to_string()
         };
         return Finding::Error(format!(
-            "the overlay subnet {net}/{prefix} overlaps the route {}/{} on {}: {consequence}; pick an overlay subnet that no interface of this host uses (interface.address)",
+            "the overlay subnet {net}/{prefix} overlaps the route {}/{} on {}: {consequence}; pick an overlay subnet that no interface of this host uses (interface.subnet)",
             r.net, r.prefix, r.iface
         ));
     }

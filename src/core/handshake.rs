@@ -116,6 +116,9 @@ struct Pending {
 /// The per-peer part.
 pub(super) struct PeerHandshake {
     pending: Option<Pending>,
+    /// The index of our initiation abandoned for the peer's own (both
+    /// started at once): its response is expected, and ignored.
+    abandoned: Option<u32>,
     /// A handshake is wanted as soon as spacing allows.
     wanted: bool,
     /// When the next initiation to this peer may go out.
@@ -132,6 +135,7 @@ impl PeerHandshake {
     pub(super) fn new(public_key: Option<&PublicKey>) -> PeerHandshake {
         PeerHandshake {
             pending: None,
+            abandoned: None,
             // A new peer has no session: greet it.
             wanted: true,
             next_ms: 0,
@@ -310,7 +314,7 @@ impl Relay {
         // Both sides started at once: the initiation of the member with
         // the higher key wins, so the two settle on one session.
         if peer.hs.pending.is_some() && self.handshake.public() < Some(expected) {
-            peer.hs.pending = None;
+            peer.hs.abandoned = peer.hs.pending.take().map(|p| p.local);
         }
         // The peer is about to confirm this session: our own initiation
         // can wait a retry interval.
@@ -372,6 +376,10 @@ impl Relay {
         }
         let ids = HandshakeIds::parse(buf);
         let peer = &mut self.peers[i];
+        if peer.hs.abandoned == Some(ids.receiver_index) {
+            peer.hs.abandoned = None;
+            return Ok(Inbound::Handled);
+        }
         if peer.hs.pending.as_ref().map(|p| p.local) != Some(ids.receiver_index) {
             return Err(DropReason::NoSession);
         }
@@ -612,6 +620,23 @@ mod tests {
         let before = a.peer_stats(h2).expect("h2").pings_answered;
         exchange(&mut a, 1, &mut b, 2, T0 + 1010);
         assert!(a.peer_stats(h2).expect("h2").pings_answered > before);
+    }
+
+    #[test]
+    fn relays_starting_together_settle_on_one_session_without_a_drop() {
+        let mut nodes: Vec<Relay> = (1..=5).map(|n| node_with(n, 5, T0, key(n))).collect();
+        let mut all: Vec<(u8, &mut Relay)> = nodes
+            .iter_mut()
+            .enumerate()
+            .map(|(i, r)| (i as u8 + 1, r))
+            .collect();
+        meet(&mut all, T0);
+        for (n, r) in all {
+            assert_eq!(r.counters().drops.total(), 0, "node {n}: {}", r.counters());
+            for p in r.peers().collect::<Vec<_>>() {
+                assert!(r.has_session(p), "node {n} has no session with {p}");
+            }
+        }
     }
 
     #[test]
