@@ -122,11 +122,11 @@ pub(super) fn handshakes(seen: &[Seen]) -> Handshakes {
     let answered = inits
         .iter()
         .filter(|i| {
-            let asked = HandshakeIds::parse(&i.bytes).sender_index;
+            let asked = HandshakeIds::parse(Kind::Initiation, &i.bytes).sender_index;
             resps.iter().any(|r| {
                 r.src == i.dst
                     && r.dst == i.src
-                    && HandshakeIds::parse(&r.bytes).receiver_index == asked
+                    && HandshakeIds::parse(Kind::Response, &r.bytes).receiver_index == asked
             })
         })
         .map(|i| (i.src, i.dst, i.bytes.clone()))

@@ -5,17 +5,25 @@
 //!
 //! The rules, cheapest first, so a flood costs no Diffie-Hellman:
 //! * a handshake must carry the MAC keyed by our public key;
-//! * initiations are rate-limited per claimed member and in all;
+//! * handshakes are rate-limited per claimed member, apart for those that
+//!   come from the member's configured endpoint address and those that do
+//!   not (and the latter in all), so a flood from elsewhere cannot starve a
+//!   member's own handshakes;
 //! * the static key inside must be the claimed member's own (a member can
 //!   start a session only as itself);
 //! * its timestamp must be newer than the last one accepted from that
 //!   member, so a replayed initiation is refused; and even one that gets
 //!   through (to a relay that just restarted) only makes a `next` session
 //!   that nobody can complete, while the current one carries on;
-//! * a response must answer our own outstanding initiation.
+//! * a response must answer our own outstanding initiation, and a forged
+//!   one does not cancel it;
+//! * the session indices in clear must be the ones inside the encrypted
+//!   payloads, so nobody can rewrite them.
 //!
 //! Every member's state is its own: one member's flood cannot push out
 //! another's handshake or session.
+
+use std::net::SocketAddr;
 
 use crate::core::counters::DropReason;
 use crate::core::events::Event;
@@ -28,18 +36,24 @@ use crate::proto::keys::{PrivateKey, PublicKey};
 use crate::proto::noise::Noise;
 use crate::proto::wire::{
     FLAG_FRAME, HandshakeIds, INIT_NOISE_LEN, INIT_PAYLOAD_LEN, INITIATION_LEN, Kind, MAC_LEN,
-    PREFIX_LEN, Prefix, RESP_NOISE_LEN, RESP_PAYLOAD_LEN, RESPONSE_LEN, Timestamp, be_u64,
+    PREFIX_LEN, Prefix, RESP_NOISE_LEN, RESP_PAYLOAD_LEN, RESPONSE_LEN, Timestamp, be_u32, be_u64,
 };
 
 /// How long an initiation waits for its response before another goes.
 pub(super) const RETRY_MS: u64 = 1_000;
 /// Closest spacing of initiations to one peer.
 const SPACING_MS: u64 = 100;
-/// Initiations from one claimed member processed per second (and burst).
+/// Handshakes from one claimed member processed per second (and burst),
+/// for each of: from its configured endpoint address, from anywhere else.
 const PER_MEMBER_RATE: u32 = 10;
-/// Initiations processed per second from everyone together: bounds the
-/// Diffie-Hellman work a flood with valid MACs can cause.
+/// Handshakes processed per second from addresses that are no member's
+/// endpoint, all together: bounds the Diffie-Hellman work a flood with
+/// valid MACs can cause.
 const TOTAL_RATE: u32 = 100;
+/// At most this often a refused stale initiation makes us start a
+/// handshake of our own while we hold a session with its member: a
+/// replayed capture cannot make a pair renew its keys at will.
+const STALE_ANSWER_MS: u64 = 5_000;
 /// A step of the wall clock against the monotonic one larger than this
 /// ends every session (see [`Relay::observe_clock`]).
 const CLOCK_JUMP_MS: i64 = 5_000;
@@ -59,7 +73,7 @@ pub(super) struct Handshake {
     pub(super) run: u64,
     /// The last timestamp we put in an initiation: ours only go forward.
     last_sent: Timestamp,
-    /// Initiations processed from all members, for [`TOTAL_RATE`].
+    /// Handshakes processed from no member's endpoint, for [`TOTAL_RATE`].
     total: Bucket,
     /// Round-robin start for [`Relay::poll_hello`].
     pub(super) cursor: usize,
@@ -125,8 +139,12 @@ pub(super) struct PeerHandshake {
     next_ms: u64,
     /// The newest initiation timestamp accepted from this peer.
     last_accepted: Option<Timestamp>,
-    /// Initiations processed from this claimed member.
-    bucket: Bucket,
+    /// When a stale initiation of this peer last made us start one.
+    last_stale_answer_ms: Option<u64>,
+    /// Handshakes processed claiming this member: from its configured
+    /// endpoint address, and from anywhere else.
+    from_endpoint: Bucket,
+    from_elsewhere: Bucket,
     /// Signs handshakes to this peer; `None` without its public key.
     mac: Option<MacKey>,
 }
@@ -140,7 +158,9 @@ impl PeerHandshake {
             wanted: true,
             next_ms: 0,
             last_accepted: None,
-            bucket: Bucket::full(PER_MEMBER_RATE),
+            last_stale_answer_ms: None,
+            from_endpoint: Bucket::full(PER_MEMBER_RATE),
+            from_elsewhere: Bucket::full(PER_MEMBER_RATE),
             mac: public_key.map(MacKey::for_receiver),
         }
     }
@@ -220,11 +240,13 @@ impl Relay {
         let ts = Timestamp::from_unix_nanos(i128::from(now.wall_ms) * 1_000_000)
             .max(self.handshake.last_sent.next());
         self.handshake.last_sent = ts;
+        let index = self.handshake.new_index();
         let mut payload = [0u8; INIT_PAYLOAD_LEN];
         payload[..12].copy_from_slice(&ts.0);
         payload[12..20].copy_from_slice(&self.handshake.run.to_be_bytes());
         payload[20] = link_flags(self.link);
-        let index = self.handshake.new_index();
+        // Inside the encryption too: nobody can rewrite the clear copy.
+        payload[21..25].copy_from_slice(&index.to_be_bytes());
         let msg = &mut out[..INITIATION_LEN];
         prefix(Kind::Initiation, 0, self.policy.local.id()).encode(msg);
         msg[8..12].copy_from_slice(&index.to_be_bytes());
@@ -247,12 +269,26 @@ impl Relay {
         Some(INITIATION_LEN)
     }
 
-    /// An initiation from peer `i` (as its prefix claims): answered with a
-    /// response in `out` if every rule holds.
+    /// The budget a handshake claiming peer `i` and coming from `from`
+    /// spends: the member's own for its configured endpoint address, else
+    /// the member's other one and the shared one. `false`: over budget.
+    fn handshake_budget(&mut self, i: usize, from: SocketAddr, now_ms: u64) -> bool {
+        let peer = &mut self.peers[i];
+        if peer.endpoint.map(|e| e.ip()) == Some(from.ip()) {
+            peer.hs.from_endpoint.take(PER_MEMBER_RATE, now_ms)
+        } else {
+            peer.hs.from_elsewhere.take(PER_MEMBER_RATE, now_ms)
+                && self.handshake.total.take(TOTAL_RATE, now_ms)
+        }
+    }
+
+    /// An initiation from peer `i` (as its prefix claims), from `from`:
+    /// answered with a response in `out` if every rule holds.
     pub(super) fn on_initiation(
         &mut self,
         i: usize,
         buf: &[u8],
+        from: SocketAddr,
         now: Now,
         out: &mut [u8],
     ) -> Result<Inbound, DropReason> {
@@ -270,13 +306,16 @@ impl Relay {
             .spec
             .public_key
             .ok_or(DropReason::UnknownSender)?;
-        if !self.peers[i].hs.bucket.take(PER_MEMBER_RATE, now_ms)
-            || !self.handshake.total.take(TOTAL_RATE, now_ms)
-        {
+        if !self.handshake_budget(i, from, now_ms) {
             return Err(DropReason::HandshakeRateLimited);
         }
+        let local = self
+            .handshake
+            .local
+            .as_ref()
+            .ok_or(DropReason::ModeMismatch)?;
         let mut noise = Noise::responder(&local.key).map_err(|_| DropReason::BadAuth)?;
-        let ids = HandshakeIds::parse(buf);
+        let ids = HandshakeIds::parse(Kind::Initiation, buf);
         let body = PREFIX_LEN + 4;
         let mut payload = [0u8; INIT_PAYLOAD_LEN + 16];
         let n = noise
@@ -289,16 +328,30 @@ impl Relay {
         if n != INIT_PAYLOAD_LEN {
             return Err(DropReason::Malformed);
         }
+        if be_u32(&payload[21..25]) != ids.sender_index {
+            // The clear index was rewritten on the way.
+            return Err(DropReason::BadAuth);
+        }
         let mut ts = [0u8; 12];
         ts.copy_from_slice(&payload[..12]);
         let ts = Timestamp(ts);
         let run = be_u64(&payload[12..20]);
         self.check_link(payload[20])?;
+        let has_session = self.peers[i].sessions.has_current();
         let peer = &mut self.peers[i];
         if peer.hs.last_accepted.is_some_and(|last| ts <= last) {
             // A replay, or a genuine restart with its clock set back: only
-            // a handshake of ours can tell, and a replayer cannot answer it.
-            peer.hs.want(now_ms);
+            // a handshake of ours can tell, and a replayer cannot answer
+            // it. Without a session, at once; with one, now and then, so
+            // replays cannot make the pair renew its keys at will.
+            let recently = peer
+                .hs
+                .last_stale_answer_ms
+                .is_some_and(|t| now_ms < t + STALE_ANSWER_MS);
+            if !has_session || !recently {
+                peer.hs.last_stale_answer_ms = Some(now_ms);
+                peer.hs.want(now_ms);
+            }
             return Err(DropReason::StaleHandshake);
         }
         // A relay that has accepted nothing from this member yet (it just
@@ -323,6 +376,8 @@ impl Relay {
         let mut reply = [0u8; RESP_PAYLOAD_LEN];
         reply[..8].copy_from_slice(&self.handshake.run.to_be_bytes());
         reply[8] = link_flags(self.link);
+        reply[9..13].copy_from_slice(&index.to_be_bytes());
+        reply[13..17].copy_from_slice(&ids.sender_index.to_be_bytes());
         if out.len() < RESPONSE_LEN {
             return Err(DropReason::TooBig);
         }
@@ -331,6 +386,7 @@ impl Relay {
         msg[8..12].copy_from_slice(&index.to_be_bytes());
         msg[12..16].copy_from_slice(&ids.sender_index.to_be_bytes());
         let body = PREFIX_LEN + 8;
+        let peer = &mut self.peers[i];
         noise
             .write(&reply, &mut msg[body..body + RESP_NOISE_LEN])
             .map_err(|_| DropReason::BadAuth)?;
@@ -358,11 +414,15 @@ impl Relay {
         })
     }
 
-    /// A response from peer `i`: completes our outstanding initiation.
+    /// A response from peer `i`, from `from`: completes our outstanding
+    /// initiation. One that does not read leaves the initiation waiting
+    /// for the genuine response (snow restores its state after a failed
+    /// read), so a forged response cannot cancel a handshake.
     pub(super) fn on_response(
         &mut self,
         i: usize,
         buf: &[u8],
+        from: SocketAddr,
         now: Now,
     ) -> Result<Inbound, DropReason> {
         let local = self
@@ -374,7 +434,7 @@ impl Relay {
         if !local.mac.verify(&buf[..mac_at], &buf[mac_at..]) {
             return Err(DropReason::BadMac);
         }
-        let ids = HandshakeIds::parse(buf);
+        let ids = HandshakeIds::parse(Kind::Response, buf);
         let peer = &mut self.peers[i];
         if peer.hs.abandoned == Some(ids.receiver_index) {
             peer.hs.abandoned = None;
@@ -383,21 +443,33 @@ impl Relay {
         if peer.hs.pending.as_ref().map(|p| p.local) != Some(ids.receiver_index) {
             return Err(DropReason::NoSession);
         }
-        let Some(mut pending) = peer.hs.pending.take() else {
+        // Each read costs two Diffie-Hellmans: forged responses spend the
+        // same budget as initiations.
+        if !self.handshake_budget(i, from, now.mono_ms) {
+            return Err(DropReason::HandshakeRateLimited);
+        }
+        let peer = &mut self.peers[i];
+        let Some(pending) = peer.hs.pending.as_mut() else {
             return Err(DropReason::NoSession);
         };
         let body = PREFIX_LEN + 8;
         let mut payload = [0u8; RESP_PAYLOAD_LEN + 16];
-        // A failed read spoils the handshake state: try again soon.
         let n = pending
             .noise
             .read(&buf[body..body + RESP_NOISE_LEN], &mut payload)
-            .map_err(|_| {
-                peer.hs.want(now.mono_ms);
-                DropReason::BadAuth
-            })?;
-        if n != RESP_PAYLOAD_LEN {
-            return Err(DropReason::Malformed);
+            .map_err(|_| DropReason::BadAuth)?;
+        // Authenticated by the responder's static key from here on.
+        let Some(pending) = peer.hs.pending.take() else {
+            return Err(DropReason::NoSession);
+        };
+        if n != RESP_PAYLOAD_LEN
+            || be_u32(&payload[9..13]) != ids.sender_index
+            || be_u32(&payload[13..17]) != ids.receiver_index
+        {
+            // Malformed, or a clear index rewritten on the way: this
+            // handshake is spoilt, another goes soon.
+            peer.hs.want(now.mono_ms);
+            return Err(DropReason::BadAuth);
         }
         let run = be_u64(&payload[..8]);
         let flags = payload[8];
@@ -412,9 +484,11 @@ impl Relay {
             run,
             now.mono_ms,
         ));
-        // The first keepalive under the new session goes at once: it
-        // shows the peer we hold the session and measures the round trip.
-        peer.ka.ask_now(now.mono_ms);
+        // The first keepalive under the new session goes at once, and
+        // again until answered: it shows the peer we hold the session
+        // (until then the peer seals with its old one) and measures the
+        // round trip.
+        peer.ka.ask_now();
         self.session_up(i, run);
         Ok(Inbound::Handled)
     }
@@ -447,18 +521,20 @@ impl Relay {
         peer.stats.sessions += 1;
     }
 
-    /// A handshake message from peer `i` (its prefix parsed as `p`).
+    /// A handshake message claiming peer `i` (its prefix parsed as `p`),
+    /// from `from`.
     pub(super) fn on_handshake(
         &mut self,
         i: usize,
         p: &Prefix,
         buf: &[u8],
+        from: SocketAddr,
         now: Now,
         out: &mut [u8],
     ) -> Result<Inbound, DropReason> {
         match p.kind {
-            Kind::Initiation => self.on_initiation(i, buf, now, out),
-            _ => self.on_response(i, buf, now),
+            Kind::Initiation => self.on_initiation(i, buf, from, now, out),
+            _ => self.on_response(i, buf, from, now),
         }
     }
 }
@@ -637,6 +713,209 @@ mod tests {
                 assert!(r.has_session(p), "node {n} has no session with {p}");
             }
         }
+    }
+
+    /// An outsider with the cluster file (public keys are no secret) can
+    /// make handshakes with a valid MAC claiming any member: a flood of
+    /// them from its own address must not starve that member's genuine
+    /// handshakes from its configured endpoint.
+    #[test]
+    fn a_flood_claiming_a_member_does_not_starve_its_handshakes() {
+        let mut b = node(2);
+        let mac = crate::proto::crypto::MacKey::for_receiver(&public_key(2));
+        let mut junk = vec![0x77u8; INITIATION_LEN];
+        junk[..8].copy_from_slice(&[2, 2, 0, 0, 10, 250, 0, 1]);
+        let at = INITIATION_LEN - MAC_LEN;
+        let m = mac.sign(&junk[..at]);
+        junk[at..].copy_from_slice(&m);
+        let elsewhere: std::net::SocketAddr = "198.51.100.9:7112".parse().expect("addr");
+        let mut out = [0u8; MAX_DATAGRAM];
+        for _ in 0..1000 {
+            let mut d = junk.clone();
+            let got = b.from_net(&mut d, elsewhere, T0, &mut out);
+            assert!(matches!(got, Inbound::Drop(_)), "{got:?}");
+        }
+        assert!(b.counters().drops.get(DropReason::HandshakeRateLimited) >= 980);
+        // Node 1's genuine initiation, from its endpoint, at the same time.
+        let mut a = node(1);
+        let (len, _) = a.poll_hello(T0, &mut out).expect("initiation");
+        let mut init = out[..len].to_vec();
+        let mut reply = [0u8; MAX_DATAGRAM];
+        assert!(matches!(
+            b.from_net(&mut init, endpoint(1), T0, &mut reply),
+            Inbound::Reply { .. }
+        ));
+    }
+
+    #[test]
+    fn a_forged_response_does_not_cancel_a_handshake() {
+        let (mut a, mut b) = (node_with(1, 2, T0, key(1)), node_with(2, 2, T0, key(2)));
+        let mut out = [0u8; MAX_DATAGRAM];
+        let (len, _) = a.poll_hello(T0, &mut out).expect("initiation");
+        let mut init = out[..len].to_vec();
+        let mut resp = [0u8; MAX_DATAGRAM];
+        let Inbound::Reply { len, .. } = b.from_net(&mut init, endpoint(1), T0, &mut resp) else {
+            panic!("not answered");
+        };
+        // Someone who saw the initiation races a response with its index
+        // and a valid MAC, but Noise bytes of its own.
+        let mut forged = resp[..len].to_vec();
+        for x in &mut forged[16..40] {
+            *x ^= 0x5a;
+        }
+        let at = forged.len() - MAC_LEN;
+        let m = crate::proto::crypto::MacKey::for_receiver(&public_key(1)).sign(&forged[..at]);
+        forged[at..].copy_from_slice(&m);
+        assert_eq!(
+            a.from_net(&mut forged, endpoint(2), T0, &mut out),
+            Inbound::Drop(DropReason::BadAuth)
+        );
+        // The genuine response still completes the handshake.
+        let mut genuine = resp[..len].to_vec();
+        assert_eq!(
+            a.from_net(&mut genuine, endpoint(2), T0, &mut out),
+            Inbound::Handled
+        );
+        assert!(a.has_session(peer_index(&a, "h2")));
+    }
+
+    #[test]
+    fn rewritten_session_indices_are_refused() {
+        let (mut a, mut b) = (node_with(1, 2, T0, key(1)), node_with(2, 2, T0, key(2)));
+        let mut out = [0u8; MAX_DATAGRAM];
+        let (len, _) = a.poll_hello(T0, &mut out).expect("initiation");
+        let mut init = out[..len].to_vec();
+        init[8] ^= 1;
+        let at = init.len() - MAC_LEN;
+        let m = crate::proto::crypto::MacKey::for_receiver(&public_key(2)).sign(&init[..at]);
+        init[at..].copy_from_slice(&m);
+        let mut resp = [0u8; MAX_DATAGRAM];
+        assert_eq!(
+            b.from_net(&mut init, endpoint(1), T0, &mut resp),
+            Inbound::Drop(DropReason::BadAuth)
+        );
+        // And in a response.
+        let (len, _) = a.poll_hello(T0 + super::RETRY_MS, &mut out).expect("retry");
+        let mut init = out[..len].to_vec();
+        let Inbound::Reply { len, .. } =
+            b.from_net(&mut init, endpoint(1), T0 + super::RETRY_MS, &mut resp)
+        else {
+            panic!("not answered");
+        };
+        let mut r = resp[..len].to_vec();
+        r[9] ^= 1;
+        let at = r.len() - MAC_LEN;
+        let m = crate::proto::crypto::MacKey::for_receiver(&public_key(1)).sign(&r[..at]);
+        r[at..].copy_from_slice(&m);
+        assert_eq!(
+            a.from_net(&mut r, endpoint(2), T0 + super::RETRY_MS, &mut out),
+            Inbound::Drop(DropReason::BadAuth)
+        );
+        assert!(!a.has_session(peer_index(&a, "h2")));
+    }
+
+    #[test]
+    fn replayed_stale_initiations_do_not_make_the_pair_renew_at_will() {
+        let (mut a, mut b) = (node_with(1, 2, T0, key(1)), node_with(2, 2, T0, key(2)));
+        let log = meet(&mut [(1, &mut a), (2, &mut b)], T0);
+        let (_, _, init) = log
+            .iter()
+            .find(|(from, _, d)| *from == 1 && d[1] == Kind::Initiation as u8)
+            .expect("node 1's initiation")
+            .clone();
+        let mut out = [0u8; MAX_DATAGRAM];
+        let mut started = 0;
+        // Ten seconds of one replay every 100 ms.
+        for k in 1..=100u64 {
+            let t = T0 + k * 100;
+            let mut d = init.clone();
+            assert_eq!(
+                b.from_net(&mut d, endpoint(1), t, &mut out),
+                Inbound::Drop(DropReason::StaleHandshake)
+            );
+            while let Some((len, _)) = b.poll_hello(t, &mut out) {
+                if out[1] == Kind::Initiation as u8 {
+                    started += 1;
+                    let mut m = out[..len].to_vec();
+                    let mut r = [0u8; MAX_DATAGRAM];
+                    if let Inbound::Reply { len, .. } = a.from_net(&mut m, endpoint(2), t, &mut r) {
+                        let mut back = r[..len].to_vec();
+                        let _ = b.from_net(&mut back, endpoint(1), t, &mut out);
+                    }
+                }
+            }
+        }
+        assert!(started <= 2, "{started} handshakes in 10 s of replays");
+    }
+
+    #[test]
+    fn a_lost_confirmation_is_repeated() {
+        let (mut a, mut b) = (node_with(1, 2, T0, key(1)), node_with(2, 2, T0, key(2)));
+        let mut out = [0u8; MAX_DATAGRAM];
+        let (len, _) = a.poll_hello(T0, &mut out).expect("initiation");
+        let mut init = out[..len].to_vec();
+        let mut resp = [0u8; MAX_DATAGRAM];
+        let Inbound::Reply { len, .. } = b.from_net(&mut init, endpoint(1), T0, &mut resp) else {
+            panic!("not answered");
+        };
+        let mut r = resp[..len].to_vec();
+        assert_eq!(
+            a.from_net(&mut r, endpoint(2), T0, &mut out),
+            Inbound::Handled
+        );
+        // The first keepalive under the new session is lost.
+        let (_, p) = a
+            .poll_hello(T0, &mut out)
+            .expect("the confirming keepalive");
+        assert_eq!(a.peer_name(p), Some("h2"));
+        // It goes again well within a keepalive interval.
+        let again = a.poll_timeout().expect("a deadline");
+        assert!(again <= T0 + 200, "repeated at {}", again - T0);
+        let (len, _) = a.poll_hello(again, &mut out).expect("repeated");
+        let mut k = out[..len].to_vec();
+        assert!(matches!(
+            b.from_net(&mut k, endpoint(1), again, &mut resp),
+            Inbound::Reply { .. }
+        ));
+        assert!(
+            b.has_session(peer_index(&b, "h1")),
+            "b promoted the session"
+        );
+    }
+
+    #[test]
+    fn an_unanswered_renewal_does_not_spin_the_loop() {
+        let (mut a, mut b) = (node_with(1, 2, T0, key(1)), node_with(2, 2, T0, key(2)));
+        meet(&mut [(1, &mut a), (2, &mut b)], T0);
+        let mut out = [0u8; MAX_DATAGRAM];
+        // Past renewal time; node 2 has gone away.
+        let t = T0 + crate::core::session::REKEY_AFTER_MS + 1;
+        a.handle_timeout(t);
+        let mut initiations = 0;
+        while let Some((_, _)) = a.poll_hello(t, &mut out) {
+            if out[1] == Kind::Initiation as u8 {
+                initiations += 1;
+            }
+        }
+        assert!(initiations <= 1);
+        let next = a.poll_timeout().expect("a deadline");
+        assert!(next > t, "the loop would wake at once again: {next} <= {t}");
+    }
+
+    #[test]
+    fn a_datagram_held_back_from_before_a_restart_never_opens() {
+        let (mut a, mut b) = (node_with(1, 2, T0, key(1)), node_with(2, 2, T0, key(2)));
+        meet(&mut [(1, &mut a), (2, &mut b)], T0);
+        let (held, _) = send(&mut a, &vrrp_from(1), T0 + 1);
+        // Node 1 restarts; b meets its new run.
+        let mut a2 = node_with(1, 2, T0 + 5_000, key(1));
+        meet(&mut [(1, &mut a2), (2, &mut b)], T0 + 5_000);
+        let (d, _) = send(&mut a2, &vrrp_from(1), T0 + 5_001);
+        assert!(recv(&mut b, &d, 1, T0 + 5_001).is_ok());
+        assert_eq!(
+            recv(&mut b, &held, 1, T0 + 5_002),
+            Err(DropReason::NoSession)
+        );
     }
 
     #[test]

@@ -16,6 +16,10 @@ const AWAITING: usize = 4;
 /// Closest spacing of our echoes to one peer, so a member flooding pings
 /// cannot make us flood back.
 const ECHO_SPACING_MS: u64 = 100;
+/// How often a new session's first keepalive is repeated until the peer
+/// shows it holds the session: the peer seals with its old one until
+/// then, and a restarted peer no longer has that one.
+const CONFIRM_RETRY_MS: u64 = 200;
 
 /// The per-peer part.
 pub(super) struct Keepalive {
@@ -23,8 +27,8 @@ pub(super) struct Keepalive {
     awaiting: [Option<(u64, u64)>; AWAITING],
     /// Pings sent to this peer so far: numbers them for the loss window.
     pings: u64,
-    /// When the next ping to this peer is due.
-    next_ms: u64,
+    /// When the last ping went; `None`: one is due at once.
+    last_ms: Option<u64>,
     /// When we last echoed one of its pings.
     last_echo_ms: Option<u64>,
     /// Reachable as last told in an event (and counted for quorum).
@@ -36,15 +40,26 @@ impl Keepalive {
         Keepalive {
             awaiting: [None; AWAITING],
             pings: 0,
-            next_ms: 0,
+            last_ms: None,
             last_echo_ms: None,
             reachable: false,
         }
     }
 
     /// Makes a ping due at once.
-    pub(super) fn ask_now(&mut self, now_ms: u64) {
-        self.next_ms = now_ms;
+    pub(super) fn ask_now(&mut self) {
+        self.last_ms = None;
+    }
+
+    /// When the next ping is due: a keepalive interval after the last,
+    /// or sooner while a new session waits for the peer to confirm it.
+    fn due_ms(&self, keepalive: u64, confirming: bool) -> u64 {
+        let interval = if confirming && (keepalive == 0 || keepalive > CONFIRM_RETRY_MS) {
+            CONFIRM_RETRY_MS
+        } else {
+            keepalive
+        };
+        self.last_ms.map_or(0, |t| t + interval)
     }
 
     fn asked(&mut self, ping: u64) -> Option<u64> {
@@ -87,10 +102,11 @@ impl Relay {
     fn keepalive_due(&mut self, i: usize, now_ms: u64, out: &mut [u8]) -> Option<usize> {
         let keepalive = self.keepalive_ms;
         let p = &mut self.peers[i];
-        if keepalive == 0
+        let confirming = p.sessions.unconfirmed();
+        if (keepalive == 0 && !confirming)
             || p.endpoint.is_none()
             || !p.sessions.has_current()
-            || now_ms < p.ka.next_ms
+            || now_ms < p.ka.due_ms(keepalive, confirming)
         {
             return None;
         }
@@ -104,7 +120,7 @@ impl Relay {
         ka.awaiting.rotate_right(1);
         ka.awaiting[0] = Some((ka.pings, now_ms));
         ka.pings += 1;
-        ka.next_ms = now_ms + keepalive;
+        ka.last_ms = Some(now_ms);
         let s = &mut p.stats;
         s.pings_sent += 1;
         s.recent_answered <<= 1;
@@ -124,12 +140,19 @@ impl Relay {
             .iter()
             .filter(|p| p.endpoint.is_some() && p.spec.public_key.is_some())
             .filter_map(|p| {
-                let handshake =
-                    p.hs.due_ms(false)
-                        .or_else(|| p.sessions.rekey_at())
-                        .or_else(|| p.hs.due_ms(true));
-                let keepalive =
-                    (self.keepalive_ms > 0 && p.sessions.has_current()).then_some(p.ka.next_ms);
+                // The same rules as `initiation_due`: wanted now, or when
+                // the session is due for renewal, and never before the
+                // spacing and retry times (else a renewal that goes
+                // unanswered would wake the loop without end).
+                let earliest = p.hs.due_ms(true);
+                let handshake = match (p.hs.due_ms(false), p.sessions.rekey_at()) {
+                    (Some(wanted), _) => Some(wanted),
+                    (None, Some(rekey)) => earliest.map(|e| e.max(rekey)),
+                    (None, None) => earliest,
+                };
+                let confirming = p.sessions.unconfirmed();
+                let keepalive = ((self.keepalive_ms > 0 || confirming) && p.sessions.has_current())
+                    .then(|| p.ka.due_ms(self.keepalive_ms, confirming));
                 [handshake, keepalive].into_iter().flatten().min()
             })
             .min()

@@ -101,7 +101,7 @@ pub struct PeerStats {
     /// Datagrams (and their bytes) handed to the kernel for this peer.
     pub sent: u64,
     pub sent_bytes: u64,
-    /// Handshake questions and keepalives sent, and those answered.
+    /// Keepalives sent, and those echoed.
     pub pings_sent: u64,
     pub pings_answered: u64,
     /// The last 16 pings, newest in bit 0: 1 = answered.
@@ -184,12 +184,12 @@ impl Peers {
     }
 
     /// The table for a reloaded peer list. A peer whose name and overlay
-    /// addresses and public key are unchanged keeps everything: its endpoint,
-    /// sessions, replay windows and rate-limit bucket, so not one of its
-    /// packets is lost. Other peers start afresh.
+    /// addresses are unchanged keeps everything: its endpoint, sessions,
+    /// replay windows and rate-limit bucket, so not one of its packets is
+    /// lost. Other peers start afresh.
     ///
-    /// A peer whose only change is its public key keeps its sessions too:
-    /// they were made with the old key, and the new one is required from
+    /// A peer whose public key changed keeps its sessions too: they were
+    /// made with the old key, and the new one is required from
     /// its next handshake on (a key rotation without a gap).
     pub(super) fn reconfigured(self, specs: Vec<PeerSpec>, inject_rate_limit: u32) -> Peers {
         let mut old: Vec<Option<Peer>> = self.list.into_iter().map(Some).collect();

@@ -429,7 +429,7 @@ impl Relay {
     ) -> Result<Inbound, DropReason> {
         let (i, p) = self.screen(buf, from)?;
         if !p.kind.is_transport() {
-            return self.on_handshake(i, &p, buf, now, out);
+            return self.on_handshake(i, &p, buf, from, now, out);
         }
         let h = Header::parse(p, buf);
         let now_ms = now.mono_ms;
@@ -485,7 +485,7 @@ impl Relay {
             .by_sender(p.sender)
             .ok_or(DropReason::UnknownSender)?;
         let insecure = !self.handshake.authenticated();
-        if p.is_plaintext() != insecure || (insecure && !p.kind.is_transport()) {
+        if p.is_plaintext() != insecure || (insecure && p.kind != Kind::Data) {
             return Err(DropReason::ModeMismatch);
         }
         if insecure && self.peers[i].endpoint.map(|e| e.ip()) != Some(from.ip()) {

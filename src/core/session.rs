@@ -43,6 +43,9 @@ pub(super) struct Session {
     pub(super) initiator: bool,
     /// The peer's run, as its handshake said.
     pub(super) run: u64,
+    /// A datagram of the peer's authenticated under it: the peer holds it.
+    /// Until then an initiator keeps showing it the session.
+    confirmed: bool,
 }
 
 impl Session {
@@ -64,6 +67,8 @@ impl Session {
             born_ms: now_ms,
             initiator,
             run,
+            // The responder's proof is the datagram that promotes it.
+            confirmed: !initiator,
         }
     }
 
@@ -179,6 +184,7 @@ impl Sessions {
             .open(h.counter, aad, body)
             .map_err(|_| DropReason::BadAuth)?;
         s.window.commit(h.counter);
+        s.confirmed = true;
         Ok(len)
     }
 
@@ -188,6 +194,7 @@ impl Sessions {
         let next = self.next.take()?;
         let run = next.run;
         self.previous = self.current.replace(next);
+        self.forget_other_runs();
         Some(run)
     }
 
@@ -195,6 +202,25 @@ impl Sessions {
     /// (the peer made it `next` on its side).
     pub(super) fn install_initiated(&mut self, s: Session) {
         self.previous = self.current.replace(s);
+        self.forget_other_runs();
+    }
+
+    /// A session of a new run of the peer is current: the peer restarted,
+    /// and its previous run's session must not open a datagram held back
+    /// from before the restart.
+    fn forget_other_runs(&mut self) {
+        let run = self.current.as_ref().map(|s| s.run);
+        if self.previous.as_ref().map(|s| s.run) != run {
+            self.previous = None;
+        }
+    }
+
+    /// Whether the current session is ours and the peer has not shown yet
+    /// that it holds it.
+    pub(super) fn unconfirmed(&self) -> bool {
+        self.current
+            .as_ref()
+            .is_some_and(|s| s.initiator && !s.confirmed)
     }
 
     /// A handshake the peer started: the session waits as `next`.

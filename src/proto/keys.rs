@@ -120,6 +120,15 @@ impl PublicKey {
     pub fn bytes(&self) -> &[u8; KEY_LEN] {
         &self.0
     }
+
+    /// A point of small order (all zeros among them): every Diffie-Hellman
+    /// with it gives a value anyone can compute, so a member listed with
+    /// such a key could be posed as by anyone. Never a real key.
+    pub fn is_weak(&self) -> bool {
+        MontgomeryPoint(self.0)
+            .to_edwards(0)
+            .is_none_or(|p| p.is_small_order())
+    }
 }
 
 impl fmt::Display for PublicKey {
@@ -174,6 +183,15 @@ mod tests {
         assert_eq!(private.public(), PublicKey(public));
         let shown = private.public().to_string();
         assert_eq!(PublicKey::parse(&shown), Ok(PublicKey(public)));
+    }
+
+    #[test]
+    fn small_order_points_are_weak() {
+        assert!(PublicKey([0; 32]).is_weak());
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        assert!(PublicKey(one).is_weak());
+        assert!(!PrivateKey::generate().expect("rng").public().is_weak());
     }
 
     #[test]

@@ -26,10 +26,12 @@ pub(crate) const FLAG_PLAINTEXT: u8 = 0x01;
 /// frames rather than IP packets.
 pub(crate) const FLAG_FRAME: u8 = 0x02;
 
-/// The initiator's handshake payload: timestamp (12), run (8), flags (1).
-pub const INIT_PAYLOAD_LEN: usize = 21;
-/// The responder's handshake payload: run (8), flags (1).
-pub const RESP_PAYLOAD_LEN: usize = 9;
+/// The initiator's handshake payload: timestamp (12), run (8), flags (1),
+/// its session index (4, the clear one's authenticated copy).
+pub const INIT_PAYLOAD_LEN: usize = 25;
+/// The responder's handshake payload: run (8), flags (1), both session
+/// indices (4 + 4, authenticated copies of the clear ones).
+pub const RESP_PAYLOAD_LEN: usize = 17;
 /// Noise IK message 1: ephemeral key, encrypted static key and its tag,
 /// encrypted payload and its tag.
 pub const INIT_NOISE_LEN: usize = 32 + 32 + TAG_LEN + INIT_PAYLOAD_LEN + TAG_LEN;
@@ -117,6 +119,10 @@ impl Prefix {
         if h[2] & !(FLAG_PLAINTEXT | FLAG_FRAME) != 0 || h[3] != 0 {
             return Err(WireError::Malformed);
         }
+        // Handshakes carry no flags.
+        if !kind.is_transport() && h[2] != 0 {
+            return Err(WireError::Malformed);
+        }
         let fits = match kind {
             Kind::Data | Kind::Keepalive => buf.len() >= HEADER_LEN,
             Kind::Initiation => buf.len() == INITIATION_LEN,
@@ -183,10 +189,12 @@ pub struct HandshakeIds {
 }
 
 impl HandshakeIds {
-    pub fn parse(buf: &[u8]) -> HandshakeIds {
+    /// The clear indices of a handshake message of `kind` that
+    /// [`Prefix::parse`] accepted (so long enough for them).
+    pub fn parse(kind: Kind, buf: &[u8]) -> HandshakeIds {
         HandshakeIds {
             sender_index: be_u32(&buf[8..12]),
-            receiver_index: if buf.len() >= 16 {
+            receiver_index: if kind == Kind::Response {
                 be_u32(&buf[12..16])
             } else {
                 0

@@ -189,6 +189,13 @@ fn public_key(
     let key = PublicKey::parse(s.get_ref()).map_err(|e| {
         ctx.err(s.span(), "member.public_key", format!("{e}; expected the line `mcast-relay keygen` or `mcast-relay pubkey` printed on that member's host: 32 bytes in base64 (44 characters)"))
     })?;
+    if key.is_weak() {
+        return Err(ctx.err(
+            s.span(),
+            "member.public_key",
+            format!("{key} is not a usable public key (a point of small order: anyone could pose as `{name}`); paste the line `mcast-relay keygen` printed on that member's host"),
+        ));
+    }
     if let Some(other) = configs(members).find(|p| p.public_key == Some(key)) {
         return Err(ctx.err(
             s.span(),

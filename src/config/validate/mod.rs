@@ -366,6 +366,16 @@ mod tests {
     }
 
     #[test]
+    fn a_public_key_of_small_order_is_refused() {
+        let e = err(&with(
+            "Xf7dO2vUf2+ijuFdlp1bsOpTd01Ii9r53xxuASSz7yI=",
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        ));
+        assert_eq!(e.key, "member.public_key");
+        assert!(e.message.contains("small order"), "{e}");
+    }
+
+    #[test]
     fn a_public_key_used_twice_is_refused() {
         let e = err(&with(
             "zo060cy2M+x7cMF4FKXHbs0CloUFDTRHRboFhw5YfVk=",
