@@ -8,7 +8,7 @@
 use std::fmt;
 
 use base64::Engine as _;
-use curve25519_dalek::MontgomeryPoint;
+use curve25519_dalek::{MontgomeryPoint, Scalar};
 use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
@@ -125,9 +125,9 @@ impl PublicKey {
     /// with it gives a value anyone can compute, so a member listed with
     /// such a key could be posed as by anyone. Never a real key.
     pub fn is_weak(&self) -> bool {
-        MontgomeryPoint(self.0)
-            .to_edwards(0)
-            .is_none_or(|p| p.is_small_order())
+        // Small order means eight times the point is the identity, which
+        // the x-only ladder gives as u = 0 (on the curve or its twist).
+        (MontgomeryPoint(self.0) * Scalar::from(8u8)).to_bytes() == [0; KEY_LEN]
     }
 }
 
@@ -192,6 +192,16 @@ mod tests {
         one[0] = 1;
         assert!(PublicKey(one).is_weak());
         assert!(!PrivateKey::generate().expect("rng").public().is_weak());
+        // Random bytes are mostly not on the curve but on its twist, where
+        // X25519 works as well: not weak.
+        assert!(!PublicKey([0x42; 32]).is_weak());
+        // One of the order-8 points (RFC 7748's list of points to refuse).
+        let order8 = [
+            0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3, 0xfa, 0xf1, 0x9f,
+            0xc4, 0x6a, 0xda, 0x09, 0x8d, 0xeb, 0x9c, 0x32, 0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16,
+            0x5f, 0x49, 0xb8, 0x00,
+        ];
+        assert!(PublicKey(order8).is_weak());
     }
 
     #[test]
