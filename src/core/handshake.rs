@@ -722,12 +722,9 @@ mod tests {
     #[test]
     fn a_flood_claiming_a_member_does_not_starve_its_handshakes() {
         let mut b = node(2);
-        let mac = crate::proto::crypto::MacKey::for_receiver(&public_key(2));
         let mut junk = vec![0x77u8; INITIATION_LEN];
         junk[..8].copy_from_slice(&[2, 2, 0, 0, 10, 250, 0, 1]);
-        let at = INITIATION_LEN - MAC_LEN;
-        let m = mac.sign(&junk[..at]);
-        junk[at..].copy_from_slice(&m);
+        resign(&mut junk, 2);
         let elsewhere: std::net::SocketAddr = "198.51.100.9:7112".parse().expect("addr");
         let mut out = [0u8; MAX_DATAGRAM];
         for _ in 0..1000 {
@@ -763,9 +760,7 @@ mod tests {
         for x in &mut forged[16..40] {
             *x ^= 0x5a;
         }
-        let at = forged.len() - MAC_LEN;
-        let m = crate::proto::crypto::MacKey::for_receiver(&public_key(1)).sign(&forged[..at]);
-        forged[at..].copy_from_slice(&m);
+        resign(&mut forged, 1);
         assert_eq!(
             a.from_net(&mut forged, endpoint(2), T0, &mut out),
             Inbound::Drop(DropReason::BadAuth)
@@ -786,9 +781,7 @@ mod tests {
         let (len, _) = a.poll_hello(T0, &mut out).expect("initiation");
         let mut init = out[..len].to_vec();
         init[8] ^= 1;
-        let at = init.len() - MAC_LEN;
-        let m = crate::proto::crypto::MacKey::for_receiver(&public_key(2)).sign(&init[..at]);
-        init[at..].copy_from_slice(&m);
+        resign(&mut init, 2);
         let mut resp = [0u8; MAX_DATAGRAM];
         assert_eq!(
             b.from_net(&mut init, endpoint(1), T0, &mut resp),
@@ -804,9 +797,7 @@ mod tests {
         };
         let mut r = resp[..len].to_vec();
         r[9] ^= 1;
-        let at = r.len() - MAC_LEN;
-        let m = crate::proto::crypto::MacKey::for_receiver(&public_key(1)).sign(&r[..at]);
-        r[at..].copy_from_slice(&m);
+        resign(&mut r, 1);
         assert_eq!(
             a.from_net(&mut r, endpoint(2), T0 + super::RETRY_MS, &mut out),
             Inbound::Drop(DropReason::BadAuth)

@@ -350,3 +350,12 @@ pub fn relabel(d: &[u8], n: u8) -> Vec<u8> {
     d[4..8].copy_from_slice(&u32::from(overlay(n)).to_be_bytes());
     d
 }
+
+/// Rewrites the MAC at the end of handshake message `msg` for node `n`'s
+/// public key: what anyone with the cluster file can do after changing
+/// the message, so tests reach the checks behind the MAC.
+pub fn resign(msg: &mut [u8], n: u8) {
+    let at = msg.len() - crate::proto::wire::MAC_LEN;
+    let mac = crate::proto::crypto::MacKey::for_receiver(&public_key(n)).sign(&msg[..at]);
+    msg[at..].copy_from_slice(&mac);
+}
