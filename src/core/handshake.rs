@@ -744,16 +744,24 @@ mod tests {
         ));
     }
 
+    /// Node 1's (`a`'s) first initiation, answered by node 2 (`b`) at T0:
+    /// the response is in `resp`, its length returned.
+    fn answered_initiation(a: &mut Relay, b: &mut Relay, resp: &mut [u8]) -> usize {
+        let mut out = [0u8; MAX_DATAGRAM];
+        let (len, _) = a.poll_hello(T0, &mut out).expect("initiation");
+        let mut init = out[..len].to_vec();
+        let Inbound::Reply { len, .. } = b.from_net(&mut init, endpoint(1), T0, resp) else {
+            panic!("not answered");
+        };
+        len
+    }
+
     #[test]
     fn a_forged_response_does_not_cancel_a_handshake() {
         let (mut a, mut b) = (node_with(1, 2, T0, key(1)), node_with(2, 2, T0, key(2)));
         let mut out = [0u8; MAX_DATAGRAM];
-        let (len, _) = a.poll_hello(T0, &mut out).expect("initiation");
-        let mut init = out[..len].to_vec();
         let mut resp = [0u8; MAX_DATAGRAM];
-        let Inbound::Reply { len, .. } = b.from_net(&mut init, endpoint(1), T0, &mut resp) else {
-            panic!("not answered");
-        };
+        let len = answered_initiation(&mut a, &mut b, &mut resp);
         // Someone who saw the initiation races a response with its index
         // and a valid MAC, but Noise bytes of its own.
         let mut forged = resp[..len].to_vec();
@@ -843,12 +851,8 @@ mod tests {
     fn a_lost_confirmation_is_repeated() {
         let (mut a, mut b) = (node_with(1, 2, T0, key(1)), node_with(2, 2, T0, key(2)));
         let mut out = [0u8; MAX_DATAGRAM];
-        let (len, _) = a.poll_hello(T0, &mut out).expect("initiation");
-        let mut init = out[..len].to_vec();
         let mut resp = [0u8; MAX_DATAGRAM];
-        let Inbound::Reply { len, .. } = b.from_net(&mut init, endpoint(1), T0, &mut resp) else {
-            panic!("not answered");
-        };
+        let len = answered_initiation(&mut a, &mut b, &mut resp);
         let mut r = resp[..len].to_vec();
         assert_eq!(
             a.from_net(&mut r, endpoint(2), T0, &mut out),
