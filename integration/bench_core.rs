@@ -102,7 +102,7 @@ fn core(c: &mut Criterion) {
         bench.iter_batched(
             || (node(1), node(2)),
             |(mut a, mut b)| {
-                let (len, _) = a.poll_hello(T0, &mut out).expect("an initiation");
+                let (len, _, _) = a.poll_hello(T0, &mut out).expect("an initiation");
                 let Inbound::Reply { len, .. } =
                     b.from_net(&mut out[..len], endpoint(1), T0, &mut reply)
                 else {

@@ -4,6 +4,7 @@
 //! cannot drift apart.
 
 use crate::config::{Config, Mode};
+use crate::core::Redundancy;
 use crate::core::relay::{Link, NodeAddrs, PeerSpec, RelayParams, Reload, Security};
 
 /// Each peer as the core knows it: a name and its overlay addresses.
@@ -29,6 +30,7 @@ pub(super) fn reload(cfg: &Config) -> Reload {
         max_clock_skew_ms: cfg.node.max_clock_skew.as_millis() as u64,
         inject_rate_limit: cfg.node.inject_rate_limit,
         keepalive_ms: cfg.node.keepalive.as_millis() as u64,
+        redundancy: Redundancy::default(),
     }
 }
 
@@ -43,6 +45,7 @@ pub(super) fn relay_params(cfg: &Config, security: Security, run: u64) -> RelayP
         max_clock_skew_ms,
         inject_rate_limit,
         keepalive_ms,
+        redundancy,
     } = reload(cfg);
     RelayParams {
         local: NodeAddrs {
@@ -62,5 +65,6 @@ pub(super) fn relay_params(cfg: &Config, security: Security, run: u64) -> RelayP
         inject_rate_limit,
         keepalive_ms,
         quorum: cfg.node.quorum,
+        redundancy,
     }
 }

@@ -159,7 +159,11 @@ impl State {
     /// The loop's timer fired: what the core has due (reachability, quorum,
     /// the advert watch), then the hellos and keepalives due.
     fn on_timer(&mut self, io: &Io) {
-        self.relay.handle_timeout(self.clock.now());
+        let now = self.clock.now();
+        self.relay.handle_timeout(now);
+        if self.relay.poll_later(now, &mut self.batch) {
+            self.send_batch(&io.sock);
+        }
         self.send_hellos(&io.sock);
         self.on_events(io.tun.get_ref());
     }
@@ -278,13 +282,9 @@ impl State {
     }
 
     /// A handshake message or keepalive (the first `len` bytes of the
-    /// output buffer) to peer `peer`'s configured endpoint.
-    fn send_one(&mut self, len: usize, peer: PeerId, sock: &UdpSocket) {
-        let Some(ep) = self.relay.endpoint(peer) else {
-            self.relay.count_drop(DropReason::PeerUnresolved);
-            return;
-        };
-        let one = std::iter::once((peer, ep, &self.out_buf[..len]));
+    /// output buffer) to `to`, one of peer `peer`'s configured endpoints.
+    fn send_one(&mut self, len: usize, peer: PeerId, to: SocketAddr, sock: &UdpSocket) {
+        let one = std::iter::once((peer, to, &self.out_buf[..len]));
         let (relay, sends) = (&mut self.relay, &mut self.sends);
         self.fanout.send(sock.as_raw_fd(), one, |i, ep, r| match r {
             Ok(len) => relay.count_sent(i, len),
@@ -307,8 +307,8 @@ impl State {
     /// Sends every hello the core wants out now.
     fn send_hellos(&mut self, sock: &UdpSocket) {
         let now = self.clock.now();
-        while let Some((len, peer)) = self.relay.poll_hello(now, &mut self.out_buf) {
-            self.send_one(len, peer, sock);
+        while let Some((len, peer, to)) = self.relay.poll_hello(now, &mut self.out_buf) {
+            self.send_one(len, peer, to, sock);
         }
     }
 
@@ -319,7 +319,7 @@ impl State {
             .relay
             .from_net(&mut self.net_buf[..n], from, now, &mut self.out_buf)
         {
-            Inbound::Reply { len, peer } => self.send_one(len, peer, &io.sock),
+            Inbound::Reply { len, peer, to } => self.send_one(len, peer, to, &io.sock),
             Inbound::Handled => {}
             Inbound::Inject { start, len, .. } => {
                 if let Err(e) = tun.write(&self.net_buf[start..start + len]) {
