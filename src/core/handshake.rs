@@ -319,6 +319,10 @@ impl Relay {
         if !self.handshake_budget(i, from, now_ms) {
             return Err(DropReason::HandshakeRateLimited);
         }
+        // No answer could go anywhere: no session is made either.
+        if !self.peers[i].paths.any() {
+            return Err(DropReason::PeerUnresolved);
+        }
         let local = self
             .handshake
             .local

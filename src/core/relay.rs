@@ -329,6 +329,12 @@ impl Relay {
         self.recheck = true;
     }
 
+    /// Changes how packets are copied and spread over paths, from the next
+    /// packet on (copies already held still go).
+    pub fn set_redundancy(&mut self, r: Redundancy) {
+        self.redundancy = r;
+    }
+
     /// The virtual routers seen in the adverts relayed, both ways.
     pub fn routers(&self) -> &[Router] {
         self.watch.routers()
