@@ -36,6 +36,11 @@ pub(super) struct RawNode {
     pub(super) status_group: Option<Spanned<String>>,
     pub(super) metrics_listen: Option<Spanned<String>>,
     pub(super) quorum: Option<bool>,
+    pub(super) redundancy: Option<Spanned<i64>>,
+    pub(super) redundancy_spacing: Option<Spanned<f64>>,
+    pub(super) path_mode: Option<Spanned<String>>,
+    pub(super) realtime_priority: Option<Spanned<i64>>,
+    pub(super) lock_memory: Option<bool>,
 }
 
 #[derive(Deserialize)]
