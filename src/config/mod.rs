@@ -69,6 +69,9 @@ pub(crate) const MAX_REDUNDANCY: u8 = 4;
 /// short burst of loss does not take every copy.
 pub(crate) const DEFAULT_REDUNDANCY_SPACING_SECS: f64 = 0.005;
 pub(crate) const MAX_REDUNDANCY_SPACING_SECS: f64 = 0.1;
+/// Paths one member may list in `endpoints`, as many as corosync's knet
+/// links: more would only multiply the keepalives.
+pub(crate) const MAX_ENDPOINTS: usize = 8;
 
 /// A validated configuration.
 #[derive(Clone, Debug)]
@@ -222,7 +225,9 @@ impl fmt::Display for Endpoint {
 #[derive(Clone, Debug)]
 pub struct PeerConfig {
     pub name: String,
-    pub endpoint: Endpoint,
+    /// Where its relay listens, one entry per path (`endpoint`, or each
+    /// of `endpoints` in the file's order); never empty, no entry twice.
+    pub endpoints: Vec<Endpoint>,
     pub address: Ipv4Addr,
     pub address6: Option<Ipv6Addr>,
     /// `None` only with `insecure = true` (where it may be left out).
@@ -367,11 +372,11 @@ mod tests {
         assert_eq!(c.peers[0].name, "h2");
         assert_eq!(c.peers[0].public_key, Some(key(2).public()));
         assert_eq!(
-            c.peers[1].endpoint,
-            Endpoint::Name {
+            c.peers[1].endpoints,
+            [Endpoint::Name {
                 host: "node3.example.net".into(),
                 port: 7112
-            }
+            }]
         );
     }
 

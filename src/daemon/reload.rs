@@ -142,14 +142,15 @@ fn peer_changed(old: &PeerConfig, new: &PeerConfig) -> bool {
     let PeerConfig {
         // The name is what pairs the two.
         name: _,
-        endpoint,
+        // Any path added, removed, moved or reordered.
+        endpoints,
         address,
         address6,
         // A new key takes effect at the member's next handshake.
         public_key,
     } = new;
-    (old.address, old.address6, &old.endpoint, old.public_key)
-        != (*address, *address6, endpoint, *public_key)
+    (old.address, old.address6, &old.endpoints, old.public_key)
+        != (*address, *address6, endpoints, *public_key)
 }
 
 /// A new configuration changes keys that only a restart applies.
@@ -255,6 +256,21 @@ mod tests {
         assert_eq!(p.changed, ["c"]);
         assert!(!p.settings_changed);
         assert!(plan(&old, &old).expect("same").is_empty());
+    }
+
+    /// A path added to a member, or the same paths in another order (the
+    /// first is the one used before any is known healthy), change it.
+    #[test]
+    fn a_members_new_path_changes_it() {
+        let old = cfg("", &[B, C], "\"vrrp\"");
+        let mut new = old.clone();
+        let path = crate::config::Endpoint::Addr("198.51.100.2:7112".parse().expect("addr"));
+        new.peers[0].endpoints.push(path);
+        let p = plan(&old, &new).expect("reloadable");
+        assert_eq!(p.changed, ["b"]);
+        let mut reordered = new.clone();
+        reordered.peers[0].endpoints.reverse();
+        assert_eq!(plan(&new, &reordered).expect("reloadable").changed, ["b"]);
     }
 
     #[test]

@@ -61,7 +61,7 @@ pub(super) fn validate<E: From<ConfigError>>(
     let own = &members[me].config;
     let listen = match &node.listen {
         Some(a) => *a,
-        None => SocketAddr::from(([0, 0, 0, 0], own.endpoint.port())),
+        None => SocketAddr::from(([0, 0, 0, 0], own.endpoints[0].port())),
     };
     let interface = InterfaceConfig {
         name: iface.name,
@@ -95,19 +95,24 @@ pub(super) fn validate<E: From<ConfigError>>(
     })
 }
 
-/// A member's endpoint address must be of a family the `listen` socket
-/// sends and receives on; a name is resolved later, so its family is not
-/// known here.
+/// Each of a member's endpoint addresses must be of a family the `listen`
+/// socket sends and receives on; a name is resolved later, so its family
+/// is not known here.
 fn reachable(ctx: &Ctx, m: &Member, listen: SocketAddr) -> Result<(), ConfigError> {
-    let PeerConfig { name, endpoint, .. } = &m.config;
-    let Endpoint::Addr(a) = endpoint else {
-        return Ok(());
-    };
-    if a.is_ipv6() && listen.is_ipv4() {
-        return Err(ctx.err(m.endpoint_span.clone(), "member.endpoint", format!("member `{name}` has an IPv6 endpoint but node.listen is IPv4 ({listen}); set `listen = \"[::]:{}\"` in [node]", listen.port())));
-    }
-    if a.is_ipv4() && listen.is_ipv6() && !listen.ip().is_unspecified() {
-        return Err(ctx.err(m.endpoint_span.clone(), "member.endpoint", format!("member `{name}` has an IPv4 endpoint but node.listen is a specific IPv6 address; use `listen = \"[::]:{}\"` or an IPv4 listen address", listen.port())));
+    let PeerConfig {
+        name, endpoints, ..
+    } = &m.config;
+    for (endpoint, span) in endpoints.iter().zip(&m.endpoint_spans) {
+        let Endpoint::Addr(a) = endpoint else {
+            continue;
+        };
+        let key = m.endpoint_key;
+        if a.is_ipv6() && listen.is_ipv4() {
+            return Err(ctx.err(span.clone(), key, format!("member `{name}` has an IPv6 endpoint ({a}) but node.listen is IPv4 ({listen}); set `listen = \"[::]:{}\"` in [node]", listen.port())));
+        }
+        if a.is_ipv4() && listen.is_ipv6() && !listen.ip().is_unspecified() {
+            return Err(ctx.err(span.clone(), key, format!("member `{name}` has an IPv4 endpoint ({a}) but node.listen is a specific IPv6 address; use `listen = \"[::]:{}\"` or an IPv4 listen address", listen.port())));
+        }
     }
     Ok(())
 }
@@ -485,8 +490,8 @@ address = "10.250.0.2"
         assert_eq!(c.interface.mode, Mode::Tun);
         assert_eq!(c.peers[0].public_key, None);
         assert_eq!(
-            c.peers[0].endpoint,
-            Endpoint::Addr("[2001:db8::2]:7112".parse().expect("addr"))
+            c.peers[0].endpoints,
+            [Endpoint::Addr("[2001:db8::2]:7112".parse().expect("addr"))]
         );
         assert_eq!(c.node.name, "a", "found by the hostname");
     }
