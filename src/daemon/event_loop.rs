@@ -397,11 +397,11 @@ fn kept_endpoints(cfg: &Config, new: &Config, relay: &Relay) -> Vec<Option<Socke
     new.peers
         .iter()
         .map(|p| {
-            underlay::static_endpoint(&p.endpoint).or_else(|| {
+            underlay::static_endpoint(&p.endpoints[0]).or_else(|| {
                 let old = cfg
                     .peers
                     .iter()
-                    .find(|o| o.name == p.name && o.endpoint == p.endpoint)?;
+                    .find(|o| o.name == p.name && o.endpoints[0] == p.endpoints[0])?;
                 relay.endpoint(relay.peer_by_name(&old.name)?)
             })
         })

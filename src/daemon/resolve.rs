@@ -59,7 +59,7 @@ impl Resolvers {
     fn spawn(&self, cfg: &Config) -> Vec<JoinHandle<()>> {
         cfg.peers
             .iter()
-            .filter_map(|p| match &p.endpoint {
+            .filter_map(|p| match &p.endpoints[0] {
                 Endpoint::Name { host, port } => Some(tokio::spawn(net::follow_name(
                     (self.generation, PeerId::from(p.address)),
                     p.name.clone(),

@@ -93,10 +93,10 @@ async fn first_resolution(cfg: &Config) -> Vec<Option<SocketAddr>> {
     let mut endpoints: Vec<Option<SocketAddr>> = cfg
         .peers
         .iter()
-        .map(|p| underlay::static_endpoint(&p.endpoint))
+        .map(|p| underlay::static_endpoint(&p.endpoints[0]))
         .collect();
     for (i, p) in cfg.peers.iter().enumerate() {
-        if let Endpoint::Name { host, port } = &p.endpoint {
+        if let Endpoint::Name { host, port } = &p.endpoints[0] {
             let quick = tokio::time::timeout(
                 Duration::from_secs(2),
                 net::resolve(host, *port, cfg.node.listen),
