@@ -76,9 +76,9 @@ pub(super) async fn run(ready: Ready) -> Result<(), Error> {
             _ = signals.hup.recv() => on_sighup(&mut cfg, &mut st, &mut resolvers, &io.sock),
             // Counters into the log on demand (kill -USR1).
             _ = signals.usr1.recv() => tracing::info!("counters: {}", st.relay.counters()),
-            Some(((g, id), addr)) = updates.recv() => {
+            Some(((g, id, path), addr)) = updates.recv() => {
                 if resolvers.is_current(g) && st.relay.peer_name(id).is_some() {
-                    st.relay.set_endpoint(id, Some(addr));
+                    st.relay.set_path(id, path, Some(addr));
                     st.send_hellos(&io.sock);
                 }
             }
@@ -391,19 +391,26 @@ fn on_sighup(cfg: &mut Config, st: &mut State, resolvers: &mut Resolvers, sock: 
     }
 }
 
-/// Each new peer's endpoint: given, or, if its endpoint is unchanged, the
-/// address it resolved to while running.
-fn kept_endpoints(cfg: &Config, new: &Config, relay: &Relay) -> Vec<Option<SocketAddr>> {
+/// Each new peer's paths: given, or, if the same member had the same
+/// endpoint at the same place before, the address it resolved to while
+/// running.
+fn kept_endpoints(cfg: &Config, new: &Config, relay: &Relay) -> Vec<Vec<Option<SocketAddr>>> {
     new.peers
         .iter()
         .map(|p| {
-            underlay::static_endpoint(&p.endpoints[0]).or_else(|| {
-                let old = cfg
-                    .peers
-                    .iter()
-                    .find(|o| o.name == p.name && o.endpoints[0] == p.endpoints[0])?;
-                relay.endpoint(relay.peer_by_name(&old.name)?)
-            })
+            p.endpoints
+                .iter()
+                .enumerate()
+                .map(|(k, e)| {
+                    underlay::static_endpoint(e).or_else(|| {
+                        let old = cfg
+                            .peers
+                            .iter()
+                            .find(|o| o.name == p.name && o.endpoints.get(k) == Some(e))?;
+                        relay.path_addr(relay.peer_by_name(&old.name)?, k)
+                    })
+                })
+                .collect()
         })
         .collect()
 }
@@ -438,8 +445,12 @@ fn apply_reload(cfg: &Config, st: &mut State) -> Option<Config> {
     }
     let endpoints = kept_endpoints(cfg, &new, &st.relay);
     st.relay.reconfigure(core_config::reload(&new));
-    for (p, ep) in new.peers.iter().zip(endpoints) {
-        st.relay.set_endpoint(PeerId::from(p.address), ep);
+    for (p, paths) in new.peers.iter().zip(endpoints) {
+        let id = PeerId::from(p.address);
+        st.relay.truncate_paths(id, paths.len());
+        for (k, ep) in paths.into_iter().enumerate() {
+            st.relay.set_path(id, k, ep);
+        }
     }
     let list = |v: &[String]| {
         if v.is_empty() {
