@@ -48,6 +48,9 @@ pub(super) struct Signals {
 /// Sets the relay up, from the key to the core, and logs that it is ready.
 pub(super) async fn prepare(cfg: Config) -> Result<Ready, Error> {
     let run_as = privilege::lookup(&cfg.node.user)?;
+    // First, while privileged: a relay that cannot have them stops before
+    // it creates anything, and the threads started later inherit SCHED_RR.
+    realtime(&cfg.node)?;
     // Connected now: the service manager's socket may not accept an
     // unprivileged sender later.
     let notifier = Notifier::from_env()?;
@@ -59,7 +62,6 @@ pub(super) async fn prepare(cfg: Config) -> Result<Ready, Error> {
     let control = Control::bind(&cfg.node).await?;
     let started = Instant::now();
     let sock = UdpSocket::from_std(sock).map_err(Error::RegisterSocket)?;
-    realtime(&cfg.node)?;
     drop_privileges(&run_as)?;
     let relay = build_core(&cfg, security, &endpoints)?;
     let signals = install_signals()?;
@@ -174,8 +176,8 @@ fn open_tun(iface: &InterfaceConfig, mtu: u32) -> Result<tokio::io::unix::AsyncF
     tun.into_async().map_err(Error::RegisterTun)
 }
 
-/// `node.realtime_priority` and `node.lock_memory`, while still
-/// privileged; they stay in force after the drop.
+/// `node.realtime_priority` and `node.lock_memory`, before privileges
+/// are dropped; they stay in force after the drop.
 fn realtime(node: &NodeConfig) -> Result<(), Error> {
     let applied = realtime::apply(node.realtime_priority, node.lock_memory)?;
     if let Some((priority, threads)) = applied.priority {
