@@ -11,5 +11,6 @@ mod failover;
 mod hostile;
 mod no_alloc;
 mod operator;
+mod realtime;
 mod scale;
 mod tap;

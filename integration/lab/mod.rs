@@ -194,6 +194,14 @@ pub struct RelayOptions {
     pub insecure: bool,
     /// `node.inject_rate_limit`; `None` keeps the default.
     pub inject_rate_limit: Option<u32>,
+    /// `node.realtime_priority`; `None` leaves it out (normal priority).
+    pub realtime_priority: Option<u8>,
+    /// `node.lock_memory`.
+    pub lock_memory: bool,
+    /// `node.redundancy`; `None` keeps the default.
+    pub redundancy: Option<u8>,
+    /// `node.path_mode` ("all" or "best"); `None` keeps the default.
+    pub path_mode: Option<&'static str>,
 }
 
 impl Default for RelayOptions {
@@ -211,6 +219,10 @@ impl Default for RelayOptions {
             tap: false,
             insecure: false,
             inject_rate_limit: None,
+            realtime_priority: None,
+            lock_memory: false,
+            redundancy: None,
+            path_mode: None,
         }
     }
 }
@@ -689,6 +701,18 @@ impl Lab {
         }
         if let Some(r) = o.inject_rate_limit {
             node_extra += &format!("inject_rate_limit = {r}\n");
+        }
+        if let Some(p) = o.realtime_priority {
+            node_extra += &format!("realtime_priority = {p}\n");
+        }
+        if o.lock_memory {
+            node_extra += "lock_memory = true\n";
+        }
+        if let Some(r) = o.redundancy {
+            node_extra += &format!("redundancy = {r}\n");
+        }
+        if let Some(m) = o.path_mode {
+            node_extra += &format!("path_mode = \"{m}\"\n");
         }
         node_extra += &format!(
             "status_socket = \"{}\"\n",
