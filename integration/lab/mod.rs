@@ -1179,14 +1179,16 @@ pub fn env_or(name: &str, default: u64) -> u64 {
 }
 
 /// Datagrams a relay refused, from its counters ([`Lab::relay_counters`]):
-/// every network drop reason but those in `except`.
+/// every network drop reason but those in `except`. Duplicates are the
+/// peers' redundant copies, not refusals, and never count.
 pub fn refused(
     c: &std::collections::HashMap<String, u64>,
     except: &[mcast_relay::core::DropReason],
 ) -> u64 {
-    mcast_relay::core::DropReason::ALL
+    use mcast_relay::core::DropReason;
+    DropReason::ALL
         .iter()
-        .filter(|r| r.from_network() && !except.contains(r))
+        .filter(|r| r.from_network() && **r != DropReason::Duplicate && !except.contains(r))
         .map(|r| c.get(r.name()).copied().unwrap_or(0))
         .sum()
 }
