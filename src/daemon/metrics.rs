@@ -272,6 +272,11 @@ mod tests {
                 packets_out: 6,
                 bytes_out: 60,
                 rate_limited: 0,
+                copies_received: 10,
+                first_copies: 5,
+                saved_by_copies: 1,
+                duplicates: 5,
+                paths: vec![],
             }],
             routers: vec![RouterStatus {
                 vrid: 51,
