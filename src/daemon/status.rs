@@ -296,8 +296,17 @@ pub fn render(s: &Status) -> String {
     );
     let _ = writeln!(
         o,
-        "\n{:<12} {:<22} {:<10} {:>8} {:>7} {:>10} {:>10} {:>10}",
-        "PEER", "ENDPOINT", "STATE", "RTT", "LOSS", "HEARD", "PKTS IN", "PKTS OUT"
+        "\n{:<12} {:<22} {:<11} {:>8} {:>7} {:>10} {:>10} {:>10} {:>15} {:>7}",
+        "PEER",
+        "ENDPOINT",
+        "STATE",
+        "RTT",
+        "LOSS",
+        "HEARD",
+        "PKTS IN",
+        "PKTS OUT",
+        "COPIES IN/FIRST",
+        "SAVED"
     );
     for p in &s.peers {
         let state = match (p.confirmed, p.reachable) {
@@ -307,7 +316,7 @@ pub fn render(s: &Status) -> String {
         };
         let _ = writeln!(
             o,
-            "{:<12} {:<22} {:<10} {:>8} {:>7} {:>10} {:>10} {:>10}",
+            "{:<12} {:<22} {:<11} {:>8} {:>7} {:>10} {:>10} {:>10} {:>15} {:>7}",
             p.name,
             p.endpoint.as_deref().unwrap_or("unresolved"),
             state,
@@ -315,8 +324,28 @@ pub fn render(s: &Status) -> String {
             opt(&p.loss_pct.map(|l| format!("{l:.0}")), "%"),
             opt(&p.last_heard_s.map(|t| format!("{t:.1}")), " s"),
             p.packets_in,
-            p.packets_out
+            p.packets_out,
+            format!("{}/{}", p.copies_received, p.first_copies),
+            p.saved_by_copies
         );
+        // One path is the peer's line itself; several get one line each,
+        // in the peer's columns (HEARD: its last answer).
+        if p.paths.len() > 1 {
+            for (k, path) in p.paths.iter().enumerate() {
+                let line = format!(
+                    "{:<12} {:<22} {:<11} {:>8} {:>7} {:>10} {:>10} {:>10}",
+                    format!("  path {k}"),
+                    path.endpoint.as_deref().unwrap_or("unresolved"),
+                    path.state,
+                    opt(&path.rtt_ms, " ms"),
+                    opt(&path.loss_pct.map(|l| format!("{l:.0}")), "%"),
+                    opt(&path.last_answer_s.map(|t| format!("{t:.1}")), " s"),
+                    "",
+                    path.packets_out
+                );
+                let _ = writeln!(o, "{}", line.trim_end());
+            }
+        }
     }
     let _ = writeln!(
         o,
@@ -418,7 +447,9 @@ mod tests {
             (0, 0, 0, 0)
         );
         assert!(p.paths.is_empty());
-        assert!(render(&s).contains("h2           10.77.0.2:7112"));
+        let t = render(&s);
+        assert!(t.contains("h2           10.77.0.2:7112"), "{t}");
+        assert!(t.contains(" 0/0 ") && !t.contains("path 0"), "{t}");
     }
 
     /// Node 2's second address for node 1.
@@ -503,6 +534,11 @@ mod tests {
         assert_eq!(second.loss_pct, Some(100.0));
         assert_eq!(second.rtt_ms, None);
         assert_eq!(p.paths.len(), 2);
+        let t = render(&s);
+        assert!(
+            t.contains("  path 1     198.51.100.1:7112      unreachable"),
+            "{t}"
+        );
         let json = serde_json::to_string(&s).expect("serialise");
         assert_eq!(serde_json::from_str::<Status>(&json).expect("parse"), s);
     }
@@ -531,7 +567,17 @@ mod tests {
                 first_copies: 7,
                 saved_by_copies: 2,
                 duplicates: 7,
-                paths: vec![path("10.77.0.2:7112", "healthy")],
+                paths: vec![
+                    path("10.77.0.2:7112", "healthy"),
+                    PathStatus {
+                        endpoint: None,
+                        rtt_ms: None,
+                        loss_pct: None,
+                        last_answer_s: None,
+                        packets_out: 0,
+                        ..path("", "unresolved")
+                    },
+                ],
             }],
             routers: vec![RouterStatus {
                 vrid: 51,
@@ -562,6 +608,10 @@ mod tests {
             "h2           10.77.0.2:7112         silent",
             "3 ms",
             "50%",
+            "COPIES IN/FIRST   SAVED",
+            "          14/7       2",
+            "\n  path 0     10.77.0.2:7112         healthy         3 ms      0%      0.4 s                     9\n",
+            "\n  path 1     unresolved             unresolved         -       -          -                     0\n",
             "SPLIT BRAIN with h2",
             "alarms: split brain: VRID 51",
             "injected=7 replay=3",
