@@ -11,7 +11,7 @@ use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
 use crate::core::counters::DropReason;
-use crate::daemon::status::Status;
+use crate::daemon::status::{Status, path_is_up};
 
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -24,6 +24,13 @@ struct Peer {
 struct PeerDirection {
     peer: String,
     direction: String,
+}
+
+/// One path of a peer. An unresolved path is `endpoint="unresolved"`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeerPath {
+    peer: String,
+    endpoint: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -114,6 +121,8 @@ pub fn render(s: &Status, http: &HttpStats) -> String {
         "Bytes injected from (in) and sent to (out) the peer",
         bytes,
     );
+    register_copies(&mut reg, s);
+    register_paths(&mut reg, s);
 
     let totals = [
         (
@@ -229,6 +238,99 @@ pub fn render(s: &Status, http: &HttpStats) -> String {
     out
 }
 
+/// The redundancy's counters, one counter each rather than a `kind` label:
+/// first copies are a part of those received and saved ones a part of
+/// those, so a sum over such a label would mean nothing.
+fn register_copies(reg: &mut Registry, s: &Status) {
+    let families = [
+        (
+            "peer_copies_received",
+            "Data datagrams from the peer that authenticated, every copy counted",
+            Family::<Peer, Counter>::default(),
+        ),
+        (
+            "peer_first_copies",
+            "Packets from the peer whose first copy authenticated",
+            Family::<Peer, Counter>::default(),
+        ),
+        (
+            "peer_saved_by_copies",
+            "Packets from the peer whose first copy to arrive was not copy 0 (at most what redundancy saved)",
+            Family::<Peer, Counter>::default(),
+        ),
+    ];
+    for p in &s.peers {
+        let peer = Peer {
+            peer: p.name.clone(),
+        };
+        for ((_, _, f), n) in
+            families
+                .iter()
+                .zip([p.copies_received, p.first_copies, p.saved_by_copies])
+        {
+            f.get_or_create(&peer).inc_by(n);
+        }
+    }
+    for (name, help, f) in families {
+        reg.register(name, help, f);
+    }
+}
+
+/// Each path's health and probes. Pings sent and answered are two
+/// counters, as the handshakes are: answered ones are a part of those sent.
+fn register_paths(reg: &mut Registry, s: &Status) {
+    let up = Family::<PeerPath, Gauge>::default();
+    let rtt = Family::<PeerPath, FloatGauge>::default();
+    let loss = Family::<PeerPath, FloatGauge>::default();
+    let sent = Family::<PeerPath, Counter>::default();
+    let answered = Family::<PeerPath, Counter>::default();
+    let packets = Family::<PeerPath, Counter>::default();
+    for p in &s.peers {
+        for path in &p.paths {
+            let l = PeerPath {
+                peer: p.name.clone(),
+                endpoint: path.endpoint.as_deref().unwrap_or("unresolved").to_string(),
+            };
+            up.get_or_create(&l).set(i64::from(path_is_up(&path.state)));
+            if let Some(ms) = path.rtt_ms {
+                rtt.get_or_create(&l).set(ms as f64 / 1000.0);
+            }
+            if let Some(pct) = path.loss_pct {
+                loss.get_or_create(&l).set(pct / 100.0);
+            }
+            sent.get_or_create(&l).inc_by(path.pings_sent);
+            answered.get_or_create(&l).inc_by(path.pings_answered);
+            packets.get_or_create(&l).inc_by(path.packets_out);
+        }
+    }
+    reg.register(
+        "path_up",
+        "1 if the path answered a keepalive within three and a half intervals (healthy or suspect)",
+        up,
+    );
+    reg.register(
+        "path_rtt_seconds",
+        "Round trip of the path's last answered keepalive",
+        rtt,
+    );
+    reg.register(
+        "path_loss_ratio",
+        "Unanswered share of the path's last 16 keepalives",
+        loss,
+    );
+    reg.register("path_pings_sent", "Keepalives sent over the path", sent);
+    reg.register(
+        "path_pings_answered",
+        "Keepalives sent over the path that were answered",
+        answered,
+    );
+    reg.register(
+        "path_packets_sent",
+        "Data datagrams (copies included) sent over the path",
+        packets,
+    );
+}
+
 /// The HTTP response for a request whose first line is `request_line`.
 pub fn respond(request_line: &str, body: &str) -> String {
     let mut parts = request_line.split_whitespace();
@@ -251,7 +353,20 @@ pub fn respond(request_line: &str, body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::status::{CounterStatus, PeerStatus, RouterStatus};
+    use crate::daemon::status::{CounterStatus, PathStatus, PeerStatus, RouterStatus};
+
+    fn path(endpoint: Option<&str>, state: &str, rtt_ms: Option<u64>) -> PathStatus {
+        PathStatus {
+            endpoint: endpoint.map(str::to_string),
+            state: state.into(),
+            rtt_ms,
+            loss_pct: rtt_ms.map(|_| 50.0),
+            pings_sent: 4,
+            pings_answered: u64::from(rtt_ms.is_some()) * 2,
+            packets_out: 11,
+            last_answer_s: None,
+        }
+    }
 
     fn status() -> Status {
         Status {
@@ -272,6 +387,16 @@ mod tests {
                 packets_out: 6,
                 bytes_out: 60,
                 rate_limited: 0,
+                copies_received: 10,
+                first_copies: 5,
+                saved_by_copies: 1,
+                duplicates: 5,
+                paths: vec![
+                    path(Some("192.0.2.2:7112"), "healthy", Some(3)),
+                    path(Some("198.51.100.2:7112"), "suspect", Some(4)),
+                    path(Some("[2001:db8::2]:7112"), "unreachable", None),
+                    path(None, "unresolved", None),
+                ],
             }],
             routers: vec![RouterStatus {
                 vrid: 51,
@@ -306,6 +431,20 @@ mod tests {
             "mcast_relay_peer_rtt_seconds{peer=\"h2\"} 0.002",
             "mcast_relay_peer_loss_ratio{peer=\"h2\"} 0.25",
             "mcast_relay_peer_packets_total{peer=\"h2\",direction=\"in\"} 5",
+            "mcast_relay_peer_copies_received_total{peer=\"h2\"} 10",
+            "mcast_relay_peer_first_copies_total{peer=\"h2\"} 5",
+            "mcast_relay_peer_saved_by_copies_total{peer=\"h2\"} 1",
+            "mcast_relay_path_up{peer=\"h2\",endpoint=\"192.0.2.2:7112\"} 1",
+            "mcast_relay_path_up{peer=\"h2\",endpoint=\"198.51.100.2:7112\"} 1",
+            "mcast_relay_path_up{peer=\"h2\",endpoint=\"[2001:db8::2]:7112\"} 0",
+            "mcast_relay_path_up{peer=\"h2\",endpoint=\"unresolved\"} 0",
+            "mcast_relay_path_rtt_seconds{peer=\"h2\",endpoint=\"198.51.100.2:7112\"} 0.004",
+            "mcast_relay_path_loss_ratio{peer=\"h2\",endpoint=\"192.0.2.2:7112\"} 0.5",
+            "mcast_relay_path_pings_sent_total{peer=\"h2\",endpoint=\"192.0.2.2:7112\"} 4",
+            "mcast_relay_path_pings_answered_total{peer=\"h2\",endpoint=\"192.0.2.2:7112\"} 2",
+            "mcast_relay_path_pings_answered_total{peer=\"h2\",endpoint=\"[2001:db8::2]:7112\"} 0",
+            "mcast_relay_path_packets_sent_total{peer=\"h2\",endpoint=\"192.0.2.2:7112\"} 11",
+            "mcast_relay_drops_total{reason=\"duplicate\"} 0",
             "mcast_relay_drops_total{reason=\"replay\"} 4",
             "mcast_relay_drops_total{reason=\"bad_auth\"} 0",
             "mcast_relay_vrrp_master{vrid=\"51\",family=\"IPv4\",node=\"h2\"} 1",
@@ -319,6 +458,8 @@ mod tests {
         ] {
             assert!(t.contains(want), "missing {want:?} in:\n{t}");
         }
+        // No round trip measured, no sample.
+        assert!(!t.contains("mcast_relay_path_rtt_seconds{peer=\"h2\",endpoint=\"unresolved\"}"));
     }
 
     #[test]

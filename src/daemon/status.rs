@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::PathHealth;
 use crate::core::counters::DropReason;
 use crate::core::relay::{Node, Now, Relay};
 
@@ -43,6 +44,58 @@ pub struct PeerStatus {
     pub packets_out: u64,
     pub bytes_out: u64,
     pub rate_limited: u64,
+    /// Data datagrams from it that authenticated, every copy counted
+    /// (`node.redundancy` sends each packet several times).
+    #[serde(default)]
+    pub copies_received: u64,
+    /// Packets whose first copy authenticated.
+    #[serde(default)]
+    pub first_copies: u64,
+    /// Of those, the packets whose first copy to arrive was not copy 0:
+    /// at most what the redundancy saved.
+    #[serde(default)]
+    pub saved_by_copies: u64,
+    /// Copies dropped because one of the same packet came first.
+    #[serde(default)]
+    pub duplicates: u64,
+    /// One per endpoint it is configured with, in order.
+    #[serde(default)]
+    pub paths: Vec<PathStatus>,
+}
+
+/// One path to a peer: one of its endpoints, probed by its own keepalives.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PathStatus {
+    /// `None` while its name does not resolve.
+    pub endpoint: Option<String>,
+    /// "healthy", "suspect" (its newest keepalive is overdue),
+    /// "unreachable" or "unresolved". A string, not an enum, so a client
+    /// older than the daemon still reads a state it does not know.
+    pub state: String,
+    pub rtt_ms: Option<u64>,
+    /// Unanswered share of its last (up to 16) keepalives, percent.
+    pub loss_pct: Option<f64>,
+    pub pings_sent: u64,
+    pub pings_answered: u64,
+    /// Data datagrams (copies included) sent over it.
+    pub packets_out: u64,
+    pub last_answer_s: Option<f64>,
+}
+
+/// How a path's health is spelled in the status and the metrics.
+pub fn health_name(h: PathHealth) -> &'static str {
+    match h {
+        PathHealth::Healthy => "healthy",
+        PathHealth::Suspect => "suspect",
+        PathHealth::Unreachable => "unreachable",
+        PathHealth::Unresolved => "unresolved",
+    }
+}
+
+/// Whether a path in state `state` (as [`health_name`] spells it) carries
+/// packets: it answered within the reachability window.
+pub fn path_is_up(state: &str) -> bool {
+    matches!(state, "healthy" | "suspect")
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -89,6 +142,25 @@ fn secs_since(now_ms: u64, then_ms: u64) -> f64 {
     now_ms.saturating_sub(then_ms) as f64 / 1000.0
 }
 
+/// The unanswered share, percent, of the keepalives in `recent` (the last
+/// up to 16, newest in bit 0, `count` of them real); `None` before the
+/// first. The newest may simply not be answered yet, so an unanswered
+/// newest one is left out (unless it is the only one).
+fn loss_pct(recent: u16, count: u8) -> Option<f64> {
+    let count = u32::from(count.min(16));
+    (count > 0).then(|| {
+        let window = if count >= 16 {
+            u16::MAX
+        } else {
+            (1u16 << count) - 1
+        };
+        let answered = (recent & window).count_ones();
+        let pending = u32::from(recent & 1 == 0 && count > 1);
+        let asked = count - pending;
+        100.0 * f64::from(asked - answered.min(asked)) / f64::from(asked.max(1))
+    })
+}
+
 /// The name of node `n` as the advert watch names them: this node is
 /// `me`; a peer no longer configured is shown by its address.
 pub(crate) fn node_name(relay: &Relay, me: &str, n: Node) -> String {
@@ -106,34 +178,36 @@ pub(crate) fn snapshot(relay: &Relay, cx: &Context) -> Status {
     let peers: Vec<PeerStatus> = relay
         .peers()
         .filter_map(|id| Some((id, relay.peer_name(id)?, relay.peer_stats(id)?)))
-        .map(|(id, name, s)| {
-            let count = u32::from(s.recent_count);
-            let loss_pct = (count > 0).then(|| {
-                let window = if count >= 16 {
-                    u16::MAX
-                } else {
-                    (1u16 << count) - 1
-                };
-                let answered = (s.recent_answered & window).count_ones();
-                // The newest ping may simply not be answered yet.
-                let pending = u32::from(s.recent_answered & 1 == 0 && count > 1);
-                let asked = count - pending;
-                100.0 * f64::from(asked - answered.min(asked)) / f64::from(asked.max(1))
-            });
-            PeerStatus {
-                name: name.to_string(),
-                endpoint: relay.endpoint(id).map(|e| e.to_string()),
-                confirmed: s.epoch.is_some(),
-                reachable: relay.peer_reachable(id, cx.now),
-                rtt_ms: s.rtt_ms,
-                loss_pct,
-                last_heard_s: s.last_heard_ms.map(|t| secs_since(now, t)),
-                packets_in: s.injected,
-                bytes_in: s.injected_bytes,
-                packets_out: s.sent,
-                bytes_out: s.sent_bytes,
-                rate_limited: s.rate_limited,
-            }
+        .map(|(id, name, s)| PeerStatus {
+            name: name.to_string(),
+            endpoint: relay.endpoint(id).map(|e| e.to_string()),
+            confirmed: s.epoch.is_some(),
+            reachable: relay.peer_reachable(id, cx.now),
+            rtt_ms: s.rtt_ms,
+            loss_pct: loss_pct(s.recent_answered, s.recent_count),
+            last_heard_s: s.last_heard_ms.map(|t| secs_since(now, t)),
+            packets_in: s.injected,
+            bytes_in: s.injected_bytes,
+            packets_out: s.sent,
+            bytes_out: s.sent_bytes,
+            rate_limited: s.rate_limited,
+            copies_received: s.copies_received,
+            first_copies: s.first_copies,
+            saved_by_copies: s.saved_by_copies,
+            duplicates: s.copies_received.saturating_sub(s.first_copies),
+            paths: relay
+                .paths(id, cx.now)
+                .map(|(addr, p, health)| PathStatus {
+                    endpoint: addr.map(|a| a.to_string()),
+                    state: health_name(health).to_string(),
+                    rtt_ms: p.rtt_ms,
+                    loss_pct: loss_pct(p.recent_answered, p.recent_count),
+                    pings_sent: p.pings_sent,
+                    pings_answered: p.pings_answered,
+                    packets_out: p.sent,
+                    last_answer_s: p.last_answer_ms.map(|t| secs_since(now, t)),
+                })
+                .collect(),
         })
         .collect();
     let name_of = |n: Node| node_name(relay, cx.node, n);
@@ -222,8 +296,17 @@ pub fn render(s: &Status) -> String {
     );
     let _ = writeln!(
         o,
-        "\n{:<12} {:<22} {:<10} {:>8} {:>7} {:>10} {:>10} {:>10}",
-        "PEER", "ENDPOINT", "STATE", "RTT", "LOSS", "HEARD", "PKTS IN", "PKTS OUT"
+        "\n{:<12} {:<22} {:<11} {:>8} {:>7} {:>10} {:>10} {:>10} {:>15} {:>7}",
+        "PEER",
+        "ENDPOINT",
+        "STATE",
+        "RTT",
+        "LOSS",
+        "HEARD",
+        "PKTS IN",
+        "PKTS OUT",
+        "COPIES IN/FIRST",
+        "SAVED"
     );
     for p in &s.peers {
         let state = match (p.confirmed, p.reachable) {
@@ -233,7 +316,7 @@ pub fn render(s: &Status) -> String {
         };
         let _ = writeln!(
             o,
-            "{:<12} {:<22} {:<10} {:>8} {:>7} {:>10} {:>10} {:>10}",
+            "{:<12} {:<22} {:<11} {:>8} {:>7} {:>10} {:>10} {:>10} {:>15} {:>7}",
             p.name,
             p.endpoint.as_deref().unwrap_or("unresolved"),
             state,
@@ -241,8 +324,28 @@ pub fn render(s: &Status) -> String {
             opt(&p.loss_pct.map(|l| format!("{l:.0}")), "%"),
             opt(&p.last_heard_s.map(|t| format!("{t:.1}")), " s"),
             p.packets_in,
-            p.packets_out
+            p.packets_out,
+            format!("{}/{}", p.copies_received, p.first_copies),
+            p.saved_by_copies
         );
+        // One path is the peer's line itself; several get one line each,
+        // in the peer's columns (HEARD: its last answer).
+        if p.paths.len() > 1 {
+            for (k, path) in p.paths.iter().enumerate() {
+                let line = format!(
+                    "{:<12} {:<22} {:<11} {:>8} {:>7} {:>10} {:>10} {:>10}",
+                    format!("  path {k}"),
+                    path.endpoint.as_deref().unwrap_or("unresolved"),
+                    path.state,
+                    opt(&path.rtt_ms, " ms"),
+                    opt(&path.loss_pct.map(|l| format!("{l:.0}")), "%"),
+                    opt(&path.last_answer_s.map(|t| format!("{t:.1}")), " s"),
+                    "",
+                    path.packets_out
+                );
+                let _ = writeln!(o, "{}", line.trim_end());
+            }
+        }
     }
     let _ = writeln!(
         o,
@@ -294,6 +397,151 @@ pub fn render(s: &Status) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::{Inbound, PathMode, Redundancy, Reload};
+    use crate::testing::cluster::*;
+    use std::net::SocketAddr;
+
+    fn path(endpoint: &str, state: &str) -> PathStatus {
+        PathStatus {
+            endpoint: Some(endpoint.into()),
+            state: state.into(),
+            rtt_ms: Some(3),
+            loss_pct: Some(0.0),
+            pings_sent: 10,
+            pings_answered: 10,
+            packets_out: 9,
+            last_answer_s: Some(0.4),
+        }
+    }
+
+    #[test]
+    fn loss_leaves_out_a_newest_ping_still_on_its_way() {
+        assert_eq!(loss_pct(0, 0), None, "no ping yet");
+        assert_eq!(loss_pct(0, 1), Some(100.0), "the only one, unanswered");
+        assert_eq!(loss_pct(0b1110, 4), Some(0.0), "newest pending");
+        assert_eq!(loss_pct(0b1011, 4), Some(25.0));
+        assert_eq!(loss_pct(0b0101, 4), Some(50.0));
+        assert_eq!(loss_pct(0, 16), Some(100.0));
+        assert_eq!(loss_pct(u16::MAX, 16), Some(0.0));
+        // Bits beyond the count are not pings.
+        assert_eq!(loss_pct(0xff00, 8), Some(100.0));
+    }
+
+    #[test]
+    fn the_status_of_an_older_daemon_still_parses() {
+        let old = r#"{"node":"h1","version":"0.1.0","uptime_s":1.0,"interface":"mcast0",
+            "peers":[{"name":"h2","endpoint":"10.77.0.2:7112","confirmed":true,
+              "reachable":true,"rtt_ms":1,"loss_pct":0.0,"last_heard_s":0.1,
+              "packets_in":1,"bytes_in":2,"packets_out":3,"bytes_out":4,"rate_limited":0}],
+            "routers":[],"alarms":[],
+            "counters":{"sealed":0,"sent":8,"injected":10,"drops":{}}}"#;
+        let s: Status = serde_json::from_str(old).expect("an older daemon's status");
+        let p = &s.peers[0];
+        assert_eq!(
+            (
+                p.copies_received,
+                p.first_copies,
+                p.saved_by_copies,
+                p.duplicates
+            ),
+            (0, 0, 0, 0)
+        );
+        assert!(p.paths.is_empty());
+        let t = render(&s);
+        assert!(t.contains("h2           10.77.0.2:7112"), "{t}");
+        assert!(t.contains(" 0/0 ") && !t.contains("path 0"), "{t}");
+    }
+
+    /// Node 2's second address for node 1.
+    fn alt() -> SocketAddr {
+        SocketAddr::from(([198, 51, 100, 1], 7112))
+    }
+
+    #[test]
+    fn snapshot_shows_copies_and_each_path() {
+        let mut a = node_with(1, 2, T0, key(1));
+        let mut b = node_with(2, 2, T0, key(2));
+        let h1 = peer_index(&b, "h1");
+        meet(&mut [(1, &mut a), (2, &mut b)], T0);
+        // Added after the handshake, which pings over every path.
+        b.set_path(h1, 1, Some(alt()));
+        a.reconfigure(Reload {
+            peers: peer_specs(1, 2, true),
+            allow: allow(),
+            max_clock_skew_ms: SKEW,
+            inject_rate_limit: 5_000,
+            keepalive_ms: 1000,
+            redundancy: Redundancy {
+                copies: 2,
+                spacing_ms: 0,
+                path_mode: PathMode::All,
+            },
+        });
+        // Node 2 pings node 1 over both paths; only the first one works.
+        let now = T0 + 1000;
+        let mut out = [0u8; MAX_DATAGRAM];
+        while let Some((len, _, to)) = b.poll_hello(now, &mut out) {
+            if to != endpoint(1) {
+                continue;
+            }
+            let mut d = out[..len].to_vec();
+            let mut r = [0u8; MAX_DATAGRAM];
+            if let Inbound::Reply { len, .. } = a.from_net(&mut d, endpoint(2), now, &mut r) {
+                let mut echo = r[..len].to_vec();
+                let _ = b.from_net(&mut echo, endpoint(1), now + 2, &mut out);
+            }
+        }
+        // Node 1 sends a packet twice: one is injected, one a duplicate.
+        let mut sent = batch();
+        a.from_tun(&vrrp_from(1), now, &mut sent);
+        for (_, _, d) in sent.iter() {
+            let mut d = d.to_vec();
+            let mut r = [0u8; MAX_DATAGRAM];
+            let _ = b.from_net(&mut d, endpoint(1), now + 3, &mut r);
+        }
+        let s = snapshot(
+            &b,
+            &Context {
+                node: "h2",
+                interface: "mcast0",
+                uptime_s: 1.0,
+                now: Now::from(now + 10),
+            },
+        );
+        let p = &s.peers[0];
+        assert_eq!(
+            (
+                p.copies_received,
+                p.first_copies,
+                p.saved_by_copies,
+                p.duplicates
+            ),
+            (2, 1, 0, 1)
+        );
+        assert_eq!(p.packets_in, 1);
+        assert_eq!(s.counters.drops.get("duplicate"), Some(&1));
+        let first = &p.paths[0];
+        assert_eq!(first.endpoint.as_deref(), Some("192.0.2.1:7112"));
+        assert_eq!(first.state, "healthy");
+        assert_eq!(first.rtt_ms, Some(2));
+        assert_eq!(first.loss_pct, Some(0.0));
+        assert!(first.pings_answered >= 1 && first.pings_answered == first.pings_sent);
+        assert_eq!(first.last_answer_s, Some(0.008));
+        let second = &p.paths[1];
+        assert_eq!(second.endpoint.as_deref(), Some("198.51.100.1:7112"));
+        assert_eq!(second.state, "unreachable");
+        assert!(second.pings_sent >= 1 && second.pings_answered == 0);
+        assert_eq!(second.loss_pct, Some(100.0));
+        assert_eq!(second.rtt_ms, None);
+        assert_eq!(p.paths.len(), 2);
+        let t = render(&s);
+        assert!(
+            t.contains("  path 1     198.51.100.1:7112      unreachable"),
+            "{t}"
+        );
+        let json = serde_json::to_string(&s).expect("serialise");
+        assert_eq!(serde_json::from_str::<Status>(&json).expect("parse"), s);
+    }
 
     #[test]
     fn render_shows_peers_routers_and_alarms() {
@@ -315,6 +563,21 @@ mod tests {
                 packets_out: 9,
                 bytes_out: 400,
                 rate_limited: 0,
+                copies_received: 14,
+                first_copies: 7,
+                saved_by_copies: 2,
+                duplicates: 7,
+                paths: vec![
+                    path("10.77.0.2:7112", "healthy"),
+                    PathStatus {
+                        endpoint: None,
+                        rtt_ms: None,
+                        loss_pct: None,
+                        last_answer_s: None,
+                        packets_out: 0,
+                        ..path("", "unresolved")
+                    },
+                ],
             }],
             routers: vec![RouterStatus {
                 vrid: 51,
@@ -345,6 +608,10 @@ mod tests {
             "h2           10.77.0.2:7112         silent",
             "3 ms",
             "50%",
+            "COPIES IN/FIRST   SAVED",
+            "          14/7       2",
+            "\n  path 0     10.77.0.2:7112         healthy         3 ms      0%      0.4 s                     9\n",
+            "\n  path 1     unresolved             unresolved         -       -          -                     0\n",
             "SPLIT BRAIN with h2",
             "alarms: split brain: VRID 51",
             "injected=7 replay=3",
