@@ -32,6 +32,7 @@ pub mod examples;
 pub mod flood;
 pub mod haproxy;
 pub mod heartbeat;
+pub mod impair;
 pub mod keepalived;
 pub mod pacemaker;
 pub mod spread;
