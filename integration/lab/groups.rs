@@ -76,16 +76,17 @@ impl Lab {
             .arg(self.key_path(h))
             .output()
             .expect("cannot run mcast-relay check");
-        // Exit 3 is a configuration error; 1 (a finding about the host,
-        // which has no keepalived.conf at /etc) does not matter here.
-        (out.status.code() == Some(i32::from(mcast_relay::cli::exit::CONFIG))).then(|| {
-            let text = String::from_utf8_lossy(&out.stderr).into_owned()
-                + &String::from_utf8_lossy(&out.stdout);
-            text.lines()
-                .find(|l| l.contains("error") || l.contains("unknown"))
-                .unwrap_or(text.trim())
-                .to_string()
-        })
+        // `check` exits 1 for a finding about the host too (this one has
+        // no keepalived.conf at /etc): only an error naming a line of the
+        // file is a refusal of its keys.
+        let file = format!("relay{h}.toml:");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        let refused = text
+            .lines()
+            .find(|l| l.to_lowercase().contains("error") && l.contains(&file))
+            .map(|l| l.trim().to_string());
+        if out.status.success() { None } else { refused }
     }
 
     /// Lets multicast through the cloud among `hosts`' eth0 ports only
