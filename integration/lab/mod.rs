@@ -27,6 +27,7 @@
 #![allow(dead_code)] // each target (test, demo, bench) uses a different part
 
 pub mod capture;
+pub mod chaos;
 pub mod corosync;
 pub mod examples;
 pub mod flood;
