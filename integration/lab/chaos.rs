@@ -179,6 +179,11 @@ pub struct Outcome {
     pub recovered_after: Option<Duration>,
     pub holder_at_end: Vec<usize>,
     pub watchdog_restarts: usize,
+    pub freezes: usize,
+    /// Relays the watchdog restarted without their having been frozen.
+    pub unfrozen_restarts: Vec<usize>,
+    /// Frozen relays the watchdog never restarted.
+    pub never_restarted: Vec<usize>,
     pub kills: usize,
     pub reloads: Vec<String>,
     /// (host, RSS kB at the start, at the end) of relays never restarted.
@@ -203,6 +208,18 @@ impl Outcome {
                 "no single stable holder within {RECOVERY:?} of the faults' end; at the end {:?}",
                 self.holder_at_end
             )),
+        }
+        if !self.unfrozen_restarts.is_empty() {
+            self.failures.push(format!(
+                "the watchdog restarted relays that were not frozen (they missed pings): {:?}",
+                self.unfrozen_restarts
+            ));
+        }
+        if !self.never_restarted.is_empty() {
+            self.failures.push(format!(
+                "frozen relays the watchdog never restarted: {:?}",
+                self.never_restarted
+            ));
         }
         if !self.panicked.is_empty() {
             self.failures
@@ -248,7 +265,7 @@ impl Outcome {
             .collect();
         format!(
             "chaos seed {}: {} episodes over {:.0} s, {} samples of the holders; longest two holders {} ms (bound {} ms = master-down {} ms + quorum detection {} ms + 2 samples), longest none {} ms; \
-             one holder {:?} {} after the faults; {} kills, {} watchdog restarts, {} reloads; RSS of relays never restarted: {}",
+             one holder {:?} {} after the faults; {} kills, {} freezes and {} watchdog restarts, {} reloads; RSS of relays never restarted: {}",
             self.seed,
             self.schedule.len(),
             self.faults_secs,
@@ -262,6 +279,7 @@ impl Outcome {
             self.recovered_after
                 .map_or("never".to_string(), |d| format!("{} ms", d.as_millis())),
             self.kills,
+            self.freezes,
             self.watchdog_restarts,
             self.reloads.len(),
             rss.join(", ")
@@ -388,8 +406,9 @@ impl Watchdog {
     }
 
     /// Reads the pings; kills and restarts every relay among `running`
-    /// that has been silent for [`WATCHDOG`].
-    fn poll(&mut self, lab: &mut Lab, running: &[bool]) {
+    /// that has been silent for [`WATCHDOG`]; returns those hosts.
+    fn poll(&mut self, lab: &mut Lab, running: &[bool]) -> Vec<usize> {
+        let mut restarted = Vec::new();
         let mut buf = [0u8; 256];
         for (i, sock) in self.sockets.iter().enumerate() {
             while let Ok(n) = sock.recv(&mut buf) {
@@ -404,8 +423,10 @@ impl Watchdog {
                 lab.kill_relay(h);
                 self.start(lab, h);
                 self.restarts += 1;
+                restarted.push(h);
             }
         }
+        restarted
     }
 }
 
@@ -458,14 +479,26 @@ pub fn run(secs: u64, seed: u64) -> Outcome {
         .map(|h| SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, h as u8), 7112))
         .collect();
     let mut rng = Rng::new(seed ^ 0x5eed);
-    let wait = |dog: &mut Watchdog, lab: &mut Lab, until: Instant, running: &[bool]| {
+    // Hosts whose relay is frozen, waiting for the watchdog; a watchdog
+    // restart of any other relay means one hung without being told to.
+    let mut frozen = [false; 3];
+    let mut unfrozen_restarts = Vec::new();
+    let mut wait = |dog: &mut Watchdog,
+                    lab: &mut Lab,
+                    until: Instant,
+                    running: &[bool],
+                    frozen: &mut [bool; 3]| {
         while Instant::now() < until {
-            dog.poll(lab, running);
+            for h in dog.poll(lab, running) {
+                if !std::mem::replace(&mut frozen[h - 1], false) {
+                    unfrozen_restarts.push(h);
+                }
+            }
             sleep(SAMPLE);
         }
     };
     for e in out.schedule.clone() {
-        wait(&mut dog, &mut lab, began + e.at, &running);
+        wait(&mut dog, &mut lab, began + e.at, &running, &mut frozen);
         if let Some(pm) = e.loss {
             lab.set_loss(Bridge::Br0, pm);
         }
@@ -487,11 +520,13 @@ pub fn run(secs: u64, seed: u64) -> Outcome {
             Fault::Freeze(h) => {
                 signal(lab.relay_pid(h), libc::SIGSTOP);
                 restarted[h - 1] = true;
+                frozen[h - 1] = true;
+                out.freezes += 1;
             }
             Fault::Reload(h) => out.reloads.push(format!("h{h}: {}", lab.reload_relay(h))),
             Fault::Flood => flood = Some(lab.flood(&targets, 500, Junk::Random, rng.next_u64())),
         }
-        wait(&mut dog, &mut lab, end, &running);
+        wait(&mut dog, &mut lab, end, &running, &mut frozen);
         match e.fault {
             Fault::Partition(_) => lab.heal(),
             Fault::Kill(h) => {
@@ -501,7 +536,13 @@ pub fn run(secs: u64, seed: u64) -> Outcome {
             Fault::Freeze(_) => {
                 // The watchdog's kill comes WATCHDOG after the last ping,
                 // which may be a little after the freeze.
-                wait(&mut dog, &mut lab, end + WATCHDOG / 2, &running);
+                wait(
+                    &mut dog,
+                    &mut lab,
+                    end + WATCHDOG / 2,
+                    &running,
+                    &mut frozen,
+                );
             }
             _ => {}
         }
@@ -515,9 +556,17 @@ pub fn run(secs: u64, seed: u64) -> Outcome {
     }
     let faults_end = Instant::now();
     out.faults_secs = faults_end.duration_since(began).as_secs_f64();
-    wait(&mut dog, &mut lab, faults_end + RECOVERY, &running);
+    wait(
+        &mut dog,
+        &mut lab,
+        faults_end + RECOVERY,
+        &running,
+        &mut frozen,
+    );
     sampler.stop();
     out.watchdog_restarts = dog.restarts;
+    out.unfrozen_restarts = unfrozen_restarts;
+    out.never_restarted = (1..=3).filter(|h| frozen[h - 1]).collect();
 
     let samples = sampler.samples();
     out.samples = samples.len();
