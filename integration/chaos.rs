@@ -64,3 +64,71 @@ mod timeline {
         assert_eq!(s.holders_at_end, vec![3]);
     }
 }
+
+/// The impairments the chaos test and the lossy bench rely on do what
+/// they say, measured with ping: the second path carries traffic, a
+/// blackout kills one path and not the other, random loss loses about
+/// its share, and the busy loops end with their owner.
+#[test]
+fn impairments_do_what_they_say() {
+    if !lab::root_or_skip("impairments_do_what_they_say") {
+        return;
+    }
+    use lab::impair::{Bridge, Starve};
+    let lab = lab::Lab::new(2);
+    lab.add_second_path(&[1, 2]);
+    let received = |to: &str, count: u32| -> u32 {
+        let c = count.to_string();
+        let out = lab.try_exec(
+            1,
+            &["ping", "-n", "-q", "-c", &c, "-i", "0.01", "-W", "1", to],
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split(',')
+            .find_map(|p| p.trim().strip_suffix(" received")?.parse().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(received("10.77.0.2", 20), 20, "br0 works");
+    assert_eq!(received("10.78.0.2", 20), 20, "br1, the second path, works");
+    lab.blackout(Bridge::Br0, &[2]);
+    assert_eq!(received("10.77.0.2", 10), 0, "a blacked-out path is dead");
+    assert_eq!(received("10.78.0.2", 20), 20, "the other path lives on");
+    lab.end_blackout(Bridge::Br0);
+    assert_eq!(received("10.77.0.2", 20), 20, "a blackout ends");
+    // 30 % of each frame, request and reply: about half the pings lost.
+    lab.set_loss(Bridge::Br0, 300);
+    let got = received("10.77.0.2", 400);
+    let dropped = lab.loss_drops(Bridge::Br0);
+    lab.clear_loss(Bridge::Br0);
+    assert!(
+        (150..=300).contains(&got),
+        "30 % loss each way: {got} of 400 pings came back (expected about 196)"
+    );
+    assert!(dropped > 100, "the loss rule counted {dropped} drops");
+    assert_eq!(received("10.77.0.2", 20), 20, "loss cleared");
+    let bursts = lab.start_bursts(Bridge::Br0, 7, (100, 200), (100, 200));
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let stats = bursts.stop();
+    assert!(
+        stats.outages >= 4 && stats.down >= std::time::Duration::from_millis(400),
+        "bursts: {stats:?}"
+    );
+    assert_eq!(received("10.77.0.2", 20), 20, "no outage left behind");
+    let starve = Starve::start(&lab);
+    let cores = starve.cores();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let busy = lab::namespace_pids(&format!("{}-cloud", lab.id)).len();
+    drop(starve);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let after = lab::namespace_pids(&format!("{}-cloud", lab.id)).len();
+    assert!(
+        busy >= cores && after == 0,
+        "busy loops: {busy} while starving ({cores} cores), {after} after"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "REPORT impairments: 30 % loss each way, {got} of 400 pings back ({dropped} frames dropped); {} bursts, {} ms down in 2 s; {cores} busy loops, gone after",
+        stats.outages,
+        stats.down.as_millis()
+    );
+}
