@@ -17,7 +17,7 @@
 //!   sendmmsg, as the daemon does, against one sendto per peer.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use mcast_relay::core::{Inbound, Link, Outbound};
+use mcast_relay::core::{Inbound, Link, Outbound, PathMode, Redundancy};
 
 use mcast_relay::testing::cluster::{
     T0, addrs, batch, endpoint, key, meet, node, node_link, node_on,
@@ -76,7 +76,34 @@ fn core(c: &mut Criterion) {
         });
     }
 
+    // node.redundancy = 2 (no spacing, so both copies are in the batch):
+    // the cost of the second seal and of recognising the duplicate.
     let packet = advert(64);
+    let mut a = node_link(1, 2, T0, key(1), 0, Link::Ip);
+    let mut b = node_link(2, 2, T0, key(2), 0, Link::Ip);
+    meet(&mut [(1, &mut a), (2, &mut b)], T0);
+    a.set_redundancy(Redundancy {
+        copies: 2,
+        spacing_ms: 0,
+        path_mode: PathMode::All,
+    });
+    let mut sealed = batch();
+    let mut work = vec![0u8; 2048];
+    let mut out = vec![0u8; 2048];
+    c.bench_function("seal_open/64_redundancy_2", |bench| {
+        bench.iter(|| {
+            a.from_tun(&packet, T0, &mut sealed);
+            assert_eq!(sealed.len(), 2);
+            for (k, (_, _, d)) in sealed.iter().enumerate() {
+                let len = d.len();
+                work[..len].copy_from_slice(d);
+                let r = b.from_net(&mut work[..len], endpoint(1), T0, &mut out);
+                let first = matches!(r, Inbound::Inject { .. });
+                assert_eq!(first, k == 0, "{r:?}");
+            }
+        })
+    });
+
     let mut cluster: Vec<_> = (1..=16)
         .map(|n| node_link(n, 16, T0, key(n), 0, Link::Ip))
         .collect();
@@ -102,7 +129,7 @@ fn core(c: &mut Criterion) {
         bench.iter_batched(
             || (node(1), node(2)),
             |(mut a, mut b)| {
-                let (len, _) = a.poll_hello(T0, &mut out).expect("an initiation");
+                let (len, _, _) = a.poll_hello(T0, &mut out).expect("an initiation");
                 let Inbound::Reply { len, .. } =
                     b.from_net(&mut out[..len], endpoint(1), T0, &mut reply)
                 else {

@@ -138,6 +138,70 @@ fn the_packet_path_does_not_allocate() {
     );
 }
 
+/// Redundancy: three copies over two paths, the later rounds held back
+/// and sent when due, the receiver removing the duplicates. Once the
+/// store of held copies has grown to its high-water mark, nothing
+/// allocates.
+#[test]
+fn copies_and_paths_do_not_allocate() {
+    use mcast_relay::core::{PathMode, Redundancy};
+    let mut a = node(1);
+    let mut b = node(2);
+    meet(&mut [(1, &mut a), (2, &mut b)], T0);
+    let id = a.peer_by_name("h2").expect("h2");
+    a.set_path(id, 1, Some("198.51.100.2:7112".parse().expect("addr")));
+    a.set_redundancy(Redundancy {
+        copies: 3,
+        spacing_ms: 2,
+        path_mode: PathMode::All,
+    });
+    let packet = advert();
+    let mut sealed = batch();
+    let mut work = vec![0u8; 2048];
+    let mut out = vec![0u8; 2048];
+    let mut run = |from: usize, to: usize| {
+        let mut injected = 0;
+        let mut duplicates = 0;
+        for i in from..to {
+            let now = T0 + i as u64;
+            let mut deliver = |sealed: &mcast_relay::core::Datagrams| {
+                for (p, _, d) in sealed.iter() {
+                    if p != id {
+                        continue;
+                    }
+                    work[..d.len()].copy_from_slice(d);
+                    match b.from_net(&mut work[..d.len()], ep(1), now, &mut out) {
+                        Inbound::Inject { .. } => injected += 1,
+                        Inbound::Drop(mcast_relay::core::DropReason::Duplicate) => duplicates += 1,
+                        r => panic!("packet {i}: {r:?}"),
+                    }
+                }
+            };
+            let Outbound::Send { .. } = a.from_tun(&packet, now, &mut sealed) else {
+                panic!("packet {i} was not sealed");
+            };
+            deliver(&sealed);
+            if a.poll_later(now, &mut sealed) {
+                deliver(&sealed);
+            }
+        }
+        (injected, duplicates)
+    };
+    // No keepalives run here: from 3.5 s on neither path counts as
+    // reachable, so every packet goes over both, six copies in all.
+    let _ = run(0, 4000);
+    const N: usize = 10_000;
+    let ((injected, duplicates), n) = allocations(|| run(4000, 4000 + N));
+    assert_eq!(n, 0, "{n} allocations for {N} packets in six copies each");
+    // Every packet once; its other copies (bar the last ones still held)
+    // removed.
+    assert_eq!(injected, N);
+    assert!(duplicates >= 5 * (N - 5), "{duplicates} duplicates");
+    eprintln!(
+        "no_alloc: {N} packets x 6 copies (3 rounds, 2 paths), {injected} injected, {duplicates} duplicates: 0 allocations"
+    );
+}
+
 /// Tap mode: the frame checks, the MAC lookup and the learning of ucarp's
 /// virtual-router MAC, on every packet.
 #[test]

@@ -165,7 +165,7 @@ fn main() {
             );
         }
     }
-    if let Some((len, _)) = a.poll_hello(T0 + 1_500, &mut out) {
+    if let Some((len, _, _)) = a.poll_hello(T0 + 1_500, &mut out) {
         write(
             &datagram,
             "wire-keepalive",
@@ -186,7 +186,7 @@ fn main() {
     let handshake = corpus.join("handshake");
     write(&handshake, "genuine-initiation", &[0x80u8]);
     let mut c = node(3);
-    if let Some((len, _)) = c.poll_hello(T0, &mut out) {
+    if let Some((len, _, _)) = c.poll_hello(T0, &mut out) {
         write(&handshake, "initiation-body-h3", &[&[2u8][..], &out[8..len]].concat());
     }
     write(&handshake, "initiation-zeros-h1", &[0u8; INITIATION_LEN]);

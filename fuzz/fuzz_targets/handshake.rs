@@ -39,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
         // A genuine initiation of h3 to node 2, with the input XORed in.
         let mut out = [0u8; MAX_DATAGRAM];
         let mut m = loop {
-            let Some((n, p)) = c.poll_hello(T0, &mut out) else {
+            let Some((n, p, _)) = c.poll_hello(T0, &mut out) else {
                 return;
             };
             if c.peer_name(p) == Some("h2") {
@@ -55,6 +55,7 @@ fuzz_target!(|data: &[u8]| {
         Prefix {
             kind,
             flags: 0,
+            copy: 0,
             sender: u32::from(overlay(claimed)),
         }
         .encode(&mut m);
@@ -69,7 +70,7 @@ fuzz_target!(|data: &[u8]| {
     let mut out = [0u8; MAX_DATAGRAM];
     match b.from_net(&mut msg, endpoint(claimed), T0 + 10, &mut out) {
         Inbound::Inject { .. } => panic!("a handshake message was injected"),
-        Inbound::Reply { len, peer } => {
+        Inbound::Reply { len, peer, .. } => {
             assert_eq!(len, RESPONSE_LEN, "a reply that is not a response");
             let p = Prefix::parse(&out[..len]).expect("a well-formed response");
             assert_eq!(p.kind, Kind::Response);

@@ -60,6 +60,7 @@ impl Cluster {
             inject_rate_limit: 0,
             keepalive_ms: 1000,
             quorum: false,
+            redundancy: mcast_relay::core::Redundancy::default(),
         });
         for &p in peers {
             r.set_endpoint(peer_of(p), Some(SocketAddr::V4(underlay(p))));
@@ -202,7 +203,7 @@ impl Evil {
         self.last_wall = wall;
         let mut r = self.cluster.relay_as(me, key.clone(), &[to], run_id());
         let mut out = [0u8; 512];
-        let (len, peer) = r
+        let (len, peer, _) = r
             .poll_hello(Now::new(0, wall), &mut out)
             .expect("a fresh core starts a handshake");
         assert_eq!(peer, peer_of(to));
@@ -241,7 +242,7 @@ pub(super) fn pump(sock: &UdpSocket, state: &Mutex<EvilState>, stop: &AtomicBool
                 let host = (p.sender & 0xff) as usize;
                 *s.responses.entry(host).or_default() += 1;
             }
-            if let Inbound::Reply { len, peer } =
+            if let Inbound::Reply { len, peer, .. } =
                 s.relay.from_net(&mut buf[..n], from, now, &mut out)
             {
                 send(&out[..len], s.relay.endpoint(peer));
@@ -250,7 +251,7 @@ pub(super) fn pump(sock: &UdpSocket, state: &Mutex<EvilState>, stop: &AtomicBool
         if s.relay.poll_timeout().is_some_and(|t| t <= now.mono_ms) {
             s.relay.handle_timeout(now);
         }
-        while let Some((len, peer)) = s.relay.poll_hello(now, &mut out) {
+        while let Some((len, peer, _)) = s.relay.poll_hello(now, &mut out) {
             send(&out[..len], s.relay.endpoint(peer));
         }
         while s.relay.poll_event().is_some() {}

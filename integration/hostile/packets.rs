@@ -88,6 +88,7 @@ pub(super) fn handshake_junk(
     Prefix {
         kind,
         flags: 0,
+        copy: 0,
         sender: u32::from(overlay(from)),
     }
     .encode(&mut d);

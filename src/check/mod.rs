@@ -37,9 +37,16 @@ pub fn check(
     let names: Vec<String> = cfg
         .peers
         .iter()
-        .map(|p| match &p.endpoint {
-            Endpoint::Addr(a) => format!("{} at {a}", p.name),
-            Endpoint::Name { .. } => format!("{} at {} (DNS name)", p.name, p.endpoint),
+        .map(|p| {
+            let paths: Vec<String> = p
+                .endpoints
+                .iter()
+                .map(|e| match e {
+                    Endpoint::Addr(a) => a.to_string(),
+                    Endpoint::Name { .. } => format!("{e} (DNS name)"),
+                })
+                .collect();
+            format!("{} at {}", p.name, paths.join(" and "))
         })
         .collect();
     out.push(Finding::Ok(format!(
@@ -153,8 +160,13 @@ fn host(cfg: &Config, out: &mut Vec<Finding>) {
     }
     let bound = net::bind(cfg.node.listen).map(|_| ());
     out.push(hostcheck::listen_finding(cfg.node.listen, &bound, relay_up));
-    for p in &cfg.peers {
-        let endpoint = match &p.endpoint {
+    // Every path of every peer: each is resolved and routed on its own.
+    for (p, e) in cfg
+        .peers
+        .iter()
+        .flat_map(|p| p.endpoints.iter().map(move |e| (p, e)))
+    {
+        let endpoint = match e {
             Endpoint::Addr(a) => Some(*a),
             Endpoint::Name { host, port } => {
                 let resolved = match net::lookup_now(host, *port) {

@@ -61,6 +61,17 @@ pub(crate) const DEFAULT_STATUS_SOCKET: &str = "/run/mcast-relay/status.sock";
 pub(crate) const DEFAULT_STATUS_GROUP: &str = "adm";
 /// Unprivileged account the relay runs as after set-up.
 pub(crate) const DEFAULT_USER: &str = "nobody";
+/// Copies of each data packet sent to each peer: for heartbeat-sized
+/// packets a second copy costs almost nothing and survives the loss of one.
+pub(crate) const DEFAULT_REDUNDANCY: u8 = 2;
+pub(crate) const MAX_REDUNDANCY: u8 = 4;
+/// Seconds between the copies after the first: a few milliseconds, so one
+/// short burst of loss does not take every copy.
+pub(crate) const DEFAULT_REDUNDANCY_SPACING_SECS: f64 = 0.005;
+pub(crate) const MAX_REDUNDANCY_SPACING_SECS: f64 = 0.1;
+/// Paths one member may list in `endpoints`, as many as corosync's knet
+/// links: more would only multiply the keepalives.
+pub(crate) const MAX_ENDPOINTS: usize = 8;
 
 /// A validated configuration.
 #[derive(Clone, Debug)]
@@ -111,6 +122,39 @@ pub struct NodeConfig {
     /// Take the interface's carrier down while fewer than a majority of
     /// the cluster's relays (this one included) answer keepalives.
     pub quorum: bool,
+    /// `node.redundancy`: how many times each data packet goes to each
+    /// peer (1 to 4).
+    pub redundancy: u8,
+    /// `node.redundancy_spacing`, in milliseconds: the gap between the
+    /// copies after the first.
+    pub redundancy_spacing_ms: u64,
+    /// `node.path_mode`: which of a peer's paths carry the copies.
+    pub path_mode: PathMode,
+    /// `node.realtime_priority`: the SCHED_RR priority (1 to 99) the relay
+    /// runs at; `None`: the normal scheduler.
+    pub realtime_priority: Option<u8>,
+    /// `node.lock_memory`: lock the relay's memory (mlockall) so it is
+    /// never swapped out.
+    pub lock_memory: bool,
+}
+
+/// Which of a peer's paths (`endpoints`) the data packets take.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PathMode {
+    /// Every copy over every healthy path.
+    #[default]
+    All,
+    /// Only the healthiest path, moving on when it fails.
+    Best,
+}
+
+impl fmt::Display for PathMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PathMode::All => "all",
+            PathMode::Best => "best",
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,7 +225,9 @@ impl fmt::Display for Endpoint {
 #[derive(Clone, Debug)]
 pub struct PeerConfig {
     pub name: String,
-    pub endpoint: Endpoint,
+    /// Where its relay listens, one entry per path (`endpoint`, or each
+    /// of `endpoints` in the file's order); never empty, no entry twice.
+    pub endpoints: Vec<Endpoint>,
     pub address: Ipv4Addr,
     pub address6: Option<Ipv6Addr>,
     /// `None` only with `insecure = true` (where it may be left out).
@@ -326,11 +372,11 @@ mod tests {
         assert_eq!(c.peers[0].name, "h2");
         assert_eq!(c.peers[0].public_key, Some(key(2).public()));
         assert_eq!(
-            c.peers[1].endpoint,
-            Endpoint::Name {
+            c.peers[1].endpoints,
+            [Endpoint::Name {
                 host: "node3.example.net".into(),
                 port: 7112
-            }
+            }]
         );
     }
 

@@ -36,6 +36,11 @@ pub(super) struct RawNode {
     pub(super) status_group: Option<Spanned<String>>,
     pub(super) metrics_listen: Option<Spanned<String>>,
     pub(super) quorum: Option<bool>,
+    pub(super) redundancy: Option<Spanned<i64>>,
+    pub(super) redundancy_spacing: Option<Spanned<f64>>,
+    pub(super) path_mode: Option<Spanned<String>>,
+    pub(super) realtime_priority: Option<Spanned<i64>>,
+    pub(super) lock_memory: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -79,7 +84,10 @@ pub(super) struct RawRule {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawMember {
     pub(super) name: Spanned<String>,
-    pub(super) endpoint: Spanned<String>,
+    /// Exactly one of `endpoint` (one path) and `endpoints` (one or more):
+    /// both optional to serde so the validation pass explains the choice.
+    pub(super) endpoint: Option<Spanned<String>>,
+    pub(super) endpoints: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) address: Spanned<String>,
     pub(super) address6: Option<Spanned<String>>,
     pub(super) public_key: Option<Spanned<String>>,

@@ -23,6 +23,9 @@ pub enum DropReason {
     StaleHandshake,
     /// A counter already seen, or too old for the window.
     Replay,
+    /// A later copy of a packet whose first copy was injected already
+    /// (`node.redundancy`, several paths): the redundancy at work.
+    Duplicate,
     /// Authentication failed: forged, corrupted or another key.
     BadAuth,
     /// A handshake without a valid MAC for this receiver: refused before
@@ -73,7 +76,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 27] = [
+    pub const ALL: [DropReason; 28] = [
         DropReason::Malformed,
         DropReason::UnknownVersion,
         DropReason::UnknownSender,
@@ -81,6 +84,7 @@ impl DropReason {
         DropReason::ClockSkew,
         DropReason::StaleHandshake,
         DropReason::Replay,
+        DropReason::Duplicate,
         DropReason::BadAuth,
         DropReason::BadMac,
         DropReason::WrongKey,
@@ -113,6 +117,7 @@ impl DropReason {
             DropReason::ClockSkew => "clock_skew",
             DropReason::StaleHandshake => "stale_handshake",
             DropReason::Replay => "replay",
+            DropReason::Duplicate => "duplicate",
             DropReason::BadAuth => "bad_auth",
             DropReason::BadMac => "bad_mac",
             DropReason::WrongKey => "wrong_key",
@@ -162,6 +167,9 @@ impl DropReason {
                 "a handshake initiation older than the last one accepted from that member: replayed (harmless), or the member restarted with its clock set back (a handshake from us follows)"
             }
             DropReason::Replay => "a datagram seen before (replayed or duplicated by the network)",
+            DropReason::Duplicate => {
+                "a later copy of a packet already injected (node.redundancy or several paths): expected"
+            }
             DropReason::BadAuth => {
                 "authentication failed: forged or corrupted, or sealed under a session or key this node does not share with the sender"
             }
@@ -240,7 +248,10 @@ impl DropReason {
 
     /// Expected in normal operation; not worth a warning.
     pub fn is_benign(self) -> bool {
-        matches!(self, DropReason::KernelNoise | DropReason::NoSession)
+        matches!(
+            self,
+            DropReason::KernelNoise | DropReason::NoSession | DropReason::Duplicate
+        )
     }
 }
 
@@ -349,8 +360,9 @@ mod tests {
             .filter(|r| r.from_network())
             .map(|r| r.name())
             .collect();
-        assert_eq!(net.len(), 18);
+        assert_eq!(net.len(), 19);
         assert!(net.contains(&"rate_limited") && net.contains(&"no_session"));
+        assert!(net.contains(&"duplicate"));
         assert!(!net.contains(&"kernel_noise") && !net.contains(&"send_failed"));
     }
 

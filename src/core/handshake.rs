@@ -227,11 +227,16 @@ impl Relay {
     }
 
     /// The initiation to peer `i`, written into `out`, if one is due.
-    pub(super) fn initiation_due(&mut self, i: usize, now: Now, out: &mut [u8]) -> Option<usize> {
+    pub(super) fn initiation_due(
+        &mut self,
+        i: usize,
+        now: Now,
+        out: &mut [u8],
+    ) -> Option<(usize, SocketAddr)> {
         let now_ms = now.mono_ms;
         let p = &self.peers[i];
         let due = p.hs.due_ms(p.sessions.needs_rekey(now_ms))?;
-        if now_ms < due || p.endpoint.is_none() || out.len() < INITIATION_LEN {
+        if now_ms < due || !p.paths.any() || out.len() < INITIATION_LEN {
             return None;
         }
         let remote = p.spec.public_key?;
@@ -266,7 +271,12 @@ impl Relay {
         hs.wanted = false;
         hs.next_ms = now_ms + SPACING_MS;
         self.counters.handshakes_sent += 1;
-        Some(INITIATION_LEN)
+        let (window, timeout) = (self.reachability_window(), self.ping_timeout_ms());
+        let paths = &mut self.peers[i].paths;
+        let to = paths
+            .hello_path(now_ms, window, timeout)
+            .and_then(|k| paths.addr(k))?;
+        Some((INITIATION_LEN, to))
     }
 
     /// The budget a handshake claiming peer `i` and coming from `from`
@@ -274,7 +284,7 @@ impl Relay {
     /// the member's other one and the shared one. `false`: over budget.
     fn handshake_budget(&mut self, i: usize, from: SocketAddr, now_ms: u64) -> bool {
         let peer = &mut self.peers[i];
-        if peer.endpoint.map(|e| e.ip()) == Some(from.ip()) {
+        if peer.paths.has_ip(from.ip()) {
             peer.hs.from_endpoint.take(PER_MEMBER_RATE, now_ms)
         } else {
             peer.hs.from_elsewhere.take(PER_MEMBER_RATE, now_ms)
@@ -308,6 +318,10 @@ impl Relay {
             .ok_or(DropReason::UnknownSender)?;
         if !self.handshake_budget(i, from, now_ms) {
             return Err(DropReason::HandshakeRateLimited);
+        }
+        // No answer could go anywhere: no session is made either.
+        if !self.peers[i].paths.any() {
+            return Err(DropReason::PeerUnresolved);
         }
         let local = self
             .handshake
@@ -408,9 +422,15 @@ impl Relay {
             now_ms,
         ));
         self.counters.handshakes_answered += 1;
+        let paths = &self.peers[i].paths;
+        let to = paths
+            .reply_path(from)
+            .and_then(|k| paths.addr(k))
+            .ok_or(DropReason::PeerUnresolved)?;
         Ok(Inbound::Reply {
             len: RESPONSE_LEN,
             peer: self.peers.id_at(i),
+            to,
         })
     }
 
@@ -600,7 +620,7 @@ mod tests {
         let mut fake = node_with(1, 3, T0 + 10, key(3));
         let mut out = [0u8; MAX_DATAGRAM];
         let mut sent = 0;
-        while let Some((len, p)) = fake.poll_hello(T0 + 10, &mut out) {
+        while let Some((len, p, _)) = fake.poll_hello(T0 + 10, &mut out) {
             if fake.peer_name(p) == Some("h2") {
                 let mut d = out[..len].to_vec();
                 let mut reply = [0u8; MAX_DATAGRAM];
@@ -671,7 +691,7 @@ mod tests {
         for k in 0..1000u64 {
             let t = T0 + 10 + k;
             let mut c = node_with(3, 3, t, key(3));
-            while let Some((len, p)) = c.poll_hello(t, &mut out) {
+            while let Some((len, p, _)) = c.poll_hello(t, &mut out) {
                 if c.peer_name(p) != Some("h2") {
                     continue;
                 }
@@ -735,7 +755,7 @@ mod tests {
         assert!(b.counters().drops.get(DropReason::HandshakeRateLimited) >= 980);
         // Node 1's genuine initiation, from its endpoint, at the same time.
         let mut a = node(1);
-        let (len, _) = a.poll_hello(T0, &mut out).expect("initiation");
+        let (len, _, _) = a.poll_hello(T0, &mut out).expect("initiation");
         let mut init = out[..len].to_vec();
         let mut reply = [0u8; MAX_DATAGRAM];
         assert!(matches!(
@@ -748,7 +768,7 @@ mod tests {
     /// the response is in `resp`, its length returned.
     fn answered_initiation(a: &mut Relay, b: &mut Relay, resp: &mut [u8]) -> usize {
         let mut out = [0u8; MAX_DATAGRAM];
-        let (len, _) = a.poll_hello(T0, &mut out).expect("initiation");
+        let (len, _, _) = a.poll_hello(T0, &mut out).expect("initiation");
         let mut init = out[..len].to_vec();
         let Inbound::Reply { len, .. } = b.from_net(&mut init, endpoint(1), T0, resp) else {
             panic!("not answered");
@@ -786,7 +806,7 @@ mod tests {
     fn rewritten_session_indices_are_refused() {
         let (mut a, mut b) = (node_with(1, 2, T0, key(1)), node_with(2, 2, T0, key(2)));
         let mut out = [0u8; MAX_DATAGRAM];
-        let (len, _) = a.poll_hello(T0, &mut out).expect("initiation");
+        let (len, _, _) = a.poll_hello(T0, &mut out).expect("initiation");
         let mut init = out[..len].to_vec();
         init[8] ^= 1;
         resign(&mut init, 2);
@@ -796,7 +816,7 @@ mod tests {
             Inbound::Drop(DropReason::BadAuth)
         );
         // And in a response.
-        let (len, _) = a.poll_hello(T0 + super::RETRY_MS, &mut out).expect("retry");
+        let (len, _, _) = a.poll_hello(T0 + super::RETRY_MS, &mut out).expect("retry");
         let mut init = out[..len].to_vec();
         let Inbound::Reply { len, .. } =
             b.from_net(&mut init, endpoint(1), T0 + super::RETRY_MS, &mut resp)
@@ -832,7 +852,7 @@ mod tests {
                 b.from_net(&mut d, endpoint(1), t, &mut out),
                 Inbound::Drop(DropReason::StaleHandshake)
             );
-            while let Some((len, _)) = b.poll_hello(t, &mut out) {
+            while let Some((len, _, _)) = b.poll_hello(t, &mut out) {
                 if out[1] == Kind::Initiation as u8 {
                     started += 1;
                     let mut m = out[..len].to_vec();
@@ -859,14 +879,14 @@ mod tests {
             Inbound::Handled
         );
         // The first keepalive under the new session is lost.
-        let (_, p) = a
+        let (_, p, _) = a
             .poll_hello(T0, &mut out)
             .expect("the confirming keepalive");
         assert_eq!(a.peer_name(p), Some("h2"));
         // It goes again well within a keepalive interval.
         let again = a.poll_timeout().expect("a deadline");
         assert!(again <= T0 + 200, "repeated at {}", again - T0);
-        let (len, _) = a.poll_hello(again, &mut out).expect("repeated");
+        let (len, _, _) = a.poll_hello(again, &mut out).expect("repeated");
         let mut k = out[..len].to_vec();
         assert!(matches!(
             b.from_net(&mut k, endpoint(1), again, &mut resp),
@@ -887,7 +907,7 @@ mod tests {
         let t = T0 + crate::core::session::REKEY_AFTER_MS + 1;
         a.handle_timeout(t);
         let mut initiations = 0;
-        while let Some((_, _)) = a.poll_hello(t, &mut out) {
+        while let Some((_, _, _)) = a.poll_hello(t, &mut out) {
             if out[1] == Kind::Initiation as u8 {
                 initiations += 1;
             }
@@ -928,7 +948,7 @@ mod tests {
         }
         // Refused before the rate limit too: a genuine one still gets in.
         let mut a = node(1);
-        let (len, _) = a.poll_hello(T0, &mut out).expect("initiation");
+        let (len, _, _) = a.poll_hello(T0, &mut out).expect("initiation");
         let mut m = out[..len].to_vec();
         assert_eq!(m.len(), INITIATION_LEN);
         let mut reply = [0u8; MAX_DATAGRAM];
@@ -990,7 +1010,7 @@ mod tests {
         let mut b2 = node_with(2, 2, t, key(2));
         // b2's initiation, a's response: one round trip.
         let mut out = [0u8; MAX_DATAGRAM];
-        let (len, _) = b2.poll_hello(t, &mut out).expect("b2 initiates at once");
+        let (len, _, _) = b2.poll_hello(t, &mut out).expect("b2 initiates at once");
         let mut init = out[..len].to_vec();
         let mut resp = [0u8; MAX_DATAGRAM];
         let Inbound::Reply { len, .. } = a.from_net(&mut init, endpoint(2), t, &mut resp) else {
@@ -1019,7 +1039,7 @@ mod tests {
         let behind = Now::new(mono, (T0 - 5_000) as i64);
         let mut b2 = node_with(2, 2, T0 - 5_000, key(2));
         let mut out = [0u8; MAX_DATAGRAM];
-        let (len, _) = b2.poll_hello(behind, &mut out).expect("initiation");
+        let (len, _, _) = b2.poll_hello(behind, &mut out).expect("initiation");
         let mut init = out[..len].to_vec();
         let mut resp = [0u8; MAX_DATAGRAM];
         assert_eq!(
@@ -1027,7 +1047,7 @@ mod tests {
             Inbound::Drop(DropReason::StaleHandshake)
         );
         // a starts a handshake of its own, which b2 can answer.
-        let (len, p) = a.poll_hello(mono, &mut out).expect("a initiates");
+        let (len, p, _) = a.poll_hello(mono, &mut out).expect("a initiates");
         assert_eq!(a.peer_name(p), Some("h2"));
         let mut init = out[..len].to_vec();
         let Inbound::Reply { len, .. } = b2.from_net(&mut init, endpoint(1), behind, &mut resp)
@@ -1058,7 +1078,7 @@ mod tests {
         // What was in flight still opens; a new handshake is due at once.
         assert!(recv(&mut b, &in_flight, 1, T0 + 10).is_ok());
         let mut out = [0u8; MAX_DATAGRAM];
-        let (len, _) = a.poll_hello(now, &mut out).expect("a new handshake");
+        let (len, _, _) = a.poll_hello(now, &mut out).expect("a new handshake");
         assert_eq!(out[1], Kind::Initiation as u8);
         assert_eq!(len, INITIATION_LEN);
     }
@@ -1078,6 +1098,7 @@ mod tests {
             max_clock_skew_ms: SKEW,
             inject_rate_limit: 5_000,
             keepalive_ms: 1000,
+            redundancy: Redundancy::default(),
         });
         let h1 = peer_index(&b, "h1");
         assert!(b.has_session(h1), "the reload ended the session");
@@ -1086,7 +1107,7 @@ mod tests {
         // The old key can no longer start a session.
         let mut old = node_with(1, 2, T0 + 10, key(1));
         let mut out = [0u8; MAX_DATAGRAM];
-        let (len, _) = old.poll_hello(T0 + 10, &mut out).expect("initiation");
+        let (len, _, _) = old.poll_hello(T0 + 10, &mut out).expect("initiation");
         let mut init = out[..len].to_vec();
         let mut reply = [0u8; MAX_DATAGRAM];
         assert_eq!(
@@ -1121,6 +1142,7 @@ mod tests {
             max_clock_skew_ms: SKEW,
             inject_rate_limit: 5_000,
             keepalive_ms: 1000,
+            redundancy: Redundancy::default(),
         });
         let (d, _) = send(&mut c, &vrrp_from(3), T0 + 1);
         assert_eq!(recv(&mut b, &d, 3, T0 + 1), Err(DropReason::UnknownSender));

@@ -7,10 +7,12 @@
 
 pub(crate) mod allow;
 mod batch;
+mod copies;
 pub(crate) mod counters;
 mod events;
 mod handshake;
 mod keepalive;
+mod paths;
 mod peers;
 mod policy;
 mod quorum;
@@ -24,8 +26,10 @@ mod timers;
 pub(crate) mod vrrp_watch;
 
 pub use allow::{AllowList, DestKind, Preset};
+pub use copies::{MAX_REDUNDANCY, Redundancy};
 pub use counters::{Counters, DropCounters, DropReason};
 pub use events::Event;
+pub use paths::{MAX_PATHS, PathHealth, PathMode, PathSet, PathStats};
 pub use peers::{Node, NodeAddrs, PeerId, PeerSpec, PeerStats};
 pub use relay::{Datagrams, Inbound, Link, Outbound, Relay, RelayParams, Reload, Security, Target};
 pub use time::Now;

@@ -3,10 +3,11 @@
 //! address finds its peer. Each concern's per-peer state lives in its own
 //! module (session, handshake, rate, tap); this one only holds them.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::core::handshake::PeerHandshake;
 use crate::core::keepalive::Keepalive;
+use crate::core::paths::Paths;
 use crate::core::rate::Bucket;
 use crate::core::session::{Plain, Sessions};
 use crate::core::tap::Learned;
@@ -120,12 +121,22 @@ pub struct PeerStats {
     /// Sessions with it put in use so far (first, renewals, restarts).
     pub sessions: u64,
     pub rate_limited: u64,
+    /// Data datagrams that authenticated, every copy counted.
+    pub copies_received: u64,
+    /// Packets whose first copy authenticated (the rest of
+    /// `copies_received` were duplicates).
+    pub first_copies: u64,
+    /// Of those, the ones whose first copy to arrive was not copy 0: the
+    /// packets a copy brought when the first was lost, or overtaken on
+    /// another path (so at most what the redundancy saved).
+    pub saved_by_copies: u64,
 }
 
 /// Everything the core keeps about one peer.
 pub(super) struct Peer {
     pub(super) spec: PeerSpec,
-    pub(super) endpoint: Option<SocketAddr>,
+    /// Where it is reachable: one path per endpoint.
+    pub(super) paths: Paths,
     /// Our sessions with it: keys, counters, replay windows.
     pub(super) sessions: Sessions,
     /// Insecure mode: the run and counters it sends plaintext with.
@@ -143,7 +154,7 @@ pub(super) struct Peer {
 impl Peer {
     fn new(spec: PeerSpec, inject_rate_limit: u32) -> Peer {
         Peer {
-            endpoint: None,
+            paths: Paths::default(),
             sessions: Sessions::default(),
             plain: Plain::default(),
             hs: PeerHandshake::new(spec.public_key.as_ref()),
@@ -186,7 +197,8 @@ impl Peers {
     /// The table for a reloaded peer list. A peer whose name and overlay
     /// addresses are unchanged keeps everything: its endpoint, sessions,
     /// replay windows and rate-limit bucket, so not one of its packets is
-    /// lost. Other peers start afresh.
+    /// lost. Other peers start afresh. Its paths stay as they were: the
+    /// caller sets them again for the new endpoints.
     ///
     /// A peer whose public key changed keeps its sessions too: they were
     /// made with the old key, and the new one is required from

@@ -2,9 +2,11 @@
 //! (time is passed in), no allocation per packet.
 //!
 //! * [`Relay::from_tun`] takes a packet the local failover tool sent on the
-//!   interface and either seals it, once per target peer under that peer's
-//!   session, into a caller-owned [`Datagrams`] batch with a [`Target`]
-//!   (every peer, or the one peer it is addressed to), or drops it.
+//!   interface and either seals it, once per copy and path of each target
+//!   peer under that peer's session, into a caller-owned [`Datagrams`]
+//!   batch with a [`Target`] (every peer, or the one peer it is addressed
+//!   to), or drops it. Later rounds of copies are held back and come out
+//!   of [`Relay::poll_later`] when due.
 //! * [`Relay::from_net`] takes a datagram from the network and either names
 //!   the byte range of the original packet to write into the interface,
 //!   answers a handshake or keepalive, or drops it. The checks run cheapest
@@ -28,7 +30,8 @@
 //! The work is done by one module per concern: `peers` (the table),
 //! `session` (a peer's sessions: seal, open, replay, renewal), `handshake`
 //! (which Noise handshakes to start and accept), `keepalive` (pings and
-//! reachability), `batch` (one datagram per peer), `policy` and `tap` (what
+//! reachability), `paths` (a peer's endpoints and their health), `copies`
+//! (redundancy), `batch` (the datagrams of one packet), `policy` and `tap` (what
 //! may be carried), `rate` (the injection budget), `timers`, `events`, and
 //! the advert watch and quorum.
 
@@ -36,10 +39,13 @@ use std::net::SocketAddr;
 
 use crate::core::allow::AllowList;
 pub use crate::core::batch::Datagrams;
+use crate::core::copies::Later;
+pub use crate::core::copies::Redundancy;
 use crate::core::counters::{Counters, DropReason};
 pub use crate::core::events::Event;
 use crate::core::events::Events;
 use crate::core::handshake::Handshake;
+pub use crate::core::paths::{PathHealth, PathStats};
 use crate::core::peers::Peers;
 pub use crate::core::peers::{Node, NodeAddrs, PeerId, PeerSpec, PeerStats};
 use crate::core::policy::Policy;
@@ -53,6 +59,10 @@ use crate::proto::overlay::broadcast_v4;
 use crate::proto::wire::{
     FLAG_FRAME, FLAG_PLAINTEXT, HEADER_LEN, Header, KEEPALIVE_LEN, Kind, Prefix, TAG_LEN, WireError,
 };
+
+/// The largest datagram a copy held back may be: an inner packet of the
+/// largest MTU the relay configures, and the overhead.
+const HELD_SLOT: usize = 9000 + OVERHEAD;
 
 /// Bytes the relay adds to an inner packet (header and tag).
 pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
@@ -101,6 +111,8 @@ pub struct RelayParams {
     /// `node.quorum`: tell when this node is, or stops being, part of a
     /// majority of the cluster's relays ([`Event::QuorumLost`]).
     pub quorum: bool,
+    /// Copies per packet, their spacing, and the use of several paths.
+    pub redundancy: Redundancy,
 }
 
 /// What a configuration reload may change in the core.
@@ -111,6 +123,7 @@ pub struct Reload {
     pub max_clock_skew_ms: u64,
     pub inject_rate_limit: u32,
     pub keepalive_ms: u64,
+    pub redundancy: Redundancy,
 }
 
 /// Where a packet from the interface goes.
@@ -144,12 +157,14 @@ pub enum Inbound {
         peer: PeerId,
     },
     /// Send the first `len` bytes of the output buffer (a handshake
-    /// response or a keepalive echo) to peer `peer`'s configured endpoint —
-    /// never to the datagram's source, so a spoofed source cannot aim
-    /// answers at a victim.
+    /// response or a keepalive echo) to `to`, one of peer `peer`'s
+    /// configured endpoints (the one the datagram came from, if it is
+    /// one) — never to a source that is not configured, so a spoofed
+    /// source cannot aim answers at a victim.
     Reply {
         len: usize,
         peer: PeerId,
+        to: SocketAddr,
     },
     /// A handshake or keepalive message, fully handled.
     Handled,
@@ -175,6 +190,9 @@ pub struct Relay {
     pub(super) quorum: Option<Quorum>,
     /// A decision is due at once (see [`Timer::Recheck`](crate::core::Timer::Recheck)).
     pub(super) recheck: bool,
+    pub(super) redundancy: Redundancy,
+    /// The later rounds of copies, sealed, until they are due.
+    pub(super) later: Later,
 }
 
 impl Relay {
@@ -198,6 +216,8 @@ impl Relay {
             quorum: p.quorum.then(Quorum::default),
             // The first quorum decision is due at once.
             recheck: p.quorum,
+            redundancy: p.redundancy,
+            later: Later::new(HELD_SLOT),
         }
     }
 
@@ -234,17 +254,53 @@ impl Relay {
         self.handshake.public()
     }
 
-    /// Where peer `id` is reachable; `None` if not resolved (or unknown).
+    /// Where peer `id`'s first path goes; `None` if not resolved (or
+    /// unknown).
     pub fn endpoint(&self, id: PeerId) -> Option<SocketAddr> {
-        self.peers.get(id).and_then(|p| p.endpoint)
+        self.path_addr(id, 0)
     }
 
-    /// Records where peer `id` is reachable (after resolution); an id no
-    /// longer configured is ignored.
+    /// Records where peer `id`'s first path goes (after resolution); an id
+    /// no longer configured is ignored.
     pub fn set_endpoint(&mut self, id: PeerId, addr: Option<SocketAddr>) {
+        self.set_path(id, 0, addr);
+    }
+
+    /// Where path `k` of peer `id` goes.
+    pub fn path_addr(&self, id: PeerId, k: usize) -> Option<SocketAddr> {
+        self.peers.get(id).and_then(|p| p.paths.addr(k))
+    }
+
+    /// Records where path `k` (its `k`-th endpoint) of peer `id` goes. A
+    /// new address starts the path's measurements afresh.
+    pub fn set_path(&mut self, id: PeerId, k: usize, addr: Option<SocketAddr>) {
         if let Some(p) = self.peers.get_mut(id) {
-            p.endpoint = addr;
+            p.paths.set(k, addr);
         }
+    }
+
+    /// Keeps peer `id`'s first `n` paths (its endpoints after a reload).
+    pub fn truncate_paths(&mut self, id: PeerId, n: usize) {
+        if let Some(p) = self.peers.get_mut(id) {
+            p.paths.truncate(n);
+        }
+    }
+
+    /// Peer `id`'s paths: address, measurements and health now.
+    pub fn paths(
+        &self,
+        id: PeerId,
+        now: impl Into<Now>,
+    ) -> impl Iterator<Item = (Option<SocketAddr>, PathStats, PathHealth)> + '_ {
+        let now_ms = now.into().mono_ms;
+        let (window, timeout) = (self.reachability_window(), self.ping_timeout_ms());
+        self.peers.get(id).into_iter().flat_map(move |p| {
+            (0..p.paths.len()).filter_map(move |k| {
+                let path = p.paths.get(k)?;
+                let health = p.paths.health(k, now_ms, window, timeout);
+                Some((path.addr, path.stats, health))
+            })
+        })
     }
 
     /// The peer named `name`.
@@ -266,8 +322,17 @@ impl Relay {
         self.max_skew_ms = r.max_clock_skew_ms;
         self.inject_rate = r.inject_rate_limit;
         self.keepalive_ms = r.keepalive_ms;
+        self.redundancy = r.redundancy;
+        let peers = &self.peers;
+        self.later.forget(|id| peers.index_of(id).is_some());
         // The count and the window may have changed.
         self.recheck = true;
+    }
+
+    /// Changes how packets are copied and spread over paths, from the next
+    /// packet on (copies already held still go).
+    pub fn set_redundancy(&mut self, r: Redundancy) {
+        self.redundancy = r;
     }
 
     /// The virtual routers seen in the adverts relayed, both ways.
@@ -338,7 +403,11 @@ impl Relay {
         Outbound::Send { target }
     }
 
-    /// Seals `packet` for peer `i` into the batch, or counts why not.
+    /// Seals `packet` for peer `i`: one copy per round of redundancy and
+    /// path, the first round into the batch, the later ones held back
+    /// (into the batch too without spacing, or when too many are held).
+    /// Copies are sealed one after another, so copy `k`'s counter is the
+    /// first one's plus `k`.
     fn seal_for(&mut self, i: usize, packet: &[u8], now_ms: u64, out: &mut Datagrams) {
         let frames = if self.link == Link::Ethernet {
             FLAG_FRAME
@@ -348,36 +417,76 @@ impl Relay {
         let me = self.policy.local.id();
         let authenticated = self.handshake.authenticated();
         let run = self.handshake.run as u32;
+        let (window, timeout) = (self.reachability_window(), self.ping_timeout_ms());
+        let red = self.redundancy;
         let peer = &mut self.peers[i];
-        let Some(to) = peer.endpoint else {
+        let paths = peer.paths.select(red.path_mode, now_ms, window, timeout);
+        if paths.is_empty() {
             self.counters.drops.add(DropReason::PeerUnresolved);
             return;
-        };
+        }
         let id = peer.spec.addrs.peer_id();
-        let slot = out.next_slot();
-        let sealed = if authenticated {
-            peer.sessions
-                .seal(prefix(Kind::Data, frames, me), packet, now_ms, slot)
-        } else {
-            self.plain_counter += 1;
-            Plain::seal(
-                prefix(Kind::Data, frames | FLAG_PLAINTEXT, me),
-                run,
-                self.plain_counter,
-                packet,
-                slot,
-            )
-        };
-        match sealed {
-            Ok(len) => out.commit(id, to, len),
-            Err(r) => {
-                if r == DropReason::NoSession {
-                    // No session yet (or any more): one is on its way.
-                    peer.hs.want(now_ms);
+        let mut copy = 0u8;
+        for round in 0..red.rounds() {
+            for k in paths.iter() {
+                let Some(to) = peer.paths.addr(k) else {
+                    continue;
+                };
+                let held = if round > 0 && red.spacing_ms > 0 {
+                    self.later.room(round)
+                } else {
+                    None
+                };
+                let (slot, room) = match held {
+                    Some((slot, room)) => (Some(slot), room),
+                    None => (None, out.next_slot()),
+                };
+                let flags = if authenticated {
+                    frames
+                } else {
+                    frames | FLAG_PLAINTEXT
+                };
+                let pre = Prefix {
+                    copy,
+                    ..prefix(Kind::Data, flags, me)
+                };
+                let sealed = if authenticated {
+                    peer.sessions.seal(pre, packet, now_ms, room)
+                } else {
+                    self.plain_counter += 1;
+                    Plain::seal(pre, run, self.plain_counter, packet, room)
+                };
+                match (sealed, slot) {
+                    (Ok(len), Some(slot)) => {
+                        let due = now_ms + u64::from(round) * red.spacing_ms;
+                        self.later.hold(round, slot, len, due, id, to);
+                    }
+                    (Ok(len), None) => out.commit(id, to, len),
+                    (Err(r), slot) => {
+                        if let Some(slot) = slot {
+                            self.later.release(slot);
+                        }
+                        if r == DropReason::NoSession {
+                            // No session yet (or any more): one is on its way.
+                            peer.hs.want(now_ms);
+                        }
+                        self.counters.drops.add(r);
+                        return;
+                    }
                 }
-                self.counters.drops.add(r);
+                peer.paths.count_sent(k);
+                copy += 1;
             }
         }
+    }
+
+    /// The held copies due by `now`, into `out` (cleared first): call when
+    /// [`Timer::Copies`](crate::core::Timer::Copies) fires. Returns
+    /// whether there is anything to send.
+    pub fn poll_later(&mut self, now: impl Into<Now>, out: &mut Datagrams) -> bool {
+        out.clear();
+        self.later.take_due(now.into().mono_ms, out);
+        !out.is_empty()
     }
 
     /// Shows the advert watch a packet relayed from `node`, if an IP
@@ -433,29 +542,41 @@ impl Relay {
         }
         let h = Header::parse(p, buf);
         let now_ms = now.mono_ms;
-        let plain_len = if self.handshake.authenticated() {
+        let data = h.prefix.kind == Kind::Data;
+        let (plain_len, first) = if self.handshake.authenticated() {
             let peer = &mut self.peers[i];
             let slot = peer.sessions.screen(&h, now_ms)?;
             let len = peer.sessions.open(slot, &h, buf)?;
             // Authenticated: from here on the datagram may move the
             // peer's state.
+            let first = !data || peer.sessions.first_copy(slot, &h)?;
             if slot == Slot::Next
                 && let Some(run) = peer.sessions.promote_next()
             {
                 self.session_up(i, run);
             }
-            len
+            (len, first)
         } else {
-            self.peers[i].plain.accept(&h)?;
-            buf.len() - HEADER_LEN
+            let plain = &mut self.peers[i].plain;
+            plain.accept(&h)?;
+            (buf.len() - HEADER_LEN, plain.first_copy(&h)?)
         };
-        self.peers[i].stats.last_heard_ms = Some(now_ms);
+        let stats = &mut self.peers[i].stats;
+        stats.last_heard_ms = Some(now_ms);
         let body = &buf[HEADER_LEN..HEADER_LEN + plain_len];
-        if h.prefix.kind == Kind::Keepalive {
+        if !data {
             let mut ping = [0u8; KEEPALIVE_LEN];
             let n = body.len().min(KEEPALIVE_LEN);
             ping[..n].copy_from_slice(&body[..n]);
-            return self.on_keepalive(i, body.len(), ping, now_ms, out);
+            return self.on_keepalive(i, body.len(), ping, from, now_ms, out);
+        }
+        stats.copies_received += 1;
+        if !first {
+            return Err(DropReason::Duplicate);
+        }
+        stats.first_copies += 1;
+        if h.prefix.copy > 0 {
+            stats.saved_by_copies += 1;
         }
         let ip = self.admit(i, &h, body, now_ms)?;
         // Counted here, where the peer's place in the table is known,
@@ -488,7 +609,7 @@ impl Relay {
         if p.is_plaintext() != insecure || (insecure && p.kind != Kind::Data) {
             return Err(DropReason::ModeMismatch);
         }
-        if insecure && self.peers[i].endpoint.map(|e| e.ip()) != Some(from.ip()) {
+        if insecure && !self.peers[i].paths.has_ip(from.ip()) {
             return Err(DropReason::WrongEndpoint);
         }
         Ok((i, p))
@@ -698,6 +819,7 @@ mod tests {
             max_clock_skew_ms: SKEW,
             inject_rate_limit: 5_000,
             keepalive_ms: 1000,
+            redundancy: Redundancy::default(),
         });
         let h1 = b.peer_by_name("h1").expect("h1 kept");
         let h4 = b.peer_by_name("h4").expect("h4 added");
@@ -718,7 +840,7 @@ mod tests {
         // Node 4 gets a handshake once its endpoint is known.
         b.set_endpoint(h4, Some(endpoint(4)));
         let mut out = [0u8; 256];
-        let (_, p) = b.poll_hello(T0, &mut out).expect("b greets node 4");
+        let (_, p, _) = b.poll_hello(T0, &mut out).expect("b greets node 4");
         assert_eq!(p, h4);
         assert!(b.poll_hello(T0, &mut out).is_none(), "only node 4 is new");
     }
@@ -744,7 +866,7 @@ mod tests {
         assert_eq!(recv(&mut b, &sealed, 1, T0), Err(DropReason::ModeMismatch));
         // Nor does a handshake reach an insecure relay.
         let mut init = [0u8; 512];
-        let (len, _) = node(1).poll_hello(T0, &mut init).expect("an initiation");
+        let (len, _, _) = node(1).poll_hello(T0, &mut init).expect("an initiation");
         assert_eq!(
             recv(&mut b, &init[..len].to_vec(), 1, T0),
             Err(DropReason::ModeMismatch)

@@ -12,7 +12,10 @@
 //!
 //! Each session's window moves only after a datagram authenticated under
 //! that session's key, so nothing forged or sealed under another session
-//! moves it. Insecure mode has no sessions: see [`Plain`].
+//! moves it. A second window, over packet numbers (a datagram's counter
+//! less its authenticated copy number), tells the first copy of a packet
+//! from the later ones, so redundant copies are duplicates, not replays.
+//! Insecure mode has no sessions: see [`Plain`].
 
 use crate::core::counters::DropReason;
 use crate::core::replay::ReplayWindow;
@@ -38,6 +41,9 @@ pub(super) struct Session {
     recv: StreamKey,
     counter: u64,
     window: ReplayWindow,
+    /// The packets (not datagrams) of the peer's already injected or
+    /// refused: a later copy of one is a duplicate.
+    packets: ReplayWindow,
     pub(super) born_ms: u64,
     /// We started the handshake that made it.
     pub(super) initiator: bool,
@@ -64,6 +70,7 @@ impl Session {
             recv: keys.recv,
             counter: 0,
             window: ReplayWindow::new(),
+            packets: ReplayWindow::new(),
             born_ms: now_ms,
             initiator,
             run,
@@ -188,6 +195,15 @@ impl Sessions {
         Ok(len)
     }
 
+    /// Whether the datagram `h`, which authenticated under `slot`, is the
+    /// first copy of its packet to do so; records the packet either way.
+    /// A copy number the counter cannot hold is no copy of anything.
+    pub(super) fn first_copy(&mut self, slot: Slot, h: &Header) -> Result<bool, DropReason> {
+        let s = self.get_mut(slot).ok_or(DropReason::NoSession)?;
+        let packet = h.packet_number().ok_or(DropReason::Malformed)?;
+        Ok(first(&mut s.packets, packet))
+    }
+
     /// The peer proved it holds `next` (its first datagram under it
     /// authenticated): it becomes current. Returns the peer's run in it.
     pub(super) fn promote_next(&mut self) -> Option<u64> {
@@ -297,6 +313,7 @@ impl Sessions {
 pub(super) struct Plain {
     run: Option<u32>,
     window: ReplayWindow,
+    packets: ReplayWindow,
 }
 
 impl Plain {
@@ -326,6 +343,7 @@ impl Plain {
         if self.run != Some(h.receiver) {
             self.run = Some(h.receiver);
             self.window = ReplayWindow::new();
+            self.packets = ReplayWindow::new();
         }
         if !self.window.check(h.counter) {
             return Err(DropReason::Replay);
@@ -333,6 +351,21 @@ impl Plain {
         self.window.commit(h.counter);
         Ok(())
     }
+
+    /// As [`Sessions::first_copy`], for the run `h` (accepted) follows.
+    pub(super) fn first_copy(&mut self, h: &Header) -> Result<bool, DropReason> {
+        let packet = h.packet_number().ok_or(DropReason::Malformed)?;
+        Ok(first(&mut self.packets, packet))
+    }
+}
+
+/// Records `packet` in `seen`; true if it was not there.
+fn first(seen: &mut ReplayWindow, packet: u64) -> bool {
+    if !seen.check(packet) {
+        return false;
+    }
+    seen.commit(packet);
+    true
 }
 
 /// The prefix of a datagram of `kind` from `sender`.
@@ -340,6 +373,7 @@ pub(super) fn prefix(kind: Kind, flags: u8, sender: u32) -> Prefix {
     Prefix {
         kind,
         flags,
+        copy: 0,
         sender,
     }
 }

@@ -21,14 +21,17 @@ pub enum Timer {
     SplitBrainOver,
     /// A session reaches its end of life and is dropped.
     SessionExpiry,
+    /// A held copy of a packet is due ([`Relay::poll_later`] has it).
+    Copies,
     /// Something must be decided at once: the first quorum decision, or
     /// the count after a reload changed the peers or the window.
     Recheck,
 }
 
 impl Timer {
-    pub const ALL: [Timer; 5] = [
+    pub const ALL: [Timer; 6] = [
         Timer::Hello,
+        Timer::Copies,
         Timer::Reachability,
         Timer::SplitBrainOver,
         Timer::SessionExpiry,
@@ -48,6 +51,7 @@ impl Relay {
                 .iter()
                 .filter_map(|p| p.sessions.next_expiry())
                 .min(),
+            Timer::Copies => self.later.next_due(),
             Timer::Recheck => self.recheck.then_some(0),
         }
     }

@@ -3,8 +3,9 @@
 //! again on SIGHUP ([`Reload`]) are read here, once, so start and reload
 //! cannot drift apart.
 
-use crate::config::{Config, Mode};
+use crate::config::{self, Config, Mode};
 use crate::core::relay::{Link, NodeAddrs, PeerSpec, RelayParams, Reload, Security};
+use crate::core::{PathMode, Redundancy};
 
 /// Each peer as the core knows it: a name and its overlay addresses.
 fn peer_specs(cfg: &Config) -> Vec<PeerSpec> {
@@ -29,6 +30,14 @@ pub(super) fn reload(cfg: &Config) -> Reload {
         max_clock_skew_ms: cfg.node.max_clock_skew.as_millis() as u64,
         inject_rate_limit: cfg.node.inject_rate_limit,
         keepalive_ms: cfg.node.keepalive.as_millis() as u64,
+        redundancy: Redundancy {
+            copies: cfg.node.redundancy,
+            spacing_ms: cfg.node.redundancy_spacing_ms,
+            path_mode: match cfg.node.path_mode {
+                config::PathMode::All => PathMode::All,
+                config::PathMode::Best => PathMode::Best,
+            },
+        },
     }
 }
 
@@ -43,6 +52,7 @@ pub(super) fn relay_params(cfg: &Config, security: Security, run: u64) -> RelayP
         max_clock_skew_ms,
         inject_rate_limit,
         keepalive_ms,
+        redundancy,
     } = reload(cfg);
     RelayParams {
         local: NodeAddrs {
@@ -62,5 +72,6 @@ pub(super) fn relay_params(cfg: &Config, security: Security, run: u64) -> RelayP
         inject_rate_limit,
         keepalive_ms,
         quorum: cfg.node.quorum,
+        redundancy,
     }
 }

@@ -76,9 +76,9 @@ pub(super) async fn run(ready: Ready) -> Result<(), Error> {
             _ = signals.hup.recv() => on_sighup(&mut cfg, &mut st, &mut resolvers, &io.sock),
             // Counters into the log on demand (kill -USR1).
             _ = signals.usr1.recv() => tracing::info!("counters: {}", st.relay.counters()),
-            Some(((g, id), addr)) = updates.recv() => {
+            Some(((g, id, path), addr)) = updates.recv() => {
                 if resolvers.is_current(g) && st.relay.peer_name(id).is_some() {
-                    st.relay.set_endpoint(id, Some(addr));
+                    st.relay.set_path(id, path, Some(addr));
                     st.send_hellos(&io.sock);
                 }
             }
@@ -159,7 +159,11 @@ impl State {
     /// The loop's timer fired: what the core has due (reachability, quorum,
     /// the advert watch), then the hellos and keepalives due.
     fn on_timer(&mut self, io: &Io) {
-        self.relay.handle_timeout(self.clock.now());
+        let now = self.clock.now();
+        self.relay.handle_timeout(now);
+        if self.relay.poll_later(now, &mut self.batch) {
+            self.send_batch(&io.sock);
+        }
         self.send_hellos(&io.sock);
         self.on_events(io.tun.get_ref());
     }
@@ -278,13 +282,9 @@ impl State {
     }
 
     /// A handshake message or keepalive (the first `len` bytes of the
-    /// output buffer) to peer `peer`'s configured endpoint.
-    fn send_one(&mut self, len: usize, peer: PeerId, sock: &UdpSocket) {
-        let Some(ep) = self.relay.endpoint(peer) else {
-            self.relay.count_drop(DropReason::PeerUnresolved);
-            return;
-        };
-        let one = std::iter::once((peer, ep, &self.out_buf[..len]));
+    /// output buffer) to `to`, one of peer `peer`'s configured endpoints.
+    fn send_one(&mut self, len: usize, peer: PeerId, to: SocketAddr, sock: &UdpSocket) {
+        let one = std::iter::once((peer, to, &self.out_buf[..len]));
         let (relay, sends) = (&mut self.relay, &mut self.sends);
         self.fanout.send(sock.as_raw_fd(), one, |i, ep, r| match r {
             Ok(len) => relay.count_sent(i, len),
@@ -307,8 +307,8 @@ impl State {
     /// Sends every hello the core wants out now.
     fn send_hellos(&mut self, sock: &UdpSocket) {
         let now = self.clock.now();
-        while let Some((len, peer)) = self.relay.poll_hello(now, &mut self.out_buf) {
-            self.send_one(len, peer, sock);
+        while let Some((len, peer, to)) = self.relay.poll_hello(now, &mut self.out_buf) {
+            self.send_one(len, peer, to, sock);
         }
     }
 
@@ -319,7 +319,7 @@ impl State {
             .relay
             .from_net(&mut self.net_buf[..n], from, now, &mut self.out_buf)
         {
-            Inbound::Reply { len, peer } => self.send_one(len, peer, &io.sock),
+            Inbound::Reply { len, peer, to } => self.send_one(len, peer, to, &io.sock),
             Inbound::Handled => {}
             Inbound::Inject { start, len, .. } => {
                 if let Err(e) = tun.write(&self.net_buf[start..start + len]) {
@@ -391,19 +391,26 @@ fn on_sighup(cfg: &mut Config, st: &mut State, resolvers: &mut Resolvers, sock: 
     }
 }
 
-/// Each new peer's endpoint: given, or, if its endpoint is unchanged, the
-/// address it resolved to while running.
-fn kept_endpoints(cfg: &Config, new: &Config, relay: &Relay) -> Vec<Option<SocketAddr>> {
+/// Each new peer's paths: given, or, if the same member had the same
+/// endpoint at the same place before, the address it resolved to while
+/// running.
+fn kept_endpoints(cfg: &Config, new: &Config, relay: &Relay) -> Vec<Vec<Option<SocketAddr>>> {
     new.peers
         .iter()
         .map(|p| {
-            underlay::static_endpoint(&p.endpoint).or_else(|| {
-                let old = cfg
-                    .peers
-                    .iter()
-                    .find(|o| o.name == p.name && o.endpoint == p.endpoint)?;
-                relay.endpoint(relay.peer_by_name(&old.name)?)
-            })
+            p.endpoints
+                .iter()
+                .enumerate()
+                .map(|(k, e)| {
+                    underlay::static_endpoint(e).or_else(|| {
+                        let old = cfg
+                            .peers
+                            .iter()
+                            .find(|o| o.name == p.name && o.endpoints.get(k) == Some(e))?;
+                        relay.path_addr(relay.peer_by_name(&old.name)?, k)
+                    })
+                })
+                .collect()
         })
         .collect()
 }
@@ -438,8 +445,12 @@ fn apply_reload(cfg: &Config, st: &mut State) -> Option<Config> {
     }
     let endpoints = kept_endpoints(cfg, &new, &st.relay);
     st.relay.reconfigure(core_config::reload(&new));
-    for (p, ep) in new.peers.iter().zip(endpoints) {
-        st.relay.set_endpoint(PeerId::from(p.address), ep);
+    for (p, paths) in new.peers.iter().zip(endpoints) {
+        let id = PeerId::from(p.address);
+        st.relay.truncate_paths(id, paths.len());
+        for (k, ep) in paths.into_iter().enumerate() {
+            st.relay.set_path(id, k, ep);
+        }
     }
     let list = |v: &[String]| {
         if v.is_empty() {

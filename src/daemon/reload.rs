@@ -17,7 +17,7 @@ pub struct Plan {
     /// Same name, another overlay address, endpoint or public key.
     pub changed: Vec<String>,
     /// `[allow]`, `max_clock_skew`, `inject_rate_limit`, `resolve_interval`,
-    /// `keepalive`.
+    /// `keepalive`, `redundancy`, `redundancy_spacing`, `path_mode`.
     pub settings_changed: bool,
 }
 
@@ -66,6 +66,11 @@ fn sort_keys(old: &Config, new: &Config) -> Sorted {
                 status_group,
                 metrics_listen,
                 quorum,
+                redundancy,
+                redundancy_spacing_ms,
+                path_mode,
+                realtime_priority,
+                lock_memory,
             },
         interface:
             InterfaceConfig {
@@ -95,6 +100,13 @@ fn sort_keys(old: &Config, new: &Config) -> Sorted {
         ("node.status_group", o.status_group != *status_group),
         ("node.metrics_listen", o.metrics_listen != *metrics_listen),
         ("node.quorum", o.quorum != *quorum),
+        // Applied to the process before privileges are dropped; the
+        // unprivileged relay could not change them.
+        (
+            "node.realtime_priority",
+            o.realtime_priority != *realtime_priority,
+        ),
+        ("node.lock_memory", o.lock_memory != *lock_memory),
         ("interface.name", oi.name != *if_name),
         ("interface.mode", oi.mode != *mode),
         (
@@ -114,7 +126,10 @@ fn sort_keys(old: &Config, new: &Config) -> Sorted {
         || o.max_clock_skew != *max_clock_skew
         || o.inject_rate_limit != *inject_rate_limit
         || o.resolve_interval != *resolve_interval
-        || o.keepalive != *keepalive;
+        || o.keepalive != *keepalive
+        || o.redundancy != *redundancy
+        || o.redundancy_spacing_ms != *redundancy_spacing_ms
+        || o.path_mode != *path_mode;
     Sorted {
         restart,
         settings_changed,
@@ -127,14 +142,15 @@ fn peer_changed(old: &PeerConfig, new: &PeerConfig) -> bool {
     let PeerConfig {
         // The name is what pairs the two.
         name: _,
-        endpoint,
+        // Any path added, removed, moved or reordered.
+        endpoints,
         address,
         address6,
         // A new key takes effect at the member's next handshake.
         public_key,
     } = new;
-    (old.address, old.address6, &old.endpoint, old.public_key)
-        != (*address, *address6, endpoint, *public_key)
+    (old.address, old.address6, &old.endpoints, old.public_key)
+        != (*address, *address6, endpoints, *public_key)
 }
 
 /// A new configuration changes keys that only a restart applies.
@@ -242,6 +258,21 @@ mod tests {
         assert!(plan(&old, &old).expect("same").is_empty());
     }
 
+    /// A path added to a member, or the same paths in another order (the
+    /// first is the one used before any is known healthy), change it.
+    #[test]
+    fn a_members_new_path_changes_it() {
+        let old = cfg("", &[B, C], "\"vrrp\"");
+        let mut new = old.clone();
+        let path = crate::config::Endpoint::Addr("198.51.100.2:7112".parse().expect("addr"));
+        new.peers[0].endpoints.push(path);
+        let p = plan(&old, &new).expect("reloadable");
+        assert_eq!(p.changed, ["b"]);
+        let mut reordered = new.clone();
+        reordered.peers[0].endpoints.reverse();
+        assert_eq!(plan(&new, &reordered).expect("reloadable").changed, ["b"]);
+    }
+
     #[test]
     fn settings_are_reloadable() {
         let old = cfg("", &[B], "\"vrrp\"");
@@ -249,6 +280,37 @@ mod tests {
         let p = plan(&old, &new).expect("reloadable");
         assert!(p.settings_changed);
         assert!(p.added.is_empty() && p.changed.is_empty());
+    }
+
+    #[test]
+    fn redundancy_and_path_mode_are_reloadable() {
+        let old = cfg("", &[B], "\"vrrp\"");
+        for change in [
+            "redundancy = 3",
+            "redundancy_spacing = 0.02",
+            "path_mode = \"best\"",
+        ] {
+            let p = plan(&old, &cfg(change, &[B], "\"vrrp\"")).expect(change);
+            assert!(p.settings_changed, "{change}");
+            assert!(p.added.is_empty() && p.changed.is_empty(), "{change}");
+        }
+    }
+
+    #[test]
+    fn realtime_priority_and_lock_memory_need_a_restart() {
+        let old = cfg("", &[B], "\"vrrp\"");
+        let new = cfg(
+            "realtime_priority = 10\nlock_memory = true",
+            &[B],
+            "\"vrrp\"",
+        );
+        let e = plan(&old, &new).expect_err("needs a restart");
+        assert_eq!(e.keys, ["node.realtime_priority", "node.lock_memory"]);
+        let running = cfg("realtime_priority = 10", &[B], "\"vrrp\"");
+        let e = plan(&running, &cfg("realtime_priority = 20", &[B], "\"vrrp\""))
+            .expect_err("another priority");
+        assert_eq!(e.keys, ["node.realtime_priority"]);
+        assert!(plan(&running, &running).expect("same").is_empty());
     }
 
     #[test]

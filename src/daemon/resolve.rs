@@ -1,6 +1,6 @@
-//! Background DNS for peers given by name: one task per such peer follows
-//! its name and reports new addresses to the loop, keyed by the peer's
-//! `PeerId`. A reload restarts them under a new generation, so a late
+//! Background DNS for peers given by name: one task per such endpoint
+//! (a member may list several, one per path) follows its name and reports
+//! new addresses to the loop, keyed by the peer's `PeerId` and the path. A reload restarts them under a new generation, so a late
 //! answer about the old peer list is recognised and ignored.
 
 use std::net::SocketAddr;
@@ -12,15 +12,15 @@ use crate::config::{Config, Endpoint};
 use crate::core::relay::PeerId;
 use crate::io::net;
 
-/// The resolvers' generation and the peer whose endpoint changed, with
-/// its new address.
+/// The resolvers' generation, the peer and path whose endpoint changed,
+/// and its new address.
 ///
 /// The `PeerId` alone would not do: it survives a reload (same overlay
 /// address, same peer), so an answer a previous config's resolver had
 /// already queued could overwrite the endpoint the new config gives
 /// that peer (a literal address, or another name). Aborting the old tasks
 /// cannot recall what they have already sent; the generation can.
-pub(super) type EndpointUpdate = ((u64, PeerId), SocketAddr);
+pub(super) type EndpointUpdate = ((u64, PeerId, usize), SocketAddr);
 
 pub(super) struct Resolvers {
     tx: mpsc::Sender<EndpointUpdate>,
@@ -55,13 +55,14 @@ impl Resolvers {
         g == self.generation
     }
 
-    /// One background lookup per peer given by a DNS name.
+    /// One background lookup per endpoint given by a DNS name.
     fn spawn(&self, cfg: &Config) -> Vec<JoinHandle<()>> {
         cfg.peers
             .iter()
-            .filter_map(|p| match &p.endpoint {
+            .flat_map(|p| p.endpoints.iter().enumerate().map(move |(k, e)| (p, k, e)))
+            .filter_map(|(p, k, e)| match e {
                 Endpoint::Name { host, port } => Some(tokio::spawn(net::follow_name(
-                    (self.generation, PeerId::from(p.address)),
+                    (self.generation, PeerId::from(p.address), k),
                     p.name.clone(),
                     host.clone(),
                     *port,

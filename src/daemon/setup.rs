@@ -9,6 +9,7 @@ use tokio::net::UdpSocket;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::config::{Config, Endpoint, InterfaceConfig, Mode, NodeConfig};
+use crate::core::MAX_PATHS;
 use crate::core::relay::{PeerId, Relay, Security};
 use crate::daemon::control::Control;
 use crate::daemon::core_config;
@@ -86,23 +87,25 @@ fn security(node: &NodeConfig) -> Result<Security, Error> {
     }
 }
 
-/// Each peer's endpoint: given, or one quick attempt at its name before
+/// Each peer's paths: given, or one quick attempt at each name before
 /// sizing the MTU; later attempts run in the background and never hold up
 /// the others.
-async fn first_resolution(cfg: &Config) -> Vec<Option<SocketAddr>> {
-    let mut endpoints: Vec<Option<SocketAddr>> = cfg
+async fn first_resolution(cfg: &Config) -> Vec<Vec<Option<SocketAddr>>> {
+    let mut endpoints: Vec<Vec<Option<SocketAddr>>> = cfg
         .peers
         .iter()
-        .map(|p| underlay::static_endpoint(&p.endpoint))
+        .map(|p| p.endpoints.iter().map(underlay::static_endpoint).collect())
         .collect();
     for (i, p) in cfg.peers.iter().enumerate() {
-        if let Endpoint::Name { host, port } = &p.endpoint {
-            let quick = tokio::time::timeout(
-                Duration::from_secs(2),
-                net::resolve(host, *port, cfg.node.listen),
-            );
-            if let Ok(Ok(a)) = quick.await {
-                endpoints[i] = Some(a);
+        for (k, e) in p.endpoints.iter().enumerate() {
+            if let Endpoint::Name { host, port } = e {
+                let quick = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    net::resolve(host, *port, cfg.node.listen),
+                );
+                if let Ok(Ok(a)) = quick.await {
+                    endpoints[i][k] = Some(a);
+                }
             }
         }
     }
@@ -111,9 +114,10 @@ async fn first_resolution(cfg: &Config) -> Vec<Option<SocketAddr>> {
 
 /// The interface MTU: configured, or the smallest route MTU towards the
 /// peers minus what the relay adds, so no datagram is fragmented.
-fn choose_mtu(cfg: &Config, endpoints: &[Option<SocketAddr>]) -> u32 {
+fn choose_mtu(cfg: &Config, endpoints: &[Vec<Option<SocketAddr>>]) -> u32 {
     let fitting = endpoints
         .iter()
+        .flatten()
         .flatten()
         .filter_map(|ep| match tun::route_mtu(*ep) {
             Ok(m) => Some(underlay::inner_mtu(m, ep, cfg.interface.mode)),
@@ -192,7 +196,7 @@ fn drop_privileges(run_as: &RunAs) -> Result<(), Error> {
 fn build_core(
     cfg: &Config,
     security: Security,
-    endpoints: &[Option<SocketAddr>],
+    endpoints: &[Vec<Option<SocketAddr>>],
 ) -> Result<Relay, Error> {
     let mut run = [0u8; 8];
     SystemRandom::new()
@@ -203,8 +207,10 @@ fn build_core(
         security,
         u64::from_be_bytes(run),
     ));
-    for (p, ep) in cfg.peers.iter().zip(endpoints) {
-        relay.set_endpoint(PeerId::from(p.address), *ep);
+    for (p, paths) in cfg.peers.iter().zip(endpoints) {
+        for (k, ep) in paths.iter().enumerate() {
+            relay.set_path(PeerId::from(p.address), k, *ep);
+        }
     }
     Ok(relay)
 }
@@ -222,7 +228,7 @@ fn install_signals() -> Result<Signals, Error> {
 fn log_ready(cfg: &Config, relay: &Relay, mtu: u32) {
     let unresolved: Vec<&str> = relay
         .peers()
-        .filter(|id| relay.endpoint(*id).is_none())
+        .filter(|id| (0..MAX_PATHS).all(|k| relay.path_addr(*id, k).is_none()))
         .filter_map(|id| relay.peer_name(id))
         .collect();
     tracing::info!(

@@ -141,6 +141,30 @@ pub async fn follow_name<K: Copy>(
 mod tests {
     use super::*;
 
+    /// The default listen address is `[::]` once any path is IPv6: it must
+    /// still receive from, and answer, IPv4 peers.
+    #[test]
+    fn the_ipv6_wildcard_serves_ipv4_too() {
+        let dual = bind("[::]:0".parse().expect("a")).expect("binds");
+        let port = dual.local_addr().expect("addr").port();
+        let v4 = std::net::UdpSocket::bind("127.0.0.1:0").expect("v4");
+        v4.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        v4.send_to(b"ping", ("127.0.0.1", port)).expect("send");
+        dual.set_nonblocking(false).expect("blocking");
+        dual.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let mut buf = [0u8; 8];
+        let (n, from) = dual.recv_from(&mut buf).expect("an IPv4 datagram");
+        assert_eq!(&buf[..n], b"ping");
+        // Answered to the address as the core keeps it, unmapped.
+        let from = crate::underlay::canonical(from);
+        assert!(from.is_ipv4(), "{from}");
+        dual.send_to(b"pong", from).expect("send to IPv4");
+        let (n, _) = v4.recv_from(&mut buf).expect("the answer");
+        assert_eq!(&buf[..n], b"pong");
+    }
+
     #[test]
     fn bind_loopback_and_conflict() {
         let a = bind("127.0.0.1:0".parse().expect("a")).expect("binds");

@@ -1,7 +1,7 @@
 //! Wire format v2: the clear headers in front of every relay datagram.
 //!
-//! Every datagram starts with the same 8 bytes (version, kind, flags, the
-//! sender's id). Data and keepalives then name the receiver's session and
+//! Every datagram starts with the same 8 bytes (version, kind, flags, copy
+//! number, the sender's id). Data and keepalives then name the receiver's session and
 //! carry the counter that is the AEAD nonce; the whole transport header is
 //! authenticated as associated data. Handshake messages carry Noise
 //! payloads and end with a MAC keyed by the receiver's public key, which
@@ -20,6 +20,9 @@ pub const HEADER_LEN: usize = 20;
 pub const TAG_LEN: usize = 16;
 /// Length of the MAC that ends a handshake message.
 pub const MAC_LEN: usize = 16;
+/// The most copies of one packet a sender makes per peer (redundancy times
+/// paths): the copy number is one byte.
+pub const MAX_COPIES: usize = 32;
 /// Flag bit: the payload is plaintext with no tag (`insecure = true`).
 pub(crate) const FLAG_PLAINTEXT: u8 = 0x01;
 /// Flag bit: the sender's interface is a tap, so data payloads are Ethernet
@@ -91,6 +94,12 @@ pub enum WireError {
 pub struct Prefix {
     pub kind: Kind,
     pub flags: u8,
+    /// Data only: which copy of the packet this is (0 for the first, and
+    /// for everything that is not data). Copy `k` is sealed with the
+    /// packet's number plus `k` as its counter, so the receiver knows
+    /// the packet without anything else on the wire, and since this byte
+    /// is authenticated, a copy is never mistaken for a replay.
+    pub copy: u8,
     /// The sender's overlay IPv4 address as a big-endian number: unique per
     /// cluster, so it names the member the datagram claims to be from.
     /// Only the session (data) or the static key (handshake) proves it.
@@ -102,7 +111,7 @@ impl Prefix {
         out[0] = VERSION;
         out[1] = self.kind as u8;
         out[2] = self.flags;
-        out[3] = 0;
+        out[3] = self.copy;
         out[4..8].copy_from_slice(&self.sender.to_be_bytes());
     }
 
@@ -116,7 +125,11 @@ impl Prefix {
             return Err(WireError::UnknownVersion);
         }
         let kind = Kind::from_byte(h[1]).ok_or(WireError::Malformed)?;
-        if h[2] & !(FLAG_PLAINTEXT | FLAG_FRAME) != 0 || h[3] != 0 {
+        if h[2] & !(FLAG_PLAINTEXT | FLAG_FRAME) != 0 {
+            return Err(WireError::Malformed);
+        }
+        // Only data is copied.
+        if (kind != Kind::Data && h[3] != 0) || usize::from(h[3]) >= MAX_COPIES {
             return Err(WireError::Malformed);
         }
         // Handshakes carry no flags.
@@ -134,6 +147,7 @@ impl Prefix {
         Ok(Prefix {
             kind,
             flags: h[2],
+            copy: h[3],
             sender: be_u32(&h[4..8]),
         })
     }
@@ -177,6 +191,13 @@ impl Header {
             receiver: be_u32(&buf[8..12]),
             counter: be_u64(&buf[12..20]),
         }
+    }
+
+    /// The number of the packet this datagram is a copy of: its counter
+    /// less its copy number. `None` if the copy number is larger than the
+    /// counter, which no sender makes.
+    pub fn packet_number(&self) -> Option<u64> {
+        self.counter.checked_sub(u64::from(self.prefix.copy))
     }
 }
 
@@ -265,6 +286,7 @@ mod tests {
             prefix: Prefix {
                 kind: Kind::Data,
                 flags: 0,
+                copy: 0,
                 sender: 0x0afa_0001,
             },
             receiver: 0xdead_beef,
@@ -294,16 +316,23 @@ mod tests {
         let mut v1 = buf;
         v1[0] = 1;
         assert_eq!(Prefix::parse(&v1), Err(WireError::UnknownVersion));
-        for (at, value) in [(1, 9), (1, 0), (2, 0x80), (3, 1)] {
+        for (at, value) in [(1, 9), (1, 0), (2, 0x80), (3, MAX_COPIES as u8)] {
             let mut bad = buf;
             bad[at] = value;
             assert_eq!(Prefix::parse(&bad), Err(WireError::Malformed), "byte {at}");
         }
+        // A copy number on data, never on a keepalive.
+        let mut copy = buf;
+        copy[3] = 3;
+        assert_eq!(Prefix::parse(&copy).map(|p| p.copy), Ok(3));
+        copy[1] = Kind::Keepalive as u8;
+        assert_eq!(Prefix::parse(&copy), Err(WireError::Malformed));
         // Handshakes have one exact length each.
         let mut init = [0u8; INITIATION_LEN + 1];
         Prefix {
             kind: Kind::Initiation,
             flags: 0,
+            copy: 0,
             sender: 1,
         }
         .encode(&mut init);
@@ -313,6 +342,15 @@ mod tests {
             Prefix::parse(&init[..INITIATION_LEN - 1]),
             Err(WireError::Malformed)
         );
+    }
+
+    #[test]
+    fn packet_number_is_counter_less_copy() {
+        let mut h = sample();
+        h.prefix.copy = 2;
+        assert_eq!(h.packet_number(), Some(40));
+        h.counter = 1;
+        assert_eq!(h.packet_number(), None);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use crate::core::Redundancy;
 use crate::core::allow::{AllowList, Preset};
 use crate::core::counters::DropReason;
 use crate::core::relay::{
@@ -130,6 +131,7 @@ pub fn node_link(
         inject_rate_limit: rate,
         keepalive_ms: 1000,
         quorum: false,
+        redundancy: Redundancy::default(),
     });
     for n in (1..=count).filter(|n| *n != me) {
         r.set_endpoint(addrs(n).peer_id(), Some(endpoint(n)));
@@ -256,7 +258,7 @@ pub fn meet(nodes: &mut [(u8, &mut Relay)], now: u64) -> Vec<(u8, u8, Vec<u8>)> 
     for _round in 0..20 {
         for (n, r) in nodes.iter_mut() {
             let mut out = [0u8; MAX_DATAGRAM];
-            while let Some((len, p)) = r.poll_hello(now, &mut out) {
+            while let Some((len, p, _)) = r.poll_hello(now, &mut out) {
                 let to = number(r, p);
                 queue.push_back((*n, to, out[..len].to_vec()));
             }
@@ -271,7 +273,7 @@ pub fn meet(nodes: &mut [(u8, &mut Relay)], now: u64) -> Vec<(u8, u8, Vec<u8>)> 
             };
             let mut buf = d;
             let mut out = [0u8; MAX_DATAGRAM];
-            if let Inbound::Reply { len, peer } =
+            if let Inbound::Reply { len, peer, .. } =
                 r.from_net(&mut buf, endpoint(from), now, &mut out)
             {
                 let back = number(r, peer);
@@ -293,7 +295,7 @@ pub fn cluster3() -> (Relay, Relay, Relay) {
 /// `m`) delivered and answered, the others lost.
 pub fn exchange(from: &mut Relay, n: u8, to: &mut Relay, m: u8, now: impl Into<Now> + Copy) {
     let mut q = [0u8; MAX_DATAGRAM];
-    while let Some((len, p)) = from.poll_hello(now, &mut q) {
+    while let Some((len, p, _)) = from.poll_hello(now, &mut q) {
         if number(from, p) != m {
             continue;
         }
@@ -316,6 +318,7 @@ pub fn header(kind: Kind, n: u8, receiver: u32, counter: u64) -> Header {
         prefix: Prefix {
             kind,
             flags: 0,
+            copy: 0,
             sender: u32::from(overlay(n)),
         },
         receiver,

@@ -122,7 +122,7 @@ fn by_name_or_address(
     let local: Vec<usize> = members
         .iter()
         .enumerate()
-        .filter(|(_, m)| m.endpoint_ip().is_some_and(|ip| (facts.is_local)(ip)))
+        .filter(|(_, m)| m.endpoint_ips().any(|ip| (facts.is_local)(ip)))
         .map(|(i, _)| i)
         .collect();
     match local[..] {

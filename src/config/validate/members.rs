@@ -3,7 +3,9 @@
 //!
 //! Nothing here depends on which member this host is, so the same file
 //! passes or fails the same way on every host: names, endpoints, overlay
-//! addresses and public keys unique, addresses inside the subnets.
+//! addresses and public keys unique, addresses inside the subnets. A member
+//! gives its paths as one `endpoint` or a list of `endpoints`; either way
+//! no host:port is listed twice, in one member or across members.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
@@ -14,22 +16,26 @@ use super::interface::{Subnet4, Subnet6};
 use crate::config::endpoint::parse_endpoint;
 use crate::config::error::{ConfigError, Ctx};
 use crate::config::raw::RawMember;
-use crate::config::{Endpoint, PeerConfig};
+use crate::config::{Endpoint, MAX_ENDPOINTS, PeerConfig};
 use crate::proto::keys::PublicKey;
 
-/// A checked member, with the place of its endpoint for the checks that
+/// A checked member, with the places of its endpoints for the checks that
 /// need to know this host first (the listen socket's family).
 pub(super) struct Member {
     pub(super) config: PeerConfig,
-    pub(super) endpoint_span: Range<usize>,
+    /// One per entry of `config.endpoints`.
+    pub(super) endpoint_spans: Vec<Range<usize>>,
+    /// The key they were given under: `member.endpoint` or `member.endpoints`.
+    pub(super) endpoint_key: &'static str,
 }
 
 impl Member {
-    pub(super) fn endpoint_ip(&self) -> Option<IpAddr> {
-        match &self.config.endpoint {
+    /// The addresses among its endpoints (names are resolved later).
+    pub(super) fn endpoint_ips(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.config.endpoints.iter().filter_map(|e| match e {
             Endpoint::Addr(a) => Some(a.ip()),
             Endpoint::Name { .. } => None,
-        }
+        })
     }
 }
 
@@ -52,8 +58,13 @@ pub(super) fn validate_members(
         let table = rm.span();
         let rm = rm.into_inner();
         let name = name(ctx, &rm.name, &members)?;
+        let (given, endpoint_key) = endpoint_list(ctx, &rm, &name, table.clone())?;
+        let mut endpoints = Vec::with_capacity(given.len());
+        for s in &given {
+            endpoints.push(endpoint(ctx, s, endpoint_key, &name, &endpoints, &members)?);
+        }
         let config = PeerConfig {
-            endpoint: endpoint(ctx, &rm.endpoint, &members)?,
+            endpoints,
             address: address(ctx, &rm.address, subnet, &members)?,
             address6: address6(ctx, &rm.address6, subnet6, &members)?,
             public_key: public_key(ctx, &rm.public_key, insecure, &members, (&name, table))?,
@@ -61,7 +72,8 @@ pub(super) fn validate_members(
         };
         members.push(Member {
             config,
-            endpoint_span: rm.endpoint.span(),
+            endpoint_spans: given.iter().map(|s| s.span()).collect(),
+            endpoint_key,
         });
     }
     Ok(members)
@@ -91,16 +103,73 @@ fn name(ctx: &Ctx, raw: &Spanned<String>, members: &[Member]) -> Result<String, 
     Ok(name)
 }
 
-/// Where the member's relay listens; no two members at the same one.
-fn endpoint(ctx: &Ctx, raw: &Spanned<String>, members: &[Member]) -> Result<Endpoint, ConfigError> {
-    let endpoint = parse_endpoint(raw.get_ref())
-        .map_err(|m| ctx.err(raw.span(), "member.endpoint", m.to_string()))?;
-    if let Some(other) = configs(members).find(|p| p.endpoint == endpoint) {
+/// The member's paths as written, and the key they were written under:
+/// exactly one of `endpoint` and `endpoints`, the list 1 to
+/// [`MAX_ENDPOINTS`] long.
+fn endpoint_list<'a>(
+    ctx: &Ctx,
+    rm: &'a RawMember,
+    name: &str,
+    table: Range<usize>,
+) -> Result<(Vec<&'a Spanned<String>>, &'static str), ConfigError> {
+    match (&rm.endpoint, &rm.endpoints) {
+        (Some(_), Some(list)) => Err(ctx.err(
+            list.span(),
+            "member.endpoints",
+            format!("member `{name}` has both `endpoint` and `endpoints`: keep one, `endpoint = \"host:port\"` for one path or `endpoints = [\"host:port\", ...]` listing every path (the one in `endpoint` too)"),
+        )),
+        (None, None) => Err(ctx.err(
+            table,
+            "member.endpoint",
+            format!("member `{name}` has no endpoint: give where its relay listens, `endpoint = \"host:port\"`, or its paths, `endpoints = [\"host:port\", ...]`"),
+        )),
+        (Some(one), None) => Ok((vec![one], "member.endpoint")),
+        (None, Some(list)) => {
+            let entries = list.get_ref();
+            if entries.is_empty() {
+                return Err(ctx.err(
+                    list.span(),
+                    "member.endpoints",
+                    format!("member `{name}` has an empty endpoints list: list 1 to {MAX_ENDPOINTS} host:port where its relay is reached, e.g. [\"192.0.2.2:7112\", \"[2001:db8::2]:7112\"]"),
+                ));
+            }
+            if let Some(extra) = entries.get(MAX_ENDPOINTS) {
+                return Err(ctx.err(
+                    extra.span(),
+                    "member.endpoints",
+                    format!("member `{name}` lists {} endpoints; at most {MAX_ENDPOINTS} paths per member", entries.len()),
+                ));
+            }
+            Ok((entries.iter().collect(), "member.endpoints"))
+        }
+    }
+}
+
+/// One path of the member's relay: listed once in its own list, and no
+/// two members at the same one.
+fn endpoint(
+    ctx: &Ctx,
+    raw: &Spanned<String>,
+    key: &str,
+    name: &str,
+    earlier: &[Endpoint],
+    members: &[Member],
+) -> Result<Endpoint, ConfigError> {
+    let endpoint =
+        parse_endpoint(raw.get_ref()).map_err(|m| ctx.err(raw.span(), key, m.to_string()))?;
+    if earlier.contains(&endpoint) {
         return Err(ctx.err(
             raw.span(),
-            "member.endpoint",
+            key,
+            format!("{endpoint} is listed twice in the endpoints of `{name}`; list each path once"),
+        ));
+    }
+    if let Some(other) = configs(members).find(|p| p.endpoints.contains(&endpoint)) {
+        return Err(ctx.err(
+            raw.span(),
+            key,
             format!(
-                "{endpoint} is also the endpoint of `{}`; every member's relay needs its own host:port",
+                "{endpoint} is also an endpoint of `{}`; every member's relay needs its own host:port",
                 other.name
             ),
         ));
@@ -204,4 +273,162 @@ fn public_key(
         ));
     }
     Ok(Some(key))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use crate::config::Endpoint;
+    use crate::config::fixture::{Host, err, parse, parse_as, with};
+
+    const H2: &str = "endpoint = \"192.0.2.2:7112\"";
+
+    /// h2's `endpoint` line replaced by `to`, on a dual-stack listen.
+    fn h2(to: &str) -> String {
+        with(H2, to).replace("listen = \"0.0.0.0:7112\"", "listen = \"[::]:7112\"")
+    }
+
+    fn line_of(text: &str, needle: &str) -> usize {
+        text.lines().position(|l| l.contains(needle)).expect("line") + 1
+    }
+
+    #[test]
+    fn endpoints_lists_every_path_in_order() {
+        let c = parse(&h2(
+            "endpoints = [\"192.0.2.2:7112\", \"[2001:db8::2]:7112\", \"h2.example.net:7200\"]",
+        ))
+        .expect("valid");
+        assert_eq!(
+            c.peers[0].endpoints,
+            [
+                Endpoint::Addr("192.0.2.2:7112".parse().expect("a")),
+                Endpoint::Addr("[2001:db8::2]:7112".parse().expect("a")),
+                Endpoint::Name {
+                    host: "h2.example.net".into(),
+                    port: 7200
+                },
+            ]
+        );
+        // One entry is one path, as `endpoint` is.
+        let c = parse(&with(H2, "endpoints = [\"192.0.2.2\"]")).expect("valid");
+        assert_eq!(
+            c.peers[0].endpoints,
+            [Endpoint::Addr("192.0.2.2:7112".parse().expect("a"))]
+        );
+        let eight: Vec<String> = (1..=8).map(|n| format!("\"192.0.2.2:{n}\"")).collect();
+        let c = parse(&with(H2, &format!("endpoints = [{}]", eight.join(", ")))).expect("8 paths");
+        assert_eq!(c.peers[0].endpoints.len(), 8);
+    }
+
+    #[test]
+    fn endpoint_and_endpoints_are_one_or_the_other() {
+        let both = h2(&format!("{H2}\nendpoints = [\"192.0.2.20:7112\"]"));
+        let e = err(&both);
+        assert_eq!(e.key, "member.endpoints");
+        assert_eq!(e.line, line_of(&both, "endpoints = "));
+        assert!(
+            e.message.contains("both") && e.message.contains("`h2`"),
+            "{e}"
+        );
+        let neither = with(&format!("{H2}\n"), "");
+        let e = err(&neither);
+        assert_eq!(e.key, "member.endpoint");
+        assert!(e.line > 0, "{e}");
+        assert!(
+            e.message.contains("`h2` has no endpoint") && e.message.contains("endpoints = ["),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn endpoints_list_errors_point_at_the_entry() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("endpoints = []", "[]", "empty"),
+            (
+                "endpoints = [\"192.0.2.2:7112\", \"bad host:1\"]",
+                "\"bad host:1\"",
+                "not host:port",
+            ),
+            (
+                "endpoints = [\"192.0.2.2:7112\", \"192.0.2.9\", \"192.0.2.2:7112\"]",
+                "\"192.0.2.2:7112\"]",
+                "listed twice",
+            ),
+            (
+                // h1's endpoint, as h2's second path.
+                "endpoints = [\"192.0.2.22:7112\", \"192.0.2.1:7112\"]",
+                "\"192.0.2.1:7112\"",
+                "also an endpoint of `h1`",
+            ),
+            (
+                "endpoints = [\"a:1\", \"a:2\", \"a:3\", \"a:4\", \"a:5\", \"a:6\", \"a:7\", \"a:8\", \"a:9\"]",
+                "\"a:9\"",
+                "at most 8",
+            ),
+        ];
+        for (to, at, says) in cases {
+            let text = h2(to);
+            let e = err(&text);
+            assert_eq!(e.key, "member.endpoints", "for `{to}`: {e}");
+            let line = line_of(&text, to);
+            let column = text
+                .lines()
+                .nth(line - 1)
+                .expect("line")
+                .rfind(at)
+                .expect("at")
+                + 1;
+            assert_eq!((e.line, e.column), (line, column), "for `{to}`: {e}");
+            assert!(e.message.contains(says), "for `{to}`: {e}");
+        }
+        // A later member may not reuse a path of an earlier one's list.
+        let text = h2("endpoints = [\"192.0.2.2:7112\", \"[2001:db8::2]:7112\"]").replace(
+            "endpoint = \"node3.example.net\"",
+            "endpoints = [\"[2001:db8::2]:7112\"]",
+        );
+        let e = err(&text);
+        assert_eq!(e.key, "member.endpoints");
+        assert!(e.message.contains("also an endpoint of `h2`"), "{e}");
+        assert_eq!(
+            e.line,
+            line_of(&text, "endpoints = [\"[2001:db8::2]:7112\"]")
+        );
+    }
+
+    #[test]
+    fn every_path_must_suit_the_listen_socket() {
+        // An IPv4 listen cannot reach h2's IPv6 path: the error is at that entry.
+        let text = with(
+            H2,
+            "endpoints = [\"192.0.2.2:7112\", \"[2001:db8::2]:7112\"]",
+        );
+        let e = err(&text);
+        assert_eq!(e.key, "member.endpoints");
+        assert!(e.message.contains("[2001:db8::2]:7112"), "{e}");
+        assert!(e.message.contains("[::]:7112"), "says what to set: {e}");
+        let line = line_of(&text, "endpoints = ");
+        let column = text
+            .lines()
+            .nth(line - 1)
+            .expect("l")
+            .find("\"[2001")
+            .expect("at")
+            + 1;
+        assert_eq!((e.line, e.column), (line, column));
+    }
+
+    #[test]
+    fn insecure_finds_the_host_by_any_of_its_paths() {
+        let text = with("key_file = \"/etc/mcast-relay/key\"", "insecure = true").replace(
+            H2,
+            "endpoints = [\"192.0.2.2:7112\", \"198.51.100.2:7112\"]",
+        );
+        let host = Host {
+            hostname: "test-host",
+            local: vec![IpAddr::from([198, 51, 100, 2])],
+        };
+        let c = parse_as(&text, None, &host).expect("by its second path");
+        assert_eq!(c.node.name, "h2");
+    }
 }

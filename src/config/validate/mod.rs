@@ -8,7 +8,7 @@
 //! what depends on which member the host is (its addresses, name, default
 //! listen port, its peers' endpoint families) is settled last.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 
 use crate::config::error::{ConfigError, Ctx};
@@ -61,7 +61,7 @@ pub(super) fn validate<E: From<ConfigError>>(
     let own = &members[me].config;
     let listen = match &node.listen {
         Some(a) => *a,
-        None => SocketAddr::from(([0, 0, 0, 0], own.endpoint.port())),
+        None => default_listen(&members, own.endpoints[0].port()),
     };
     let interface = InterfaceConfig {
         name: iface.name,
@@ -95,19 +95,38 @@ pub(super) fn validate<E: From<ConfigError>>(
     })
 }
 
-/// A member's endpoint address must be of a family the `listen` socket
-/// sends and receives on; a name is resolved later, so its family is not
-/// known here.
-fn reachable(ctx: &Ctx, m: &Member, listen: SocketAddr) -> Result<(), ConfigError> {
-    let PeerConfig { name, endpoint, .. } = &m.config;
-    let Endpoint::Addr(a) = endpoint else {
-        return Ok(());
-    };
-    if a.is_ipv6() && listen.is_ipv4() {
-        return Err(ctx.err(m.endpoint_span.clone(), "member.endpoint", format!("member `{name}` has an IPv6 endpoint but node.listen is IPv4 ({listen}); set `listen = \"[::]:{}\"` in [node]", listen.port())));
+/// The wildcard address on `port`: IPv6's (dual-stack, so IPv4 paths
+/// still work) as soon as any member has an IPv6 path, else IPv4's; so the
+/// relay listens on whatever its paths need without a `listen` line.
+fn default_listen(members: &[Member], port: u16) -> SocketAddr {
+    if members
+        .iter()
+        .any(|m| m.endpoint_ips().any(|ip| ip.is_ipv6()))
+    {
+        SocketAddr::from((Ipv6Addr::UNSPECIFIED, port))
+    } else {
+        SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))
     }
-    if a.is_ipv4() && listen.is_ipv6() && !listen.ip().is_unspecified() {
-        return Err(ctx.err(m.endpoint_span.clone(), "member.endpoint", format!("member `{name}` has an IPv4 endpoint but node.listen is a specific IPv6 address; use `listen = \"[::]:{}\"` or an IPv4 listen address", listen.port())));
+}
+
+/// Each of a member's endpoint addresses must be of a family the `listen`
+/// socket sends and receives on; a name is resolved later, so its family
+/// is not known here.
+fn reachable(ctx: &Ctx, m: &Member, listen: SocketAddr) -> Result<(), ConfigError> {
+    let PeerConfig {
+        name, endpoints, ..
+    } = &m.config;
+    for (endpoint, span) in endpoints.iter().zip(&m.endpoint_spans) {
+        let Endpoint::Addr(a) = endpoint else {
+            continue;
+        };
+        let key = m.endpoint_key;
+        if a.is_ipv6() && listen.is_ipv4() {
+            return Err(ctx.err(span.clone(), key, format!("member `{name}` has an IPv6 endpoint ({a}) but node.listen is IPv4 ({listen}); set `listen = \"[::]:{}\"` in [node]", listen.port())));
+        }
+        if a.is_ipv4() && listen.is_ipv6() && !listen.ip().is_unspecified() {
+            return Err(ctx.err(span.clone(), key, format!("member `{name}` has an IPv4 endpoint ({a}) but node.listen is a specific IPv6 address; use `listen = \"[::]:{}\"` or an IPv4 listen address", listen.port())));
+        }
     }
     Ok(())
 }
@@ -395,6 +414,32 @@ mod tests {
         );
     }
 
+    /// Without `listen`: the wildcard on this host's first path's port,
+    /// IPv6 (dual-stack) once any member has an IPv6 path.
+    #[test]
+    fn the_default_listen_serves_every_path() {
+        let no_listen = with("listen = \"0.0.0.0:7112\"\n", "");
+        let c = parse(&no_listen).expect("valid");
+        assert_eq!(c.node.listen, "0.0.0.0:7112".parse().expect("addr"));
+        // A name's family is unknown, so it keeps IPv4.
+        let named = no_listen.replace("192.0.2.2:7112", "h2.example.net:7112");
+        let c = parse(&named).expect("valid");
+        assert_eq!(c.node.listen, "0.0.0.0:7112".parse().expect("addr"));
+        // h2's second path is IPv6; h1 (this host) listens on [::], at the
+        // port of its own first path.
+        let v6 = no_listen
+            .replace(
+                "endpoint = \"192.0.2.2:7112\"",
+                "endpoints = [\"192.0.2.2:7112\", \"[2001:db8::2]:7112\"]",
+            )
+            .replace(
+                "endpoint = \"192.0.2.1:7112\"",
+                "endpoints = [\"192.0.2.1:7300\", \"192.0.2.101:7400\"]",
+            );
+        let c = parse(&v6).expect("valid");
+        assert_eq!(c.node.listen, "[::]:7300".parse().expect("addr"));
+    }
+
     #[test]
     fn the_old_layout_gets_one_explaining_error() {
         let old = r#"
@@ -461,16 +506,26 @@ address = "10.250.0.2"
             local: Vec::new(),
         };
         // An IPv6 endpoint needs an IPv6 listen socket...
-        let e = parse_as(text, None, &host_a).expect_err("IPv4 listen");
+        let v4 = text.replace(
+            "insecure = true",
+            "insecure = true\nlisten = \"0.0.0.0:7112\"",
+        );
+        let e = parse_as(&v4, None, &host_a).expect_err("IPv4 listen");
         assert_eq!(e.key, "member.endpoint");
         // ...on every host, the one with that endpoint too.
         let host_b = Host {
             hostname: "b",
             local: Vec::new(),
         };
-        let e = parse_as(text, None, &host_b).expect_err("IPv4 listen on b");
+        let e = parse_as(&v4, None, &host_b).expect_err("IPv4 listen on b");
         assert_eq!(e.key, "member.endpoint");
         assert!(e.message.contains("`b`"), "{e}");
+        // ...which is the default then, on every host: dual-stack, so a's
+        // IPv4 path is served too.
+        for host in [&host_a, &host_b] {
+            let c = parse_as(text, None, host).expect("valid");
+            assert_eq!(c.node.listen, "[::]:7112".parse().expect("addr"));
+        }
         let c = parse_as(
             &text.replace("insecure = true", "insecure = true\nlisten = \"[::]:7112\""),
             None,
@@ -485,8 +540,8 @@ address = "10.250.0.2"
         assert_eq!(c.interface.mode, Mode::Tun);
         assert_eq!(c.peers[0].public_key, None);
         assert_eq!(
-            c.peers[0].endpoint,
-            Endpoint::Addr("[2001:db8::2]:7112".parse().expect("addr"))
+            c.peers[0].endpoints,
+            [Endpoint::Addr("[2001:db8::2]:7112".parse().expect("addr"))]
         );
         assert_eq!(c.node.name, "a", "found by the hostname");
     }

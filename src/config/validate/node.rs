@@ -19,8 +19,9 @@ use crate::config::error::{ConfigError, Ctx};
 use crate::config::raw::RawNode;
 use crate::config::{
     DEFAULT_CLOCK_SKEW_SECS, DEFAULT_INJECT_RATE_LIMIT, DEFAULT_KEEPALIVE_SECS, DEFAULT_KEY_FILE,
-    DEFAULT_RESOLVE_INTERVAL_SECS, DEFAULT_STATUS_GROUP, DEFAULT_STATUS_SOCKET, DEFAULT_USER,
-    NodeConfig,
+    DEFAULT_REDUNDANCY, DEFAULT_REDUNDANCY_SPACING_SECS, DEFAULT_RESOLVE_INTERVAL_SECS,
+    DEFAULT_STATUS_GROUP, DEFAULT_STATUS_SOCKET, DEFAULT_USER, MAX_REDUNDANCY,
+    MAX_REDUNDANCY_SPACING_SECS, NodeConfig, PathMode,
 };
 use crate::proto::keys::PublicKey;
 
@@ -103,6 +104,10 @@ pub(super) fn validate_node(ctx: &Ctx, raw: Spanned<RawNode>) -> Result<Node, Co
     )?;
     let inject_rate_limit = inject_rate_limit(ctx, &raw_node.inject_rate_limit)?;
     let user = user(ctx, &raw_node.user)?;
+    let redundancy = redundancy(ctx, &raw_node.redundancy)?;
+    let redundancy_spacing_ms = redundancy_spacing_ms(ctx, &raw_node.redundancy_spacing)?;
+    let path_mode = path_mode(ctx, &raw_node.path_mode)?;
+    let realtime_priority = realtime_priority(ctx, &raw_node.realtime_priority)?;
 
     let settings = NodeConfig {
         name: String::new(),
@@ -128,6 +133,11 @@ pub(super) fn validate_node(ctx: &Ctx, raw: Spanned<RawNode>) -> Result<Node, Co
             .map_or(DEFAULT_STATUS_GROUP.to_string(), |s| s.get_ref().clone()),
         metrics_listen,
         quorum: raw_node.quorum.unwrap_or(false),
+        redundancy,
+        redundancy_spacing_ms,
+        path_mode,
+        realtime_priority,
+        lock_memory: raw_node.lock_memory.unwrap_or(false),
     };
     Ok(Node {
         span,
@@ -260,5 +270,178 @@ fn user(ctx: &Ctx, raw: &Option<Spanned<String>>) -> Result<String, ConfigError>
             ))
         }
         Some(s) => Ok(s.get_ref().clone()),
+    }
+}
+
+fn redundancy(ctx: &Ctx, raw: &Option<Spanned<i64>>) -> Result<u8, ConfigError> {
+    let Some(s) = raw else {
+        return Ok(DEFAULT_REDUNDANCY);
+    };
+    u8::try_from(*s.get_ref())
+        .ok()
+        .filter(|n| (1..=MAX_REDUNDANCY).contains(n))
+        .ok_or_else(|| {
+            ctx.err(
+                s.span(),
+                "node.redundancy",
+                format!("must be how many copies of each packet go to each peer, from 1 (no extra copy) to {MAX_REDUNDANCY}; the default is {DEFAULT_REDUNDANCY}"),
+            )
+        })
+}
+
+/// Seconds in the file, whole milliseconds in the configuration: the
+/// copies are timed by the event loop's millisecond clock.
+fn redundancy_spacing_ms(ctx: &Ctx, raw: &Option<Spanned<f64>>) -> Result<u64, ConfigError> {
+    let secs = match raw {
+        None => DEFAULT_REDUNDANCY_SPACING_SECS,
+        Some(s) => {
+            let x = *s.get_ref();
+            if !(0.0..=MAX_REDUNDANCY_SPACING_SECS).contains(&x) {
+                return Err(ctx.err(
+                    s.span(),
+                    "node.redundancy_spacing",
+                    format!("must be the seconds between a packet's copies, from 0 (back to back) to {MAX_REDUNDANCY_SPACING_SECS}; the default is {DEFAULT_REDUNDANCY_SPACING_SECS} (5 ms)"),
+                ));
+            }
+            x
+        }
+    };
+    // In range, so the product is a small non-negative number of ms.
+    Ok((secs * 1000.0).round() as u64)
+}
+
+fn path_mode(ctx: &Ctx, raw: &Option<Spanned<String>>) -> Result<PathMode, ConfigError> {
+    match raw.as_ref().map(|s| (s, s.get_ref().trim())) {
+        None => Ok(PathMode::default()),
+        Some((_, "all")) => Ok(PathMode::All),
+        Some((_, "best")) => Ok(PathMode::Best),
+        Some((s, other)) => Err(ctx.err(
+            s.span(),
+            "node.path_mode",
+            format!("`{other}` is not a path mode; expected \"all\" (every copy over every healthy path, the default) or \"best\" (only the healthiest path)"),
+        )),
+    }
+}
+
+fn realtime_priority(ctx: &Ctx, raw: &Option<Spanned<i64>>) -> Result<Option<u8>, ConfigError> {
+    let Some(s) = raw else {
+        return Ok(None);
+    };
+    u8::try_from(*s.get_ref())
+        .ok()
+        .filter(|n| (1..=99).contains(n))
+        .map(Some)
+        .ok_or_else(|| {
+            ctx.err(
+                s.span(),
+                "node.realtime_priority",
+                "must be a SCHED_RR priority from 1 to 99 (keepalived's vrrp_rt_priority uses the same scale); leave it out to run at normal priority",
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::PathMode;
+    use crate::config::fixture::{GOOD, err, parse, with};
+
+    /// A line added to [node].
+    fn node(line: &str) -> String {
+        with(
+            "key_file = \"/etc/mcast-relay/key\"",
+            &format!("key_file = \"/etc/mcast-relay/key\"\n{line}"),
+        )
+    }
+
+    #[test]
+    fn redundancy_paths_and_realtime_defaults() {
+        let c = parse(GOOD).expect("valid");
+        assert_eq!(c.node.redundancy, 2);
+        assert_eq!(c.node.redundancy_spacing_ms, 5);
+        assert_eq!(c.node.path_mode, PathMode::All);
+        assert_eq!(c.node.realtime_priority, None);
+        assert!(!c.node.lock_memory);
+    }
+
+    #[test]
+    fn redundancy_paths_and_realtime_as_given() {
+        let text = node(
+            "redundancy = 4\nredundancy_spacing = 0.0126\npath_mode = \"best\"\nrealtime_priority = 99\nlock_memory = true",
+        );
+        let c = parse(&text).expect("valid");
+        assert_eq!(c.node.redundancy, 4);
+        assert_eq!(c.node.redundancy_spacing_ms, 13, "rounded to ms");
+        assert_eq!(c.node.path_mode, PathMode::Best);
+        assert_eq!(c.node.realtime_priority, Some(99));
+        assert!(c.node.lock_memory);
+        let c = parse(&node(
+            "redundancy = 1\nredundancy_spacing = 0\nrealtime_priority = 1",
+        ))
+        .expect("the lower ends");
+        assert_eq!(c.node.redundancy, 1);
+        assert_eq!(c.node.redundancy_spacing_ms, 0);
+        assert_eq!(c.node.realtime_priority, Some(1));
+        let c = parse(&node("redundancy_spacing = 0.1")).expect("the upper end");
+        assert_eq!(c.node.redundancy_spacing_ms, 100);
+    }
+
+    #[test]
+    fn redundancy_paths_and_realtime_refused_out_of_range() {
+        let line = GOOD
+            .lines()
+            .position(|l| l.starts_with("key_file"))
+            .expect("line")
+            + 2;
+        let cases: &[(&str, &str, &str)] = &[
+            ("redundancy = 0", "node.redundancy", "from 1"),
+            ("redundancy = 5", "node.redundancy", "to 4"),
+            ("redundancy = -1", "node.redundancy", "the default is 2"),
+            ("redundancy = 300", "node.redundancy", "copies"),
+            (
+                "redundancy_spacing = -0.001",
+                "node.redundancy_spacing",
+                "from 0",
+            ),
+            (
+                "redundancy_spacing = 0.2",
+                "node.redundancy_spacing",
+                "to 0.1",
+            ),
+            (
+                "redundancy_spacing = nan",
+                "node.redundancy_spacing",
+                "seconds",
+            ),
+            ("path_mode = \"fastest\"", "node.path_mode", "\"best\""),
+            ("path_mode = \"\"", "node.path_mode", "\"all\""),
+            ("realtime_priority = 0", "node.realtime_priority", "1 to 99"),
+            (
+                "realtime_priority = 100",
+                "node.realtime_priority",
+                "1 to 99",
+            ),
+            (
+                "realtime_priority = -5",
+                "node.realtime_priority",
+                "leave it out",
+            ),
+        ];
+        for (text, key, hint) in cases {
+            let e = err(&node(text));
+            assert_eq!(&e.key, key, "for `{text}`: {e}");
+            assert_eq!(e.line, line, "for `{text}`: {e}");
+            assert!(e.column > 1, "for `{text}`: points at the value: {e}");
+            assert!(e.message.contains(hint), "for `{text}`: {e}");
+        }
+        // Of the wrong TOML type: serde's error, still at the key.
+        for text in [
+            "redundancy = 2.5",
+            "lock_memory = \"yes\"",
+            "realtime_priority = \"high\"",
+        ] {
+            let e = err(&node(text));
+            assert!(e.key.starts_with("node."), "for `{text}`: {e}");
+            assert_eq!(e.line, line, "for `{text}`: {e}");
+        }
     }
 }
