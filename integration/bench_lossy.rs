@@ -404,7 +404,10 @@ fn print_table(table: &[Cell], rows: &[Row]) {
                 per_hour(r.stats.takeovers, r.secs),
             );
             let ratio = if r.stats.takeovers == 0 {
-                format!("> {:.0}x (relay none)", rn / per_hour(1, r.secs))
+                format!(
+                    "more than {:.0}x (relay none: under one in the same time)",
+                    rn / per_hour(1, r.secs)
+                )
             } else {
                 format!("{:.1}x", rn / rr)
             };
