@@ -12,5 +12,6 @@ mod failover;
 mod hostile;
 mod no_alloc;
 mod operator;
+mod realtime;
 mod scale;
 mod tap;

@@ -5,12 +5,13 @@
 use super::*;
 
 /// The network drop counters of host `h`'s relay, every reason included
-/// (`no_session` too: several attacks must land there).
+/// (`no_session` too: several attacks must land there) but `duplicate`:
+/// the genuine peers' redundant copies, which go on during every attack.
 pub(super) fn net_drops(lab: &Lab, h: usize) -> HashMap<String, u64> {
     let all = lab.relay_counters(h);
     DropReason::ALL
         .iter()
-        .filter(|r| r.from_network())
+        .filter(|r| r.from_network() && **r != DropReason::Duplicate)
         .map(|r| {
             (
                 r.name().to_string(),

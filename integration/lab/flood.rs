@@ -199,7 +199,7 @@ fn net_drops(lab: &Lab, h: usize) -> HashMap<String, u64> {
         .filter(|(k, _)| {
             DropReason::ALL
                 .iter()
-                .any(|r| r.from_network() && r.name() == k)
+                .any(|r| r.from_network() && *r != DropReason::Duplicate && r.name() == k)
         })
         .collect()
 }

@@ -198,6 +198,14 @@ pub struct RelayOptions {
     pub insecure: bool,
     /// `node.inject_rate_limit`; `None` keeps the default.
     pub inject_rate_limit: Option<u32>,
+    /// `node.realtime_priority`; `None` leaves it out (normal priority).
+    pub realtime_priority: Option<u8>,
+    /// `node.lock_memory`.
+    pub lock_memory: bool,
+    /// `node.redundancy`; `None` keeps the default.
+    pub redundancy: Option<u8>,
+    /// `node.path_mode` ("all" or "best"); `None` keeps the default.
+    pub path_mode: Option<&'static str>,
 }
 
 impl Default for RelayOptions {
@@ -215,6 +223,10 @@ impl Default for RelayOptions {
             tap: false,
             insecure: false,
             inject_rate_limit: None,
+            realtime_priority: None,
+            lock_memory: false,
+            redundancy: None,
+            path_mode: None,
         }
     }
 }
@@ -694,6 +706,18 @@ impl Lab {
         if let Some(r) = o.inject_rate_limit {
             node_extra += &format!("inject_rate_limit = {r}\n");
         }
+        if let Some(p) = o.realtime_priority {
+            node_extra += &format!("realtime_priority = {p}\n");
+        }
+        if o.lock_memory {
+            node_extra += "lock_memory = true\n";
+        }
+        if let Some(r) = o.redundancy {
+            node_extra += &format!("redundancy = {r}\n");
+        }
+        if let Some(m) = o.path_mode {
+            node_extra += &format!("path_mode = \"{m}\"\n");
+        }
         node_extra += &format!(
             "status_socket = \"{}\"\n",
             self.cluster_status_socket().display()
@@ -1159,14 +1183,16 @@ pub fn env_or(name: &str, default: u64) -> u64 {
 }
 
 /// Datagrams a relay refused, from its counters ([`Lab::relay_counters`]):
-/// every network drop reason but those in `except`.
+/// every network drop reason but those in `except`. Duplicates are the
+/// peers' redundant copies, not refusals, and never count.
 pub fn refused(
     c: &std::collections::HashMap<String, u64>,
     except: &[mcast_relay::core::DropReason],
 ) -> u64 {
-    mcast_relay::core::DropReason::ALL
+    use mcast_relay::core::DropReason;
+    DropReason::ALL
         .iter()
-        .filter(|r| r.from_network() && !except.contains(r))
+        .filter(|r| r.from_network() && **r != DropReason::Duplicate && !except.contains(r))
         .map(|r| c.get(r.name()).copied().unwrap_or(0))
         .sum()
 }

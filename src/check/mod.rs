@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use crate::check::host::{self as hostcheck, Resolution};
 use crate::check::toolconf::Tool;
-use crate::config::{Config, Endpoint};
+use crate::config::{Config, Endpoint, NodeConfig};
+use crate::io::realtime;
 use crate::io::{host as hostio, net, tun};
 use crate::underlay;
 
@@ -72,6 +73,11 @@ pub fn check(
         ))),
         Err(e) => out.push(Finding::Error(e.to_string())),
     }
+    out.extend(realtime_findings(
+        &cfg.node,
+        is_root,
+        realtime::memlock_limit().ok(),
+    ));
     out.push(tun_finding(hostio::open_tun_device()));
     if !is_root {
         out.push(Finding::Warning(
@@ -227,6 +233,45 @@ fn tools(cfg: &Config, given: &[PathBuf], out: &mut Vec<Finding>) {
     }
 }
 
+/// What `run` will do about `node.realtime_priority` and
+/// `node.lock_memory`, and what it needs for them; `memlock` is this
+/// process's RLIMIT_MEMLOCK (`Some(None)`: unlimited), which under systemd
+/// is the unit's, as `check` runs in ExecStartPre.
+fn realtime_findings(
+    node: &NodeConfig,
+    is_root: bool,
+    memlock: Option<Option<u64>>,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    match node.realtime_priority {
+        None => out.push(Finding::Ok(
+            "node.realtime_priority not set: the relay runs at normal priority".into(),
+        )),
+        Some(p) if is_root => out.push(Finding::Ok(format!(
+            "node.realtime_priority = {p}: the relay's threads run SCHED_RR {p}, set before privileges are dropped (needs CAP_SYS_NICE; under systemd RestrictRealtime=no); it refuses to start without it"
+        ))),
+        Some(p) => out.push(Finding::Warning(format!(
+            "node.realtime_priority = {p}: not running as root; `run` needs root with CAP_SYS_NICE to set SCHED_RR and refuses to start without it"
+        ))),
+    }
+    if node.lock_memory {
+        out.push(match memlock {
+            Some(None) => Finding::Ok(
+                "node.lock_memory = true: memory is locked (mlockall) before privileges are dropped; RLIMIT_MEMLOCK is unlimited".into(),
+            ),
+            Some(Some(l)) => Finding::Warning(format!(
+                "node.lock_memory = true: RLIMIT_MEMLOCK is {} KiB here; `run` raises it as root with CAP_SYS_RESOURCE and otherwise refuses to start below {} MiB: set LimitMEMLOCK=infinity in the unit",
+                l >> 10,
+                realtime::MEMLOCK_HEADROOM >> 20
+            )),
+            None => Finding::Warning(
+                "node.lock_memory = true: cannot read RLIMIT_MEMLOCK; `run` needs it unlimited (LimitMEMLOCK=infinity) or CAP_SYS_RESOURCE".into(),
+            ),
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,6 +285,41 @@ mod tests {
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).expect("tmp dir");
         d
+    }
+
+    #[test]
+    fn realtime_settings_are_reported() {
+        let text = "[node]\ninsecure = true\nname = \"a\"\nrealtime_priority = 20\nlock_memory = true\n[interface]\nsubnet = \"10.250.0.0/24\"\n[allow]\npresets = [\"vrrp\"]\n[[member]]\nname = \"a\"\nendpoint = \"192.0.2.1\"\naddress = \"10.250.0.1\"\n[[member]]\nname = \"b\"\nendpoint = \"192.0.2.2\"\naddress = \"10.250.0.2\"\n";
+        let c = Config::parse(Path::new("t.toml"), text, None);
+        let Ok(mut cfg) = c else {
+            panic!("test config: {c:?}");
+        };
+        let f = realtime_findings(&cfg.node, true, Some(None));
+        assert!(
+            matches!(&f[0], Finding::Ok(m) if m.contains("SCHED_RR 20")),
+            "{f:?}"
+        );
+        assert!(
+            matches!(&f[1], Finding::Ok(m) if m.contains("unlimited")),
+            "{f:?}"
+        );
+        let f = realtime_findings(&cfg.node, false, Some(Some(8 << 20)));
+        assert!(
+            matches!(&f[0], Finding::Warning(m) if m.contains("root")),
+            "{f:?}"
+        );
+        assert!(
+            matches!(&f[1], Finding::Warning(m) if m.contains("8192 KiB") && m.contains("LimitMEMLOCK=infinity")),
+            "{f:?}"
+        );
+        cfg.node.realtime_priority = None;
+        cfg.node.lock_memory = false;
+        let f = realtime_findings(&cfg.node, true, None);
+        assert_eq!(f.len(), 1);
+        assert!(
+            matches!(&f[0], Finding::Ok(m) if m.contains("normal priority")),
+            "{f:?}"
+        );
     }
 
     /// Members `a` (holding `key`) and `b`; `key_file` names `key`.

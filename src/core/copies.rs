@@ -6,9 +6,9 @@
 //! Every copy is sealed at once, under the same session and with
 //! consecutive counters, so the receiver knows the packet from the
 //! authenticated copy number alone (see [`crate::proto::wire::Prefix`]).
-//! The held ones wait here, sealed, in slots that are allocated as the
-//! high-water mark grows and then reused; when [`HELD_MAX`] are waiting
-//! a new copy goes at once rather than not at all.
+//! The held ones wait here, sealed, each in a buffer of its own size that
+//! is allocated as the high-water mark grows and then reused; when
+//! [`HELD_MAX`] are waiting a new copy goes at once rather than not at all.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -60,9 +60,9 @@ struct Held {
 }
 
 /// The copies held back, sealed.
+#[derive(Default)]
 pub(super) struct Later {
-    slot_len: usize,
-    slots: Vec<u8>,
+    slots: Vec<Vec<u8>>,
     free: Vec<usize>,
     /// One queue per round after the first: each holds copies due in the
     /// order they were made, so only the fronts need looking at.
@@ -70,39 +70,30 @@ pub(super) struct Later {
 }
 
 impl Later {
-    pub(super) fn new(slot_len: usize) -> Later {
-        Later {
-            slot_len,
-            slots: Vec::new(),
-            free: Vec::new(),
-            rounds: Default::default(),
-        }
-    }
-
     #[cfg(test)]
     fn len(&self) -> usize {
         self.rounds.iter().map(VecDeque::len).sum()
     }
 
-    /// A slot to seal a copy of round `round` (1 or more) into, or `None`
-    /// when it cannot be held (the caller sends it at once).
-    pub(super) fn room(&mut self, round: u8) -> Option<(usize, &mut [u8])> {
+    /// A slot of `len` bytes to seal a copy of round `round` (1 or more)
+    /// into, or `None` when it cannot be held (the caller sends it at
+    /// once).
+    pub(super) fn room(&mut self, round: u8, len: usize) -> Option<(usize, &mut [u8])> {
         if round == 0 || usize::from(round) > self.rounds.len() {
             return None;
         }
         let slot = match self.free.pop() {
             Some(s) => s,
-            None => {
-                let n = self.slots.len() / self.slot_len.max(1);
-                if n >= HELD_MAX || self.slot_len == 0 {
-                    return None;
-                }
-                self.slots.resize((n + 1) * self.slot_len, 0);
-                n
+            None if self.slots.len() < HELD_MAX => {
+                self.slots.push(Vec::new());
+                self.slots.len() - 1
             }
+            None => return None,
         };
-        let at = slot * self.slot_len;
-        Some((slot, &mut self.slots[at..at + self.slot_len]))
+        let buf = &mut self.slots[slot];
+        // Grows only past the largest copy this slot has held.
+        buf.resize(len, 0);
+        Some((slot, &mut buf[..]))
     }
 
     /// Keeps the `len` bytes sealed into `slot` until `due_ms`.
@@ -127,7 +118,7 @@ impl Later {
             peer,
             to,
             slot,
-            len: len.min(self.slot_len),
+            len,
         });
     }
 
@@ -149,10 +140,10 @@ impl Later {
         for q in &mut self.rounds {
             while let Some(h) = q.front().copied().filter(|h| h.due_ms <= now_ms) {
                 q.pop_front();
-                let at = h.slot * self.slot_len;
+                let held = self.slots.get(h.slot).map_or(&[][..], |b| &b[..]);
                 let room = out.next_slot();
-                let n = h.len.min(room.len());
-                room[..n].copy_from_slice(&self.slots[at..at + n]);
+                let n = h.len.min(room.len()).min(held.len());
+                room[..n].copy_from_slice(&held[..n]);
                 out.commit(h.peer, h.to, n);
                 self.free.push(h.slot);
             }
@@ -183,7 +174,7 @@ mod tests {
     }
 
     fn hold(l: &mut Later, round: u8, due: u64, byte: u8) {
-        let (slot, room) = l.room(round).expect("room");
+        let (slot, room) = l.room(round, 1).expect("room");
         room[0] = byte;
         l.hold(round, slot, 1, due, PeerId(7), to());
     }
@@ -196,7 +187,7 @@ mod tests {
 
     #[test]
     fn copies_leave_when_due_and_slots_are_reused() {
-        let mut l = Later::new(16);
+        let mut l = Later::default();
         hold(&mut l, 1, 105, 1);
         hold(&mut l, 2, 110, 2);
         hold(&mut l, 1, 106, 3);
@@ -211,22 +202,22 @@ mod tests {
         for b in 0..3 {
             hold(&mut l, 1, 300, b);
         }
-        assert_eq!(l.slots.len(), 3 * 16);
+        assert_eq!(l.slots.len(), 3);
     }
 
     #[test]
     fn a_full_store_declines_and_round_zero_is_never_held() {
-        let mut l = Later::new(1);
-        assert!(l.room(0).is_none());
-        assert!(l.room(MAX_REDUNDANCY).is_none());
+        let mut l = Later::default();
+        assert!(l.room(0, 1).is_none());
+        assert!(l.room(MAX_REDUNDANCY, 1).is_none());
         for _ in 0..HELD_MAX {
-            let (slot, _) = l.room(1).expect("room");
+            let (slot, _) = l.room(1, 1).expect("room");
             l.hold(1, slot, 1, 5, PeerId(1), to());
         }
-        assert!(l.room(1).is_none());
+        assert!(l.room(1, 1).is_none());
         l.forget(|p| p != PeerId(1));
         assert_eq!(l.len(), 0);
-        assert!(l.room(1).is_some());
+        assert!(l.room(1, 1).is_some());
     }
 }
 

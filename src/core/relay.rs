@@ -60,10 +60,6 @@ use crate::proto::wire::{
     FLAG_FRAME, FLAG_PLAINTEXT, HEADER_LEN, Header, KEEPALIVE_LEN, Kind, Prefix, TAG_LEN, WireError,
 };
 
-/// The largest datagram a copy held back may be: an inner packet of the
-/// largest MTU the relay configures, and the overhead.
-const HELD_SLOT: usize = 9000 + OVERHEAD;
-
 /// Bytes the relay adds to an inner packet (header and tag).
 pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
 
@@ -217,7 +213,7 @@ impl Relay {
             // The first quorum decision is due at once.
             recheck: p.quorum,
             redundancy: p.redundancy,
-            later: Later::new(HELD_SLOT),
+            later: Later::default(),
         }
     }
 
@@ -433,7 +429,7 @@ impl Relay {
                     continue;
                 };
                 let held = if round > 0 && red.spacing_ms > 0 {
-                    self.later.room(round)
+                    self.later.room(round, packet.len() + OVERHEAD)
                 } else {
                     None
                 };

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use crate::io::keyfile::KeyFileError;
 use crate::io::notify::NotifyError;
 use crate::io::privilege::{PrivilegeError, UserError};
+use crate::io::realtime::RealtimeError;
 
 /// What the operator has to fix, by kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +47,8 @@ pub enum Error {
         source: io::Error,
     },
     Privilege(PrivilegeError),
+    /// `node.realtime_priority` or `node.lock_memory` could not be applied.
+    Realtime(RealtimeError),
     Random,
     Signals(io::Error),
     WaitTun(io::Error),
@@ -60,6 +63,8 @@ impl Error {
             Error::User(_) => ErrorKind::Config,
             Error::NoKeyFile | Error::Key(_) => ErrorKind::Key,
             Error::Privilege(_) => ErrorKind::Permission,
+            Error::Realtime(RealtimeError::Threads(_)) => ErrorKind::Runtime,
+            Error::Realtime(_) => ErrorKind::Permission,
             Error::Tun(e) | Error::Bind(e) | Error::Metrics { source: e, .. } if denied(e) => {
                 ErrorKind::Permission
             }
@@ -83,6 +88,7 @@ impl fmt::Display for Error {
                 write!(f, "binding node.metrics_listen {addr}: {source}")
             }
             Error::Privilege(e) => write!(f, "{e}"),
+            Error::Realtime(e) => write!(f, "{e}"),
             Error::Random => f.write_str("the system's random number generator failed"),
             Error::Signals(e) => write!(f, "installing signal handlers: {e}"),
             Error::WaitTun(e) => write!(f, "waiting on the interface: {e}"),
@@ -99,6 +105,7 @@ impl std::error::Error for Error {
             Error::Notify(e) => Some(e),
             Error::Key(e) => Some(e),
             Error::Privilege(e) => Some(e),
+            Error::Realtime(e) => Some(e),
             Error::EventLoop(e)
             | Error::Tun(e)
             | Error::RegisterTun(e)
@@ -129,6 +136,12 @@ impl From<NotifyError> for Error {
 impl From<KeyFileError> for Error {
     fn from(e: KeyFileError) -> Self {
         Error::Key(e)
+    }
+}
+
+impl From<RealtimeError> for Error {
+    fn from(e: RealtimeError) -> Self {
+        Error::Realtime(e)
     }
 }
 

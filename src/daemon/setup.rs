@@ -18,6 +18,7 @@ use crate::daemon::event_loop::Io;
 use crate::io::net;
 use crate::io::notify::Notifier;
 use crate::io::privilege::{self, RunAs};
+use crate::io::realtime;
 use crate::io::tun::{self, Tun, TunSpec};
 use crate::proto::frame;
 use crate::underlay;
@@ -48,6 +49,9 @@ pub(super) struct Signals {
 /// Sets the relay up, from the key to the core, and logs that it is ready.
 pub(super) async fn prepare(cfg: Config) -> Result<Ready, Error> {
     let run_as = privilege::lookup(&cfg.node.user)?;
+    // First, while privileged: a relay that cannot have them stops before
+    // it creates anything, and the threads started later inherit SCHED_RR.
+    realtime(&cfg.node)?;
     // Connected now: the service manager's socket may not accept an
     // unprivileged sender later.
     let notifier = Notifier::from_env()?;
@@ -174,6 +178,28 @@ fn open_tun(iface: &InterfaceConfig, mtu: u32) -> Result<tokio::io::unix::AsyncF
     };
     let tun = Tun::open(&spec).map_err(Error::Tun)?;
     tun.into_async().map_err(Error::RegisterTun)
+}
+
+/// `node.realtime_priority` and `node.lock_memory`, before privileges
+/// are dropped; they stay in force after the drop.
+fn realtime(node: &NodeConfig) -> Result<(), Error> {
+    let applied = realtime::apply(node.realtime_priority, node.lock_memory)?;
+    if let Some((priority, threads)) = applied.priority {
+        tracing::info!(
+            priority,
+            threads,
+            "real-time scheduling: SCHED_RR (node.realtime_priority)"
+        );
+    }
+    if let Some((locked, limit)) = applied.locked {
+        let limit = limit.map_or("unlimited".to_string(), |l| format!("{} MiB", l >> 20));
+        tracing::info!(
+            locked_mib = locked >> 20,
+            memlock_limit = %limit,
+            "memory locked, never swapped out (node.lock_memory)"
+        );
+    }
+    Ok(())
 }
 
 /// Switches to `node.user` now that everything needing root is done.

@@ -1,7 +1,7 @@
 //! Every system call and every `unsafe` block of the crate: the tun/tap
 //! device, the UDP socket and its batched sends, name resolution, systemd
-//! notification, dropping privileges, the key file and the host queries of
-//! `check`.
+//! notification, dropping privileges, real-time scheduling and locked
+//! memory, the key file and the host queries of `check`.
 
 pub(crate) mod fanout;
 pub(crate) mod host;
@@ -9,5 +9,6 @@ pub mod keyfile;
 pub(crate) mod net;
 pub(crate) mod notify;
 pub(crate) mod privilege;
+pub(crate) mod realtime;
 pub mod tun;
 pub use fanout::Fanout;
