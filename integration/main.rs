@@ -5,6 +5,7 @@
 
 mod lab;
 
+mod chaos;
 mod day2;
 mod e2e;
 mod failover;

@@ -27,11 +27,15 @@
 #![allow(dead_code)] // each target (test, demo, bench) uses a different part
 
 pub mod capture;
+pub mod chaos;
 pub mod corosync;
 pub mod examples;
 pub mod flood;
+pub mod groups;
 pub mod haproxy;
 pub mod heartbeat;
+pub mod holders;
+pub mod impair;
 pub mod keepalived;
 pub mod pacemaker;
 pub mod spread;
