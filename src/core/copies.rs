@@ -367,13 +367,40 @@ mod relay_tests {
     #[test]
     fn keepalives_and_handshakes_are_never_copied() {
         let mut a = node(1);
-        copying(&mut a, 4, 0);
+        copying(&mut a, 4, 5);
         let mut out = [0u8; MAX_DATAGRAM];
-        let mut to = Vec::new();
-        while let Some((_, p, addr)) = a.poll_hello(T0, &mut out) {
-            to.push((p, addr));
+        let mut greeted = Vec::new();
+        while let Some((_, p, to)) = a.poll_hello(T0, &mut out) {
+            greeted.push((p, to));
         }
-        assert_eq!(to.len(), 2, "one initiation per peer");
-        assert_eq!(a.deadline(Timer::Copies), None);
+        assert_eq!(greeted.len(), 2, "one initiation per peer");
+        let (mut a, _b, _c) = cluster3();
+        copying(&mut a, 4, 5);
+        let mut pings = Vec::new();
+        while let Some((_, p, to)) = a.poll_hello(T0 + 1000, &mut out) {
+            pings.push((p, to));
+        }
+        assert_eq!(pings.len(), 2, "one keepalive per peer (one path each)");
+        assert_eq!(a.deadline(Timer::Copies), None, "nothing held back");
+    }
+
+    /// Copies that fall due together (a loop that woke late) take their
+    /// own length in the batch, not a slot of the largest frame each.
+    #[test]
+    fn copies_due_together_take_their_length_in_the_batch() {
+        let (mut a, _b, _c) = cluster3();
+        copying(&mut a, 2, 5);
+        // The event loop's batch: a slot fits the largest frame.
+        let mut out = Datagrams::new(65_535 + 14 + crate::core::relay::OVERHEAD, 2);
+        for _ in 0..256 {
+            a.from_tun(&vrrp_from(1), T0, &mut out);
+        }
+        assert!(a.poll_later(T0 + 5, &mut out));
+        assert_eq!(out.len(), 512);
+        assert!(
+            out.capacity_bytes() < 1 << 20,
+            "{} bytes for 512 small copies",
+            out.capacity_bytes()
+        );
     }
 }

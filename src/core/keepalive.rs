@@ -36,6 +36,9 @@ struct Asked {
     /// When it went (our clock).
     at_ms: u64,
     path: usize,
+    /// Where the path went then: an echo of a ping to an address the path
+    /// no longer has (a reload, a DNS change) says nothing of the new one.
+    to: SocketAddr,
     /// Pings over that path before it.
     on_path: u64,
 }
@@ -168,6 +171,7 @@ impl Relay {
             number: ka.pings,
             at_ms: now_ms,
             path,
+            to,
             on_path,
         });
         ka.pings += 1;
@@ -268,6 +272,9 @@ impl Relay {
         let age = peer.ka.pings.saturating_sub(asked.number + 1);
         if age < 16 {
             s.recent_answered |= 1 << age;
+        }
+        if peer.paths.addr(asked.path) != Some(asked.to) {
+            return;
         }
         let on_path = peer.paths.get(asked.path).map_or(0, |p| p.stats.pings_sent);
         let path_age = on_path.saturating_sub(asked.on_path + 1);

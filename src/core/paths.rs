@@ -614,6 +614,34 @@ mod relay_tests {
         assert_eq!(health, vec![PathHealth::Suspect, PathHealth::Healthy]);
     }
 
+    /// An echo of a ping sent to a path's old address does not vouch for
+    /// the address the path was given since (a reload, a DNS change).
+    #[test]
+    fn an_echo_from_the_old_address_does_not_make_a_new_one_healthy() {
+        let (mut a, mut b) = pair(PathMode::All);
+        let id = peer_index(&a, "h2");
+        let t = T0 + 1000;
+        let mut q = [0u8; MAX_DATAGRAM];
+        let mut echo = None;
+        while let Some((len, _, to)) = a.poll_hello(t, &mut q) {
+            if to != endpoint(2) {
+                continue;
+            }
+            let mut d = q[..len].to_vec();
+            let mut r = [0u8; MAX_DATAGRAM];
+            if let Inbound::Reply { len, .. } = b.from_net(&mut d, endpoint(1), t, &mut r) {
+                echo = Some(r[..len].to_vec());
+            }
+        }
+        let mut echo = echo.expect("b echoed a's ping");
+        let moved = SocketAddr::from(([203, 0, 113, 9], 7112));
+        a.set_path(id, 0, Some(moved));
+        let _ = a.from_net(&mut echo, endpoint(2), t + 1, &mut q);
+        let (addr, _, health) = a.paths(id, t + 2).next().expect("path 0");
+        assert_eq!(addr, Some(moved));
+        assert_eq!(health, PathHealth::Unreachable, "never probed at {moved}");
+    }
+
     #[test]
     fn a_dead_first_path_does_not_keep_a_session_from_forming() {
         let mut a = node_with(1, 2, T0, key(1));

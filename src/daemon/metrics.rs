@@ -26,10 +26,13 @@ struct PeerDirection {
     direction: String,
 }
 
-/// One path of a peer. An unresolved path is `endpoint="unresolved"`.
+/// One path of a peer, by its place in the member's `endpoints` (so two
+/// unresolved paths, or two names of one address, stay two series). An
+/// unresolved path is `endpoint="unresolved"`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PeerPath {
     peer: String,
+    path: String,
     endpoint: String,
 }
 
@@ -286,9 +289,10 @@ fn register_paths(reg: &mut Registry, s: &Status) {
     let answered = Family::<PeerPath, Counter>::default();
     let packets = Family::<PeerPath, Counter>::default();
     for p in &s.peers {
-        for path in &p.paths {
+        for (k, path) in p.paths.iter().enumerate() {
             let l = PeerPath {
                 peer: p.name.clone(),
+                path: k.to_string(),
                 endpoint: path.endpoint.as_deref().unwrap_or("unresolved").to_string(),
             };
             up.get_or_create(&l).set(i64::from(path_is_up(&path.state)));
@@ -434,16 +438,16 @@ mod tests {
             "mcast_relay_peer_copies_received_total{peer=\"h2\"} 10",
             "mcast_relay_peer_first_copies_total{peer=\"h2\"} 5",
             "mcast_relay_peer_saved_by_copies_total{peer=\"h2\"} 1",
-            "mcast_relay_path_up{peer=\"h2\",endpoint=\"192.0.2.2:7112\"} 1",
-            "mcast_relay_path_up{peer=\"h2\",endpoint=\"198.51.100.2:7112\"} 1",
-            "mcast_relay_path_up{peer=\"h2\",endpoint=\"[2001:db8::2]:7112\"} 0",
-            "mcast_relay_path_up{peer=\"h2\",endpoint=\"unresolved\"} 0",
-            "mcast_relay_path_rtt_seconds{peer=\"h2\",endpoint=\"198.51.100.2:7112\"} 0.004",
-            "mcast_relay_path_loss_ratio{peer=\"h2\",endpoint=\"192.0.2.2:7112\"} 0.5",
-            "mcast_relay_path_pings_sent_total{peer=\"h2\",endpoint=\"192.0.2.2:7112\"} 4",
-            "mcast_relay_path_pings_answered_total{peer=\"h2\",endpoint=\"192.0.2.2:7112\"} 2",
-            "mcast_relay_path_pings_answered_total{peer=\"h2\",endpoint=\"[2001:db8::2]:7112\"} 0",
-            "mcast_relay_path_packets_sent_total{peer=\"h2\",endpoint=\"192.0.2.2:7112\"} 11",
+            "mcast_relay_path_up{peer=\"h2\",path=\"0\",endpoint=\"192.0.2.2:7112\"} 1",
+            "mcast_relay_path_up{peer=\"h2\",path=\"1\",endpoint=\"198.51.100.2:7112\"} 1",
+            "mcast_relay_path_up{peer=\"h2\",path=\"2\",endpoint=\"[2001:db8::2]:7112\"} 0",
+            "mcast_relay_path_up{peer=\"h2\",path=\"3\",endpoint=\"unresolved\"} 0",
+            "mcast_relay_path_rtt_seconds{peer=\"h2\",path=\"1\",endpoint=\"198.51.100.2:7112\"} 0.004",
+            "mcast_relay_path_loss_ratio{peer=\"h2\",path=\"0\",endpoint=\"192.0.2.2:7112\"} 0.5",
+            "mcast_relay_path_pings_sent_total{peer=\"h2\",path=\"0\",endpoint=\"192.0.2.2:7112\"} 4",
+            "mcast_relay_path_pings_answered_total{peer=\"h2\",path=\"0\",endpoint=\"192.0.2.2:7112\"} 2",
+            "mcast_relay_path_pings_answered_total{peer=\"h2\",path=\"2\",endpoint=\"[2001:db8::2]:7112\"} 0",
+            "mcast_relay_path_packets_sent_total{peer=\"h2\",path=\"0\",endpoint=\"192.0.2.2:7112\"} 11",
             "mcast_relay_drops_total{reason=\"duplicate\"} 0",
             "mcast_relay_drops_total{reason=\"replay\"} 4",
             "mcast_relay_drops_total{reason=\"bad_auth\"} 0",
@@ -459,7 +463,9 @@ mod tests {
             assert!(t.contains(want), "missing {want:?} in:\n{t}");
         }
         // No round trip measured, no sample.
-        assert!(!t.contains("mcast_relay_path_rtt_seconds{peer=\"h2\",endpoint=\"unresolved\"}"));
+        assert!(!t.contains(
+            "mcast_relay_path_rtt_seconds{peer=\"h2\",path=\"3\",endpoint=\"unresolved\"}"
+        ));
     }
 
     #[test]
