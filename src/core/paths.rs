@@ -668,3 +668,127 @@ mod relay_tests {
         assert!(a.has_session(id), "the second path carried the handshake");
     }
 }
+
+/// Two relays, two paths each, the first dead, the second losing 20 % of
+/// datagrams each way: adverts every 100 ms both ways for five simulated
+/// minutes, with handshakes, renewals and keepalives running as in the
+/// daemon. No gap of adverts may be longer than chance allows.
+#[cfg(test)]
+mod lossy_tests {
+    use super::*;
+    use crate::core::copies::Redundancy;
+    use crate::core::relay::{Datagrams, Inbound, Relay};
+    use crate::testing::cluster::*;
+
+    fn alt(n: u8) -> SocketAddr {
+        SocketAddr::from(([198, 51, 100, n], 7112))
+    }
+
+    struct Net {
+        seed: u64,
+        loss_per_mille: u64,
+    }
+
+    impl Net {
+        fn lost(&mut self) -> bool {
+            self.seed ^= self.seed << 13;
+            self.seed ^= self.seed >> 7;
+            self.seed ^= self.seed << 17;
+            self.seed % 1000 < self.loss_per_mille
+        }
+    }
+
+    /// Node n's relay with both paths to the other node m.
+    fn relay(n: u8, m: u8) -> Relay {
+        let mut r = node_with(n, 2, T0, key(n));
+        let id = peer_index(&r, &format!("h{m}"));
+        r.set_path(id, 1, Some(alt(m)));
+        r.set_redundancy(Redundancy {
+            copies: 2,
+            spacing_ms: 5,
+            path_mode: PathMode::All,
+        });
+        r
+    }
+
+    /// Delivers `d`, sent by node `n` to `to`, to the other relay `r`; what
+    /// it answers goes back the same way. Returns whether data was
+    /// injected.
+    fn deliver(
+        net: &mut Net,
+        n: u8,
+        to: SocketAddr,
+        d: &[u8],
+        r: &mut Relay,
+        back: &mut Relay,
+        now: u64,
+    ) -> bool {
+        if to.ip() != alt(3 - n).ip() || net.lost() {
+            return false;
+        }
+        let mut buf = d.to_vec();
+        let mut out = [0u8; MAX_DATAGRAM];
+        match r.from_net(&mut buf, alt(n), now, &mut out) {
+            Inbound::Inject { .. } => true,
+            Inbound::Reply { len, to, .. } => {
+                let reply = out[..len].to_vec();
+                deliver(net, 3 - n, to, &reply, back, r, now);
+                false
+            }
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn one_dead_path_and_a_lossy_one_keep_the_adverts_flowing() {
+        let mut net = Net {
+            seed: 0x2545_f491_4f6c_dd1d,
+            loss_per_mille: 200,
+        };
+        let (mut a, mut b) = (relay(1, 2), relay(2, 1));
+        let mut batch = Datagrams::new(MAX_DATAGRAM + crate::core::relay::OVERHEAD, 4);
+        let mut out = [0u8; MAX_DATAGRAM];
+        let mut last_heard = [T0; 2];
+        let mut worst = [0u64; 2];
+        for step in 0..30_000u64 {
+            let now = T0 + step * 10;
+            for k in 0..2 {
+                let (me, other) = if k == 0 {
+                    (&mut a, &mut b)
+                } else {
+                    (&mut b, &mut a)
+                };
+                let n = k as u8 + 1;
+                if me.poll_timeout().is_some_and(|t| t <= now) {
+                    me.handle_timeout(now);
+                }
+                let mut sent = Vec::new();
+                if me.poll_later(now, &mut batch) {
+                    sent.extend(batch.iter().map(|(_, to, d)| (to, d.to_vec())));
+                }
+                while let Some((len, _, to)) = me.poll_hello(now, &mut out) {
+                    sent.push((to, out[..len].to_vec()));
+                }
+                if step % 10 == 0 {
+                    me.from_tun(&vrrp_from(n), now, &mut batch);
+                    sent.extend(batch.iter().map(|(_, to, d)| (to, d.to_vec())));
+                }
+                for (to, d) in sent {
+                    if deliver(&mut net, n, to, &d, other, me, now) {
+                        let heard = &mut last_heard[1 - k];
+                        worst[1 - k] = worst[1 - k].max(now - *heard);
+                        *heard = now;
+                    }
+                }
+            }
+            // The first handshakes may take a few tries over the paths.
+            if step == 500 {
+                worst = [0; 2];
+            }
+        }
+        assert!(
+            worst.iter().all(|w| *w <= 600),
+            "longest gaps between adverts heard (ms): {worst:?}"
+        );
+    }
+}
