@@ -12,6 +12,7 @@ mod failover;
 mod hostile;
 mod no_alloc;
 mod operator;
+mod paths;
 mod realtime;
 mod scale;
 mod tap;

@@ -189,9 +189,21 @@ pub(super) fn outsider_attacks(
             "unknown_sender",
         ),
         (
-            "captured, reserved bit flipped",
+            // Bits 2 to 7 of the flags; byte 3 is the copy number now.
+            "captured, reserved flag bit flipped",
             From::Outsider,
-            each(&mut |d| flip_bit(d, 3, rng.below(8) as u32)),
+            each(&mut |d| flip_bit(d, 2, 2 + rng.below(6) as u32)),
+            "malformed",
+        ),
+        (
+            // No sender makes more than 32 copies of a packet.
+            "captured, copy number out of range",
+            From::Outsider,
+            each(&mut |d| {
+                let mut out = d.to_vec();
+                out[3] = (32 + rng.below(224)) as u8;
+                out
+            }),
             "malformed",
         ),
         (
