@@ -74,7 +74,12 @@ impl Wire {
                 let all = relay_datagrams(&self.cap.packets());
                 let mut per: HashMap<usize, Vec<(usize, Vec<u8>)>> = HashMap::new();
                 for (i, s) in all.into_iter().enumerate().skip(self.seen) {
-                    if kind_of(&s.bytes) == Some(Kind::Data) && to.contains(&s.dst) {
+                    // Copy 0 of each marker only: the later copies
+                    // (node.redundancy) of one batch would otherwise be
+                    // taken as the next batch's, and a copy delivered
+                    // before h4's firewall closed counted as undelivered.
+                    let first_copy = s.bytes.get(3) == Some(&0);
+                    if kind_of(&s.bytes) == Some(Kind::Data) && first_copy && to.contains(&s.dst) {
                         per.entry(s.dst).or_default().push((i, s.bytes));
                     }
                 }
