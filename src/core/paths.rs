@@ -219,16 +219,23 @@ impl Paths {
         }
     }
 
-    fn with_health(
+    /// The reachable paths (healthy or suspect) and, of those, the sound
+    /// ones (healthy), in one look at each path: this runs per packet.
+    fn reachable_and_sound(
         &self,
         now_ms: u64,
         window_ms: u64,
         timeout_ms: u64,
-        ok: &[PathHealth],
-    ) -> PathSet {
-        (0..self.list.len())
-            .filter(|k| ok.contains(&self.health(*k, now_ms, window_ms, timeout_ms)))
-            .fold(PathSet::default(), |s, k| s.with(k))
+    ) -> (PathSet, PathSet) {
+        let mut sets = (PathSet::default(), PathSet::default());
+        for k in 0..self.list.len() {
+            match self.health(k, now_ms, window_ms, timeout_ms) {
+                PathHealth::Healthy => sets = (sets.0.with(k), sets.1.with(k)),
+                PathHealth::Suspect => sets.0 = sets.0.with(k),
+                PathHealth::Unreachable | PathHealth::Unresolved => {}
+            }
+        }
+        sets
     }
 
     /// The paths the next packet goes over. `window_ms`: how long an
@@ -241,15 +248,13 @@ impl Paths {
         window_ms: u64,
         timeout_ms: u64,
     ) -> PathSet {
-        use PathHealth::{Healthy, Suspect};
-        let reachable = self.with_health(now_ms, window_ms, timeout_ms, &[Healthy, Suspect]);
+        let (reachable, sound) = self.reachable_and_sound(now_ms, window_ms, timeout_ms);
         if reachable.is_empty() {
             return self.usable();
         }
         if mode == PathMode::All || self.list.len() == 1 {
             return reachable;
         }
-        let sound = self.with_health(now_ms, window_ms, timeout_ms, &[Healthy]);
         if sound.is_empty() {
             return reachable;
         }
@@ -274,7 +279,7 @@ impl Paths {
         window_ms: u64,
         timeout_ms: u64,
     ) -> Option<usize> {
-        let sound = self.with_health(now_ms, window_ms, timeout_ms, &[PathHealth::Healthy]);
+        let (_, sound) = self.reachable_and_sound(now_ms, window_ms, timeout_ms);
         if let Some(k) = sound.iter().next() {
             return Some(k);
         }
