@@ -11,7 +11,6 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
-use tokio::net::UdpSocket;
 
 use crate::config::Config;
 use crate::core::counters::DropReason;
@@ -27,6 +26,7 @@ use crate::daemon::resolve::Resolvers;
 use crate::daemon::setup::Ready;
 use crate::daemon::{metrics, reload, status};
 use crate::io::fanout::Fanout;
+use crate::io::recv::{PER_CALL, Recv};
 use crate::io::tun::Tun;
 use crate::proto::frame;
 use crate::underlay;
@@ -100,8 +100,8 @@ pub(super) async fn run(ready: Ready) -> Result<(), Error> {
                 st.tun_ready(&io, guard)?;
             }
             r = io.sock.readable() => {
-                r.map_err(Error::WaitSocket)?;
-                st.sock_ready(&io);
+                let guard = r.map_err(Error::WaitSocket)?;
+                st.sock_ready(&io, guard);
             }
         }
     }
@@ -113,6 +113,9 @@ pub(super) async fn run(ready: Ready) -> Result<(), Error> {
     );
     Ok(())
 }
+
+/// The relay's UDP socket, registered for readability only.
+pub(super) type UdpSocket = AsyncFd<std::net::UdpSocket>;
 
 /// The two file descriptors; borrowed immutably while waiting on both.
 pub(super) struct Io {
@@ -128,7 +131,7 @@ struct State {
     out_buf: Vec<u8>,
     /// A packet from the interface, sealed once per peer.
     batch: Datagrams,
-    net_buf: Vec<u8>,
+    net: Recv,
     drops: DropLog,
     sends: SendLog,
     fanout: Fanout<PeerId>,
@@ -146,7 +149,7 @@ impl State {
             tun_buf: vec![0u8; MAX_FRAME],
             out_buf: vec![0u8; MAX_FRAME + OVERHEAD],
             batch: Datagrams::new(MAX_FRAME + OVERHEAD, peer_count),
-            net_buf: vec![0u8; MAX_FRAME + OVERHEAD],
+            net: Recv::new(MAX_FRAME + OVERHEAD),
             drops: DropLog::new(),
             sends: SendLog::new(),
             fanout: Fanout::with_capacity(peer_count),
@@ -312,17 +315,20 @@ impl State {
         }
     }
 
-    fn on_datagram(&mut self, n: usize, from: SocketAddr, now: Now, io: &Io) {
+    /// Datagram `k` of the last receive.
+    fn on_datagram(&mut self, k: usize, now: Now, io: &Io) {
         let tun = io.tun.get_ref();
-        let from = underlay::canonical(from);
-        match self
-            .relay
-            .from_net(&mut self.net_buf[..n], from, now, &mut self.out_buf)
-        {
+        let (buf, from) = self.net.datagram(k);
+        let Some(from) = from.map(underlay::canonical) else {
+            // Not an IP sender: nothing on the underlay sends that.
+            self.relay.count_drop(DropReason::Malformed);
+            return;
+        };
+        match self.relay.from_net(buf, from, now, &mut self.out_buf) {
             Inbound::Reply { len, peer, to } => self.send_one(len, peer, to, &io.sock),
             Inbound::Handled => {}
             Inbound::Inject { start, len, .. } => {
-                if let Err(e) = tun.write(&self.net_buf[start..start + len]) {
+                if let Err(e) = tun.write(&buf[start..start + len]) {
                     self.relay.count_drop(DropReason::InjectFailed);
                     let now = Instant::now();
                     if self
@@ -361,13 +367,34 @@ impl State {
         Ok(())
     }
 
-    fn sock_ready(&mut self, io: &Io) {
+    fn sock_ready(
+        &mut self,
+        io: &Io,
+        mut guard: tokio::io::unix::AsyncFdReadyGuard<'_, std::net::UdpSocket>,
+    ) {
         // As in tun_ready: one reading of the clocks per batch.
         let now = self.clock.now();
-        for _ in 0..BATCH {
-            match io.sock.try_recv_from(&mut self.net_buf) {
-                Ok((n, from)) => self.on_datagram(n, from, now, io),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+        let mut taken = 0;
+        while taken < BATCH {
+            match self.net.recv(io.sock.as_raw_fd()) {
+                Ok(n) => {
+                    for k in 0..n {
+                        self.on_datagram(k, now, io);
+                    }
+                    taken += n;
+                    if n < PER_CALL {
+                        // The queue was empty as the kernel looked, and a
+                        // datagram arriving since has woken epoll again:
+                        // no empty read needed to find out.
+                        guard.clear_ready();
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    guard.clear_ready();
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // ICMP errors from earlier sends surface here; they concern
                 // one peer and must not stop the loop.
                 Err(e) => {

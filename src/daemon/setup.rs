@@ -5,7 +5,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::config::{Config, Endpoint, InterfaceConfig, Mode, NodeConfig};
@@ -62,7 +63,14 @@ pub(super) async fn prepare(cfg: Config) -> Result<Ready, Error> {
     let sock = net::bind(cfg.node.listen).map_err(Error::Bind)?;
     let control = Control::bind(&cfg.node).await?;
     let started = Instant::now();
-    let sock = UdpSocket::from_std(sock).map_err(Error::RegisterSocket)?;
+    // Readable only: the relay never waits to send (a full buffer drops
+    // the datagram, counted), and with writable interest every send woke
+    // the loop once more when the kernel freed the datagram's buffer.
+    // SAFETY: the AsyncFd owns the socket, so the descriptor stays open
+    // and the same for as long as it is registered.
+    let sock = unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE) }
+        .map_err(std::io::Error::from)
+        .map_err(Error::RegisterSocket)?;
     drop_privileges(&run_as)?;
     let relay = build_core(&cfg, security, &endpoints)?;
     let signals = install_signals()?;
