@@ -13,14 +13,16 @@ mod bench_flood;
 mod bench_idle;
 mod bench_path;
 mod bench_scale;
+mod bench_vrids;
 
 /// Name and entry of every benchmark, in the order a plain run takes.
-const BENCHES: [(&str, fn()); 5] = [
+const BENCHES: [(&str, fn()); 6] = [
     ("failover", bench_failover::main),
     ("flood", bench_flood::main),
     ("path", bench_path::main),
     ("idle", bench_idle::main),
     ("scale", bench_scale::main),
+    ("vrids", bench_vrids::main),
 ];
 
 fn main() {

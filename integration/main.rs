@@ -16,3 +16,4 @@ mod paths;
 mod realtime;
 mod scale;
 mod tap;
+mod vrids;

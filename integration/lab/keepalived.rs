@@ -129,6 +129,11 @@ impl Lab {
 }
 
 impl Keepalived {
+    /// The pid of keepalived's VRRP child, once it has written it.
+    pub fn vrrp_pid(&self) -> u32 {
+        self.vrrp_child()
+    }
+
     fn vrrp_child(&self) -> u32 {
         wait_for(
             "keepalived's VRRP child pid file",

@@ -41,6 +41,7 @@ pub mod pacemaker;
 pub mod spread;
 pub mod ucarp;
 pub mod vip;
+pub mod vrids;
 pub mod vrrp_cluster;
 
 use std::collections::HashMap;
@@ -242,6 +243,9 @@ pub struct Lab {
     pub dir: PathBuf,
     pub hosts: usize,
     relays: Vec<Option<Child>>,
+    /// The further relay instances of [`Lab::start_relay_instances`]:
+    /// (host, instance) and its process; instance 0 is `relays`.
+    instances: Vec<((usize, usize), Child)>,
     relay_opts: RelayOptions,
     /// The hosts the cluster file lists as members (all, unless changed).
     members: Vec<usize>,
@@ -284,6 +288,7 @@ impl Lab {
             dir,
             hosts,
             relays: (0..hosts).map(|_| None).collect(),
+            instances: Vec::new(),
             relay_opts: RelayOptions::default(),
             members: (1..=hosts).collect(),
             public_keys: HashMap::new(),
@@ -910,9 +915,15 @@ impl Lab {
     /// Like [`Lab::start_relay`], with extra environment variables.
     pub fn start_relay_env(&mut self, h: usize, env: &[(&str, &str)]) {
         assert!(self.relays[h - 1].is_none(), "relay h{h} already runs");
+        let child = self.spawn_relay(h, &self.relay_config_path(h), &self.relay_log(h), env);
+        self.relays[h - 1] = Some(child);
+    }
+
+    /// Starts `mcast-relay run -c <cfg>` in host `h` (its own mount
+    /// namespace, `<lab>/hN/` bound over `<lab>/run/`) and waits for its
+    /// ready line in `log`.
+    fn spawn_relay(&self, h: usize, cfg: &Path, log: &Path, env: &[(&str, &str)]) -> Child {
         let bin = relay_bin();
-        let cfg = self.relay_config_path(h);
-        let log = self.relay_log(h);
         let (run, own) = (self.run_dir(), self.host_run_dir(h));
         for d in [&run, &own] {
             fs::create_dir_all(d).expect("cannot create a run directory");
@@ -921,13 +932,13 @@ impl Lab {
         let out = fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&log)
+            .open(log)
             .expect("cannot open the relay log");
         let err = out.try_clone().expect("cannot clone a log file handle");
         // Counted before the spawn: a relay that starts quickly may log
         // "relay ready" before a count taken after it, and would then
         // never be seen as ready.
-        let ready_count = count_lines(&log, "relay ready");
+        let ready_count = count_lines(log, "relay ready");
         // sh binds the host's own run directory and then becomes the relay
         // (exec, as ip and unshare do), so the child's pid is the relay's.
         let mut cmd = Command::new("ip");
@@ -943,7 +954,7 @@ impl Lab {
             .arg(&run)
             .arg(&bin)
             .args(["run", "-c"])
-            .arg(&cfg);
+            .arg(cfg);
         if !self.relay_opts.insecure {
             cmd.arg("-k").arg(self.key_path(h));
         }
@@ -957,23 +968,137 @@ impl Lab {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if count_lines(&log, "relay ready") > ready_count {
+            if count_lines(log, "relay ready") > ready_count {
                 break;
             }
             if let Ok(Some(status)) = child.try_wait() {
                 panic!(
-                    "relay h{h} exited ({status}) before it was ready:\n{}",
-                    tail(&log, 20)
+                    "relay h{h} ({}) exited ({status}) before it was ready:\n{}",
+                    cfg.display(),
+                    tail(log, 20)
                 );
             }
             assert!(
                 Instant::now() < deadline,
-                "relay h{h} not ready after 10 s:\n{}",
-                tail(&log, 20)
+                "relay h{h} ({}) not ready after 10 s:\n{}",
+                cfg.display(),
+                tail(log, 20)
             );
             sleep(Duration::from_millis(20));
         }
-        self.relays[h - 1] = Some(child);
+        child
+    }
+
+    /// Starts `k` relay instances on every host, as the systemd template
+    /// unit `mcast-relay@NAME.service` runs them: each a process of its
+    /// own (`run -c <its file>`) with its own interface, port, subnets and
+    /// status socket ([`Lab::instance_names`]); instance 0 is the lab's
+    /// usual relay (mcast0, port 7112, `relayN.toml`). All use the hosts'
+    /// one key pair, each instance's cluster file the same on every host.
+    pub fn start_relay_instances(&mut self, k: usize, opts: RelayOptions) {
+        assert!(
+            (1..=6).contains(&k),
+            "1 to 6 relay instances (subnets 10.250 to 10.255)"
+        );
+        self.start_relays(opts);
+        for i in 1..k {
+            let text = self.instance_config(i);
+            fs::write(self.instance_cluster_file(i), &text)
+                .expect("cannot write an instance's cluster file");
+            for h in self.host_ids() {
+                let cfg = self.instance_config_path(h, i);
+                fs::write(&cfg, &text).expect("cannot write an instance's cluster file");
+                let child = self.spawn_relay(h, &cfg, &self.instance_log(h, i), &[]);
+                self.instances.push(((h, i), child));
+            }
+        }
+    }
+
+    /// Instance `i`'s interface, UDP port and IPv4 overlay subnet prefix
+    /// (`10.<250+i>.0`): mcast0, 7112, 10.250.0 for instance 0.
+    pub fn instance_names(i: usize) -> (String, u16, String) {
+        (
+            format!("mcast{i}"),
+            7112 + i as u16,
+            format!("10.{}.0", 250 + i),
+        )
+    }
+
+    /// The cluster file of instance `i` as the lab wrote it (instance 0:
+    /// [`Lab::cluster_file`]).
+    pub fn instance_cluster_file(&self, i: usize) -> PathBuf {
+        if i == 0 {
+            return self.cluster_file();
+        }
+        self.path(&format!("cluster-{i}.toml"))
+    }
+
+    /// Host `h`'s copy of instance `i`'s cluster file.
+    pub fn instance_config_path(&self, h: usize, i: usize) -> PathBuf {
+        if i == 0 {
+            return self.relay_config_path(h);
+        }
+        self.path(&format!("relay{h}-{i}.toml"))
+    }
+
+    pub fn instance_log(&self, h: usize, i: usize) -> PathBuf {
+        if i == 0 {
+            return self.relay_log(h);
+        }
+        self.path(&format!("relay{h}-{i}.log"))
+    }
+
+    /// The pid of relay instance `i` of host `h`.
+    pub fn instance_pid(&self, h: usize, i: usize) -> u32 {
+        if i == 0 {
+            return self.relay_pid(h);
+        }
+        self.instances
+            .iter()
+            .find(|(hi, _)| *hi == (h, i))
+            .map(|(_, c)| c.id())
+            .unwrap_or_else(|| panic!("relay instance {i} of h{h} is not running"))
+    }
+
+    /// Where relay instance `i` of host `h` answers `mcast-relay status`,
+    /// seen from outside its mount namespace.
+    pub fn instance_status_socket(&self, h: usize, i: usize) -> PathBuf {
+        if i == 0 {
+            return self.status_socket(h);
+        }
+        self.host_run_dir(h).join(format!("status{i}.sock"))
+    }
+
+    /// `mcast-relay status --json --socket <instance's socket>`.
+    pub fn instance_status(&self, h: usize, i: usize) -> serde_json::Value {
+        let out = Command::new(relay_bin())
+            .args(["status", "--json", "--socket"])
+            .arg(self.instance_status_socket(h, i))
+            .output()
+            .expect("cannot run mcast-relay status");
+        assert!(
+            out.status.success(),
+            "mcast-relay status failed for h{h} instance {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("status --json printed JSON")
+    }
+
+    /// The cluster file of relay instance `i`: the lab's usual one with
+    /// interface, port, subnets and status socket of its own.
+    fn instance_config(&mut self, i: usize) -> String {
+        let (iface, port, net) = Lab::instance_names(i);
+        let base = self.cluster_config();
+        let sock = self.cluster_status_socket();
+        let own_sock = self.run_dir().join(format!("status{i}.sock"));
+        base.replace(
+            &format!("status_socket = \"{}\"", sock.display()),
+            &format!("status_socket = \"{}\"", own_sock.display()),
+        )
+        .replace("name = \"mcast0\"", &format!("name = \"{iface}\""))
+        .replace("10.250.0.", &format!("{net}."))
+        .replace("fd00:250::", &format!("fd00:{}::", 250 + i))
+        .replace(":7112\"", &format!(":{port}\""))
     }
 
     /// Kills the relay of host `h` with SIGKILL, as a service manager does
@@ -1057,7 +1182,12 @@ impl Lab {
 
     fn teardown(&mut self) {
         // Reap our own children first so no zombie lingers in a namespace.
-        for c in self.relays.iter_mut().flatten() {
+        for c in self
+            .relays
+            .iter_mut()
+            .flatten()
+            .chain(self.instances.iter_mut().map(|(_, c)| c))
+        {
             let _ = c.kill();
             let _ = c.wait();
         }
