@@ -157,14 +157,19 @@ pub fn main() {
     let rs = relays(&lab, &v);
     let kas: Vec<(usize, Vec<u32>)> = lab.host_ids().map(|h| (h, v.keepalived_pids(h))).collect();
     let c_before: Vec<Counters> = rs.iter().map(|(h, i, _)| counters(&lab, *h, *i)).collect();
-    let r_before: Vec<(u64, u64)> = rs
-        .iter()
-        .map(|(_, _, p)| (cpu_ns(*p), switches(*p)))
-        .collect();
-    let k_before: Vec<u64> = kas
-        .iter()
-        .map(|(_, ps)| ps.iter().map(|p| cpu_ns(*p)).sum())
-        .collect();
+    // Each relay's (CPU ns, context switches) and each host's keepalived CPU ns.
+    let cpu = || -> (Vec<(u64, u64)>, Vec<u64>) {
+        let r = rs
+            .iter()
+            .map(|(_, _, p)| (cpu_ns(*p), switches(*p)))
+            .collect();
+        let k = kas
+            .iter()
+            .map(|(_, ps)| ps.iter().map(|p| cpu_ns(*p)).sum())
+            .collect();
+        (r, k)
+    };
+    let (r_before, k_before) = cpu();
     let s_before = proc_stat();
     let start = Instant::now();
     let (mut samples, mut bad_samples, mut bad_vip_samples) = (0u64, 0u64, 0u64);
@@ -212,14 +217,7 @@ pub fn main() {
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let r_after: Vec<(u64, u64)> = rs
-        .iter()
-        .map(|(_, _, p)| (cpu_ns(*p), switches(*p)))
-        .collect();
-    let k_after: Vec<u64> = kas
-        .iter()
-        .map(|(_, ps)| ps.iter().map(|p| cpu_ns(*p)).sum())
-        .collect();
+    let (r_after, k_after) = cpu();
     let s_after = proc_stat();
     let c_after: Vec<Counters> = rs.iter().map(|(h, i, _)| counters(&lab, *h, *i)).collect();
 

@@ -879,17 +879,7 @@ impl Lab {
 
     /// `mcast-relay status --json` against the relay of host `h`.
     pub fn relay_status(&self, h: usize) -> serde_json::Value {
-        let out = Command::new(relay_bin())
-            .args(["status", "--json", "--socket"])
-            .arg(self.status_socket(h))
-            .output()
-            .expect("cannot run mcast-relay status");
-        assert!(
-            out.status.success(),
-            "mcast-relay status failed for h{h}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("status --json printed JSON")
+        status_json(&self.status_socket(h), &format!("h{h}"))
     }
 
     /// `mcast-relay status` (the tables) against the relay of host `h`.
@@ -1071,17 +1061,10 @@ impl Lab {
 
     /// `mcast-relay status --json --socket <instance's socket>`.
     pub fn instance_status(&self, h: usize, i: usize) -> serde_json::Value {
-        let out = Command::new(relay_bin())
-            .args(["status", "--json", "--socket"])
-            .arg(self.instance_status_socket(h, i))
-            .output()
-            .expect("cannot run mcast-relay status");
-        assert!(
-            out.status.success(),
-            "mcast-relay status failed for h{h} instance {i}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("status --json printed JSON")
+        status_json(
+            &self.instance_status_socket(h, i),
+            &format!("h{h} instance {i}"),
+        )
     }
 
     /// The cluster file of relay instance `i`: the lab's usual one with
@@ -1459,4 +1442,20 @@ pub fn wait_for_or_none<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) 
         }
         sleep(Duration::from_millis(200));
     }
+}
+
+/// `mcast-relay status --json` against the status socket `socket` of the
+/// relay called `who` in failure messages.
+fn status_json(socket: &Path, who: &str) -> serde_json::Value {
+    let out = Command::new(relay_bin())
+        .args(["status", "--json", "--socket"])
+        .arg(socket)
+        .output()
+        .expect("cannot run mcast-relay status");
+    assert!(
+        out.status.success(),
+        "mcast-relay status failed for {who}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("status --json printed JSON")
 }
