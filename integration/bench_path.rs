@@ -6,8 +6,9 @@
 //! table gives each figure's median). A sender in h1 multicasts UDP to
 //! 239.192.0.1:5405 (the corosync preset allows it) over each path;
 //! receivers in h2 and h3 take the one-way latency from a CLOCK_MONOTONIC
-//! timestamp in the payload (namespaces share the clock). For 64- and
-//! 1,400-byte payloads and each path:
+//! timestamp in the payload (namespaces share the clock). For 64-byte
+//! payloads and the largest that fits the relay's interface unfragmented
+//! (1,396 bytes on the lab's 1500-byte network), and each path:
 //! * latency p50/p99/p99.9 at 1,000 packets/s (LATENCY_PACKETS, default
 //!   5,000); the sender sleeps between packets, as a heartbeat daemon does,
 //!   rather than spinning on one of the machine's cores;
@@ -19,8 +20,10 @@
 //!
 //! Paths: native (the lab's bridge opened), VXLAN (unicast head-end
 //! replication to static FDB entries, bridge closed), the floor (see
-//! bench_path/floor.rs), the relay with encryption, and with
-//! `insecure = true`.
+//! bench_path/floor.rs), the relay encrypted with one copy per packet
+//! (`redundancy = 1`, what the floor sends) and with the default two, and
+//! with `insecure = true` and one copy. Ratios are to the floor (the
+//! relay's limit) and to VXLAN (for reference).
 
 use crate::lab;
 
@@ -43,6 +46,9 @@ enum Path {
     Native,
     Vxlan,
     Floor,
+    /// Encrypted, `redundancy = 1`: one datagram per peer, as the floor.
+    RelayOne,
+    /// Encrypted, the default `redundancy = 2`: every packet twice.
     Relay,
     RelayInsecure,
 }
@@ -53,8 +59,9 @@ impl Path {
             Path::Native => "native multicast",
             Path::Vxlan => "kernel VXLAN",
             Path::Floor => "user-space floor",
-            Path::Relay => "mcast-relay (encrypted)",
-            Path::RelayInsecure => "mcast-relay (insecure)",
+            Path::RelayOne => "mcast-relay (encrypted, 1 copy)",
+            Path::Relay => "mcast-relay (encrypted, 2 copies)",
+            Path::RelayInsecure => "mcast-relay (insecure, 1 copy)",
         }
     }
 
@@ -65,7 +72,7 @@ impl Path {
             Path::Native => Ipv4Addr::new(10, 77, 0, h),
             Path::Vxlan => Ipv4Addr::new(10, 99, 0, h),
             Path::Floor => Ipv4Addr::new(10, 98, 0, h),
-            Path::Relay | Path::RelayInsecure => Ipv4Addr::new(10, 250, 0, h),
+            Path::RelayOne | Path::Relay | Path::RelayInsecure => Ipv4Addr::new(10, 250, 0, h),
         }
     }
 }
@@ -432,42 +439,50 @@ fn add_vxlan(lab: &Lab) {
     }
 }
 
+/// 64 bytes, and the largest UDP payload whose IP packet fits the relay's
+/// interface on the lab's 1500-byte network (the floor has the same MTU),
+/// so that no path fragments.
+fn sizes() -> [usize; 2] {
+    [64, floor::mtu() as usize - 28]
+}
+
 /// Every path once, in one lab: one row per path and payload.
 fn one_run(lab: &mut Lab, floor: &floor::Floor, packets: u64) -> Vec<Row> {
     let mut rows = Vec::new();
-    for insecure in [false, true] {
+    let relays = [
+        (Path::RelayOne, false, 1),
+        (Path::Relay, false, 2),
+        (Path::RelayInsecure, true, 1),
+    ];
+    for (path, insecure, redundancy) in relays {
         // No injection rate limit: the default 5000/s would cap the
         // throughput search, not the relay.
         lab.start_relays(RelayOptions {
             presets: vec!["corosync"],
             insecure,
             inject_rate_limit: Some(0),
+            redundancy: Some(redundancy),
             ..RelayOptions::default()
         });
         // Let the handshakes finish.
         std::thread::sleep(Duration::from_secs(1));
-        let path = if insecure {
-            Path::RelayInsecure
-        } else {
-            Path::Relay
-        };
         let pids = (lab.relay_pid(1), lab.relay_pid(RECEIVERS[0]));
-        for size in [64, 1400] {
+        for size in sizes() {
             rows.push(measure(lab, path, size, packets, Some(pids)));
         }
         for h in lab.host_ids() {
             lab.stop_relay(h);
         }
     }
-    for size in [64, 1400] {
+    for size in sizes() {
         let tids = (floor.sender_tid, floor.receiver_tid);
         rows.push(measure(lab, Path::Floor, size, packets, Some(tids)));
     }
-    for size in [64, 1400] {
+    for size in sizes() {
         rows.push(measure(lab, Path::Vxlan, size, packets, None));
     }
     lab.open_bridge();
-    for size in [64, 1400] {
+    for size in sizes() {
         rows.push(measure(lab, Path::Native, size, packets, None));
     }
     lab.close_bridge();
@@ -527,32 +542,34 @@ pub fn main() {
         Path::Native,
         Path::Vxlan,
         Path::Floor,
+        Path::RelayOne,
         Path::Relay,
         Path::RelayInsecure,
     ];
     let rows: Vec<Row> = order
         .iter()
-        .flat_map(|p| [64, 1400].map(|size| combine(&all, *p, size)))
+        .flat_map(|p| sizes().map(|size| combine(&all, *p, size)))
         .collect();
 
     let vx_bound = |size: usize| {
         rows.iter()
             .any(|r| r.path == Path::Vxlan && r.size == size && r.sender_bound)
     };
-    let vx = |size: usize| {
+    let of = |path: Path, size: usize| {
         rows.iter()
-            .find(|r| r.path == Path::Vxlan && r.size == size)
+            .find(|r| r.path == path && r.size == size)
             .map(|r| (r.p50, r.p99, r.rate as f64))
-            .expect("VXLAN row")
+            .expect("a row per path and size")
     };
     println!();
     println!("median of {runs} runs");
     println!(
-        "| path | payload | p50 | p99 | p99.9 | loss-free rate (<0.1 %, 2 receivers) | CPU/packet: sending thread | forwarders (sender, receiver) | path total | p50 / VXLAN | p99 / VXLAN | rate / VXLAN |"
+        "| path | payload | p50 | p99 | p99.9 | loss-free rate (<0.1 %, 2 receivers) | CPU/packet: sending thread | forwarders (sender, receiver) | path total | p50 / floor | p99 / floor | rate / floor | p50 / VXLAN | p99 / VXLAN | rate / VXLAN |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
-        let (v50, v99, vrate) = vx(r.size);
+        let (v50, v99, vrate) = of(Path::Vxlan, r.size);
+        let (f50, f99, frate) = of(Path::Floor, r.size);
         let fwd = match (r.cpu_tx, r.cpu_rx) {
             (Some(t), Some(x)) => format!("{t:.1} us, {x:.1} us"),
             _ => "-".into(),
@@ -561,7 +578,7 @@ pub fn main() {
         // receiver: everything the path costs but the receivers' reads.
         let total = r.cpu_app + r.cpu_tx.unwrap_or(0.0) + 2.0 * r.cpu_rx.unwrap_or(0.0);
         println!(
-            "| {} | {} B | {:.1} us | {:.1} us | {:.1} us | {}{}/s{} | {:.1} us | {} | {:.1} us | {:.2} | {:.2} | {}{:.2} |",
+            "| {} | {} B | {:.1} us | {:.1} us | {:.1} us | {}{}/s{} | {:.1} us | {} | {:.1} us | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {}{:.2} |",
             r.path.name(),
             r.size,
             r.p50,
@@ -577,6 +594,9 @@ pub fn main() {
             r.cpu_app,
             fwd,
             total,
+            r.p50 / f50,
+            r.p99 / f99,
+            r.rate as f64 / frate,
             r.p50 / v50,
             r.p99 / v99,
             if vx_bound(r.size) { "<= " } else { "" },

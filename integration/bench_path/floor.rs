@@ -26,7 +26,8 @@ pub struct Floor {
     pub receiver_tid: u32,
 }
 
-fn mtu() -> u32 {
+/// The relay's interface MTU on the lab's 1500-byte network.
+pub fn mtu() -> u32 {
     underlay::inner_mtu(1_500, &SocketAddr::from(([10, 77, 0, 1], PORT)), Mode::Tun)
 }
 
@@ -48,8 +49,7 @@ pub fn start(lab: &Lab, sender: usize, receiver: usize) -> Floor {
             let tun = Tun::open(&TunSpec {
                 name: "floor0".into(),
                 // The relay's MTU on the lab's 1500-byte network, so both
-                // forward the same packets (a 1,400-byte payload is two
-                // fragments for each; VXLAN's 50 bytes leave it whole).
+                // forward the same packets.
                 mtu: mtu(),
                 address: Ipv4Addr::new(10, 98, 0, h as u8),
                 prefix_len: 24,
