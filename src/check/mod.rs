@@ -198,10 +198,13 @@ fn host(cfg: &Config, out: &mut Vec<Finding>) {
 
 /// The failover tools' own configurations.
 fn tools(cfg: &Config, given: &[PathBuf], out: &mut Vec<Finding>) {
+    let others = sibling_relays(&cfg.path);
     let relay = toolconf::Relay {
         iface: &cfg.interface.name,
         address: cfg.interface.address,
         prefix: cfg.interface.prefix_len,
+        inject_rate_limit: cfg.node.inject_rate_limit,
+        others: &others,
     };
     let files: Vec<(PathBuf, Option<Tool>)> = if given.is_empty() {
         toolconf::carried_configs(&cfg.allow)
@@ -231,6 +234,36 @@ fn tools(cfg: &Config, given: &[PathBuf], out: &mut Vec<Finding>) {
             ))),
         }
     }
+}
+
+/// The interfaces the other relay files beside `path` configure (as
+/// mcast-relay@.service keeps one per instance in /etc/mcast-relay), so
+/// that a tool's instances on them are not taken for mistakes. A file
+/// that does not parse is not a relay's and is skipped: its own `check`
+/// reports it.
+fn sibling_relays(path: &Path) -> Vec<(String, PathBuf)> {
+    let Some(dir) = path.parent() else {
+        return Vec::new();
+    };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p != path)
+        .filter_map(|p| {
+            let text = fs::read_to_string(&p).ok()?;
+            let v: toml::Table = text.parse().ok()?;
+            let name = match v.get("interface")?.get("name") {
+                Some(n) => n.as_str()?.to_string(),
+                None => crate::config::DEFAULT_INTERFACE.to_string(),
+            };
+            Some((name, p))
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// What `run` will do about `node.realtime_priority` and

@@ -1,7 +1,8 @@
 //! Reads the failover tools' own configurations (keepalived.conf, ha.cf,
 //! corosync.conf) just far enough to warn when they do not use the relay:
 //! the wrong interface, a transport that does not multicast, addresses
-//! outside the overlay subnet. Not a validator of those files.
+//! outside the overlay subnet, more virtual routers or adverts than one
+//! relay carries. Not a validator of those files.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -63,6 +64,11 @@ pub struct Relay<'a> {
     pub iface: &'a str,
     pub address: Ipv4Addr,
     pub prefix: u8,
+    /// `node.inject_rate_limit`, packets/s a peer may inject; 0: no limit.
+    pub inject_rate_limit: u32,
+    /// The interfaces of this host's other relay instances (one per
+    /// interface beyond 255 virtual routers), with their files.
+    pub others: &'a [(String, std::path::PathBuf)],
 }
 
 impl Relay<'_> {
@@ -121,6 +127,10 @@ fn keepalived(path: &Path, text: &str, relay: &Relay) -> Vec<Finding> {
     let t = tokens(text);
     let mut out = Vec::new();
     let mut instances = 0;
+    // Of the instances on the relay's interface: how many, and the adverts
+    // a second they send when this host masters them all.
+    let mut relayed = 0u32;
+    let mut adverts_per_sec = 0.0;
     let mut i = 0;
     while i < t.len() {
         if t[i] != "vrrp_instance" {
@@ -134,6 +144,8 @@ fn keepalived(path: &Path, text: &str, relay: &Relay) -> Vec<Finding> {
         let mut depth = 0;
         let mut iface: Option<String> = None;
         let mut unicast = false;
+        // keepalived's default.
+        let mut advert_int = 1.0;
         let mut j = i + 2;
         while j < t.len() {
             match t[j].as_str() {
@@ -146,14 +158,31 @@ fn keepalived(path: &Path, text: &str, relay: &Relay) -> Vec<Finding> {
                 }
                 "interface" if depth == 1 => iface = t.get(j + 1).cloned(),
                 "unicast_peer" if depth == 1 => unicast = true,
+                "advert_int" if depth == 1 => {
+                    if let Some(x) = t.get(j + 1).and_then(|v| v.parse::<f64>().ok()) {
+                        if x > 0.0 {
+                            advert_int = x;
+                        }
+                    }
+                }
                 _ => {}
             }
             j += 1;
         }
+        if iface.as_deref() == Some(relay.iface) {
+            relayed += 1;
+            adverts_per_sec += 1.0 / advert_int;
+        }
+        let other = relay.others.iter().find(|(i, _)| Some(i) == iface.as_ref());
         match iface {
             Some(x) if x == relay.iface => out.push(Finding::Ok(format!(
                 "{}: vrrp_instance {name} sends its adverts on {x}",
                 path.display()
+            ))),
+            Some(x) if other.is_some() => out.push(Finding::Ok(format!(
+                "{}: vrrp_instance {name} sends its adverts on {x}, the interface of the relay configured in {}",
+                path.display(),
+                other.map_or(String::new(), |(_, f)| f.display().to_string())
             ))),
             Some(x) => out.push(Finding::Warning(format!(
                 "{}: vrrp_instance {name} uses interface {x}, not the relay's {}: its adverts will not be relayed; set `interface {}` (the VIP can stay on {x} with `dev {x}` in virtual_ipaddress)",
@@ -179,6 +208,24 @@ fn keepalived(path: &Path, text: &str, relay: &Relay) -> Vec<Finding> {
         out.push(Finding::Warning(format!(
             "{}: no vrrp_instance found",
             path.display()
+        )));
+    }
+    // Two address families at most, 255 VRIDs each.
+    if relayed > 2 * 255 {
+        out.push(Finding::Warning(format!(
+            "{}: {relayed} vrrp_instances on {}, more than the 255 VRIDs per address family one interface carries; give the others a second relay instance with its own interface (README: \"More than 255 virtual routers\")",
+            path.display(),
+            relay.iface
+        )));
+    }
+    // Rounded up, so that a load at the limit warns.
+    let load = (adverts_per_sec - 1e-9).ceil() as u64;
+    if relay.inject_rate_limit > 0 && load > u64::from(relay.inject_rate_limit) {
+        out.push(Finding::Warning(format!(
+            "{}: the {relayed} vrrp_instances on {} send {load} adverts/s from the host that masters them all, above node.inject_rate_limit ({}/s): the peers would drop some of them; raise inject_rate_limit above {load} or lengthen advert_int",
+            path.display(),
+            relay.iface,
+            relay.inject_rate_limit
         )));
     }
     out
@@ -262,11 +309,14 @@ fn corosync(path: &Path, text: &str, relay: &Relay) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     const RELAY: Relay = Relay {
         iface: "mcast0",
         address: Ipv4Addr::new(10, 250, 0, 1),
         prefix: 24,
+        inject_rate_limit: 5_100,
+        others: &[],
     };
 
     fn warnings(f: &[Finding]) -> Vec<String> {
@@ -358,6 +408,105 @@ mod tests {
             &RELAY,
         ));
         assert!(none[0].contains("no vrrp_instance"));
+    }
+
+    /// `n` instances on `iface` at `advert_int`.
+    fn instances(n: u32, iface: &str, advert_int: &str) -> String {
+        (1..=n)
+            .map(|i| {
+                format!(
+                    "vrrp_instance V{i} {{\n  interface {iface}\n  virtual_router_id {}\n  advert_int {advert_int}\n}}\n",
+                    (i - 1) % 255 + 1
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn keepalived_adverts_above_the_injection_limit() {
+        let check = |text: &str, relay: &Relay| {
+            warnings(&findings(
+                Tool::Keepalived,
+                Path::new("k.conf"),
+                text,
+                relay,
+            ))
+        };
+        // 255 at 0.05 s: 5,100/s, exactly the default for one family.
+        assert!(check(&instances(255, "mcast0", "0.05"), &RELAY).is_empty());
+        let w = check(&instances(255, "mcast0", "0.04"), &RELAY);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("send 6375 adverts/s"), "{}", w[0]);
+        assert!(w[0].contains("inject_rate_limit (5100/s)"), "{}", w[0]);
+        // Those on another interface are not the relay's load (each warns
+        // for its interface instead).
+        let elsewhere = instances(255, "mcast1", "0.01");
+        assert!(
+            check(&elsewhere, &RELAY)
+                .iter()
+                .all(|w| !w.contains("adverts/s"))
+        );
+        let unlimited = Relay {
+            inject_rate_limit: 0,
+            ..RELAY
+        };
+        assert!(check(&instances(255, "mcast0", "0.01"), &unlimited).is_empty());
+        // keepalived's default advert_int is 1 s.
+        let plain = "vrrp_instance A {\n  interface mcast0\n}\n";
+        let tight = Relay {
+            inject_rate_limit: 1,
+            ..RELAY
+        };
+        assert!(check(plain, &tight).is_empty());
+        assert_eq!(
+            check(&format!("{plain}{}", plain.replace(" A ", " B ")), &tight).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn keepalived_more_instances_than_one_interface_carries() {
+        let w = warnings(&findings(
+            Tool::Keepalived,
+            Path::new("k.conf"),
+            &instances(511, "mcast0", "1"),
+            &RELAY,
+        ));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("511 vrrp_instances on mcast0"), "{}", w[0]);
+    }
+
+    /// The instances on another relay instance's interface are that
+    /// relay's: not a mistake, and not this relay's load.
+    #[test]
+    fn keepalived_on_a_sibling_relay_interface() {
+        let others = [(
+            "mcast1".to_string(),
+            PathBuf::from("/etc/mcast-relay/mcast1.toml"),
+        )];
+        let relay = Relay {
+            others: &others,
+            ..RELAY
+        };
+        let text = format!(
+            "{}{}{}",
+            instances(255, "mcast0", "1"),
+            instances(255, "mcast1", "0.01"),
+            instances(1, "eth0", "1")
+        );
+        let f = findings(Tool::Keepalived, Path::new("k.conf"), &text, &relay);
+        let w = warnings(&f);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("uses interface eth0"), "{}", w[0]);
+        assert!(
+            f.iter().any(|x| x
+                .to_string()
+                .contains("relay configured in /etc/mcast-relay/mcast1.toml")),
+            "{f:?}"
+        );
+        let (p, text) = example("examples/many-vrids/keepalived.conf");
+        let f = findings(Tool::Keepalived, &p, &text, &relay);
+        assert!(warnings(&f).is_empty(), "{f:?}");
     }
 
     #[test]

@@ -49,9 +49,23 @@ pub(crate) const DEFAULT_KEY_FILE: &str = "/etc/mcast-relay/node.key";
 pub(crate) const DEFAULT_PORT: u16 = 7112;
 pub(crate) const DEFAULT_INTERFACE: &str = "mcast0";
 pub(crate) const DEFAULT_CLOCK_SKEW_SECS: f64 = 10.0;
-/// Packets per second a peer may inject: far above any heartbeat load
-/// (1,000 VRRP instances at advert_int 1 s are 1,000/s), far below a flood.
-pub(crate) const DEFAULT_INJECT_RATE_LIMIT: u32 = 5_000;
+/// The least packets per second a peer may inject by default: above any
+/// heartbeat load but VRRP's, far below a flood.
+pub(crate) const MIN_INJECT_RATE_LIMIT: u32 = 5_000;
+/// One interface carries at most this many virtual routers per address
+/// family (a VRID is 1-255), so one peer can master no more through it.
+pub(crate) const VRIDS_PER_FAMILY: u32 = 255;
+/// Adverts per second per virtual router the default leaves room for:
+/// advert_int 0.05 s, twice as fast as the fastest commonly configured.
+pub(crate) const ADVERTS_PER_ROUTER: u32 = 20;
+
+/// The default `node.inject_rate_limit` for an interface carrying
+/// `families` address families: every virtual router the interface can
+/// carry, all mastered by one peer at advert_int 0.05 s, is never dropped,
+/// and the bound stays a few times under what one relay can write.
+pub(crate) fn default_inject_rate_limit(families: u32) -> u32 {
+    (VRIDS_PER_FAMILY * families * ADVERTS_PER_ROUTER).max(MIN_INJECT_RATE_LIMIT)
+}
 pub(crate) const DEFAULT_RESOLVE_INTERVAL_SECS: f64 = 30.0;
 /// How often a relay asks each peer for a sign of life, by default.
 pub(crate) const DEFAULT_KEEPALIVE_SECS: f64 = 1.0;
@@ -358,7 +372,8 @@ mod tests {
         );
         assert!(!c.node.insecure);
         assert_eq!(c.node.max_clock_skew, Duration::from_secs(10));
-        assert_eq!(c.node.inject_rate_limit, DEFAULT_INJECT_RATE_LIMIT);
+        // Dual-stack: every VRID of both families at 20 adverts/s.
+        assert_eq!(c.node.inject_rate_limit, 10_200);
         assert_eq!(c.interface.address, Ipv4Addr::new(10, 250, 0, 1));
         assert_eq!(c.interface.prefix_len, 24);
         assert_eq!(c.interface.broadcast(), Ipv4Addr::new(10, 250, 0, 255));
@@ -378,6 +393,27 @@ mod tests {
                 port: 7112
             }]
         );
+    }
+
+    /// The default injection limit leaves room for every virtual router the
+    /// interface can carry (255 per family) at 20 adverts/s, never under
+    /// 5,000; a limit the file sets is kept as it is.
+    #[test]
+    fn the_default_rate_limit_follows_the_interface_families() {
+        let v4_only: String = GOOD
+            .lines()
+            .filter(|l| !l.starts_with("subnet6") && !l.starts_with("address6"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let c = parse(&v4_only).expect("valid without IPv6");
+        assert_eq!(c.interface.address6, None);
+        assert_eq!(c.node.inject_rate_limit, 5_100);
+        let set = GOOD.replace(
+            "listen = \"0.0.0.0:7112\"\n",
+            "listen = \"0.0.0.0:7112\"\ninject_rate_limit = 700\n",
+        );
+        assert_eq!(parse(&set).expect("valid").node.inject_rate_limit, 700);
+        assert_eq!(default_inject_rate_limit(0), MIN_INJECT_RATE_LIMIT);
     }
 
     /// The fixture's public keys are those of its fixed private keys.
@@ -507,8 +543,24 @@ mod tests {
         let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
         // mcast-relay.toml and one per set-up: keepalived, keepalived with
         // HAProxy, heartbeat, heartbeat with haresources, corosync,
-        // Pacemaker, spread, ucarp (tap mode).
-        assert_eq!(files.len(), 9, "examples found: {names:?}");
+        // Pacemaker, spread, ucarp (tap mode); and the two relay instances
+        // of many-vrids.
+        assert_eq!(files.len(), 11, "examples found: {names:?}");
+        let instance = |n: &str| {
+            parsed
+                .iter()
+                .find(|(f, _)| f.ends_with(format!("many-vrids/{n}.toml")))
+                .map(|(_, c)| c)
+                .expect("examples/many-vrids")
+        };
+        let (a, b) = (instance("mcast0"), instance("mcast1"));
+        // Two relays on one host must not share any of these.
+        assert_ne!(a.interface.name, b.interface.name);
+        assert_ne!(a.interface.address, b.interface.address);
+        assert_ne!(a.node.listen, b.node.listen);
+        assert_ne!(a.node.status_socket, b.node.status_socket);
+        assert_eq!(a.interface.name, "mcast0");
+        assert_eq!(b.interface.name, "mcast1");
         let ucarp = parsed
             .iter()
             .find(|(f, _)| f.ends_with("ucarp/mcast-relay.toml"))

@@ -38,7 +38,8 @@ pub(super) fn validate<E: From<ConfigError>>(
     load_key: impl FnOnce(&Path) -> Result<Credential, E>,
 ) -> Result<Config, E> {
     let iface = interface::validate_interface(ctx, raw.interface)?;
-    let node = node::validate_node(ctx, raw.node)?;
+    let families = 1 + u32::from(iface.subnet6.is_some());
+    let node = node::validate_node(ctx, raw.node, families)?;
     let allow = allow::validate_allow(ctx, raw.allow)?;
     let members = members::validate_members(
         ctx,

@@ -18,10 +18,10 @@ use crate::config::endpoint::parse_listen;
 use crate::config::error::{ConfigError, Ctx};
 use crate::config::raw::RawNode;
 use crate::config::{
-    DEFAULT_CLOCK_SKEW_SECS, DEFAULT_INJECT_RATE_LIMIT, DEFAULT_KEEPALIVE_SECS, DEFAULT_KEY_FILE,
-    DEFAULT_REDUNDANCY, DEFAULT_REDUNDANCY_SPACING_SECS, DEFAULT_RESOLVE_INTERVAL_SECS,
-    DEFAULT_STATUS_GROUP, DEFAULT_STATUS_SOCKET, DEFAULT_USER, MAX_REDUNDANCY,
-    MAX_REDUNDANCY_SPACING_SECS, NodeConfig, PathMode,
+    DEFAULT_CLOCK_SKEW_SECS, DEFAULT_KEEPALIVE_SECS, DEFAULT_KEY_FILE, DEFAULT_REDUNDANCY,
+    DEFAULT_REDUNDANCY_SPACING_SECS, DEFAULT_RESOLVE_INTERVAL_SECS, DEFAULT_STATUS_GROUP,
+    DEFAULT_STATUS_SOCKET, DEFAULT_USER, MAX_REDUNDANCY, MAX_REDUNDANCY_SPACING_SECS, NodeConfig,
+    PathMode, default_inject_rate_limit,
 };
 use crate::proto::keys::PublicKey;
 
@@ -73,7 +73,13 @@ impl Node {
     }
 }
 
-pub(super) fn validate_node(ctx: &Ctx, raw: Spanned<RawNode>) -> Result<Node, ConfigError> {
+/// `families`: how many address families the interface carries (1 or 2),
+/// for the default injection rate limit.
+pub(super) fn validate_node(
+    ctx: &Ctx,
+    raw: Spanned<RawNode>,
+    families: u32,
+) -> Result<Node, ConfigError> {
     let span = raw.span();
     let raw_node = raw.into_inner();
     let insecure = raw_node.insecure.as_ref().is_some_and(|b| *b.get_ref());
@@ -102,7 +108,7 @@ pub(super) fn validate_node(ctx: &Ctx, raw: Spanned<RawNode>) -> Result<Node, Co
         DEFAULT_RESOLVE_INTERVAL_SECS,
         86400.0,
     )?;
-    let inject_rate_limit = inject_rate_limit(ctx, &raw_node.inject_rate_limit)?;
+    let inject_rate_limit = inject_rate_limit(ctx, &raw_node.inject_rate_limit, families)?;
     let user = user(ctx, &raw_node.user)?;
     let redundancy = redundancy(ctx, &raw_node.redundancy)?;
     let redundancy_spacing_ms = redundancy_spacing_ms(ctx, &raw_node.redundancy_spacing)?;
@@ -243,9 +249,14 @@ fn seconds(
     Ok(Duration::from_secs_f64(x))
 }
 
-fn inject_rate_limit(ctx: &Ctx, raw: &Option<Spanned<i64>>) -> Result<u32, ConfigError> {
+fn inject_rate_limit(
+    ctx: &Ctx,
+    raw: &Option<Spanned<i64>>,
+    families: u32,
+) -> Result<u32, ConfigError> {
+    let default = default_inject_rate_limit(families);
     Ok(match raw {
-        None => DEFAULT_INJECT_RATE_LIMIT,
+        None => default,
         Some(s) => u32::try_from(*s.get_ref())
             .ok()
             .filter(|n| *n <= 1_000_000)
@@ -253,7 +264,7 @@ fn inject_rate_limit(ctx: &Ctx, raw: &Option<Spanned<i64>>) -> Result<u32, Confi
                 ctx.err(
                     s.span(),
                     "node.inject_rate_limit",
-                    format!("must be a number of packets per second from 0 (no limit) to 1000000; the default is {DEFAULT_INJECT_RATE_LIMIT}"),
+                    format!("must be a number of packets per second from 0 (no limit) to 1000000; the default is {default} for this interface"),
                 )
             })?,
     })
