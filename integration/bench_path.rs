@@ -8,7 +8,7 @@
 //! receivers in h2 and h3 take the one-way latency from a CLOCK_MONOTONIC
 //! timestamp in the payload (namespaces share the clock). For 64-byte
 //! payloads and the largest that fits the relay's interface unfragmented
-//! (1,396 bytes on the lab's 1500-byte network), and each path:
+//! (1,408 bytes on the lab's 1500-byte network), and each path:
 //! * latency p50/p99/p99.9 at 1,000 packets/s (LATENCY_PACKETS, default
 //!   5,000); the sender sleeps between packets, as a heartbeat daemon does,
 //!   rather than spinning on one of the machine's cores;
@@ -455,7 +455,7 @@ fn one_run(lab: &mut Lab, floor: &floor::Floor, packets: u64) -> Vec<Row> {
         (Path::RelayInsecure, true, 1),
     ];
     for (path, insecure, redundancy) in relays {
-        // No injection rate limit: the default 5000/s would cap the
+        // No injection rate limit: the default (10,200/s here) would cap the
         // throughput search, not the relay.
         lab.start_relays(RelayOptions {
             presets: vec!["corosync"],
@@ -578,7 +578,7 @@ pub fn main() {
         // receiver: everything the path costs but the receivers' reads.
         let total = r.cpu_app + r.cpu_tx.unwrap_or(0.0) + 2.0 * r.cpu_rx.unwrap_or(0.0);
         println!(
-            "| {} | {} B | {:.1} us | {:.1} us | {:.1} us | {}{}/s{} | {:.1} us | {} | {:.1} us | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {}{:.2} |",
+            "| {} | {} B | {:.1} us | {:.1} us | {:.1} us | {}{}/s{} | {:.1} us | {} | {:.1} us | {:.2} | {:.2} | {}{:.2} | {:.2} | {:.2} | {}{:.2} |",
             r.path.name(),
             r.size,
             r.p50,
@@ -596,6 +596,7 @@ pub fn main() {
             total,
             r.p50 / f50,
             r.p99 / f99,
+            if r.sender_bound { ">= " } else { "" },
             r.rate as f64 / frate,
             r.p50 / v50,
             r.p99 / v99,

@@ -204,6 +204,8 @@ fn tools(cfg: &Config, given: &[PathBuf], out: &mut Vec<Finding>) {
         address: cfg.interface.address,
         prefix: cfg.interface.prefix_len,
         inject_rate_limit: cfg.node.inject_rate_limit,
+        // IPv6 instances need this host's address6 on the interface.
+        families: 1 + u32::from(cfg.interface.address6.is_some()),
         others: &others,
     };
     let files: Vec<(PathBuf, Option<Tool>)> = if given.is_empty() {
@@ -236,22 +238,29 @@ fn tools(cfg: &Config, given: &[PathBuf], out: &mut Vec<Finding>) {
     }
 }
 
+/// The directory a configuration file is in; `-c mcast0.toml` is in the
+/// working directory, whose name `Path::parent` gives as empty.
+fn config_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
 /// The interfaces the other relay files beside `path` configure (as
 /// mcast-relay@.service keeps one per instance in /etc/mcast-relay), so
 /// that a tool's instances on them are not taken for mistakes. A file
 /// that does not parse is not a relay's and is skipped: its own `check`
-/// reports it.
+/// reports it. Where several files name one interface, the one named
+/// after it (`mcast1.toml`, the template unit's) comes first.
 fn sibling_relays(path: &Path) -> Vec<(String, PathBuf)> {
-    let Some(dir) = path.parent() else {
-        return Vec::new();
-    };
-    let Ok(entries) = fs::read_dir(dir) else {
+    let Ok(entries) = fs::read_dir(config_dir(path)) else {
         return Vec::new();
     };
     let mut out: Vec<(String, PathBuf)> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p != path)
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.file_name() != path.file_name())
         .filter_map(|p| {
             let text = fs::read_to_string(&p).ok()?;
             let v: toml::Table = text.parse().ok()?;
@@ -262,7 +271,8 @@ fn sibling_relays(path: &Path) -> Vec<(String, PathBuf)> {
             Some((name, p))
         })
         .collect();
-    out.sort();
+    let own_name = |(i, p): &(String, PathBuf)| p.file_stem() != Some(std::ffi::OsStr::new(i));
+    out.sort_by(|a, b| (&a.0, own_name(a), &a.1).cmp(&(&b.0, own_name(b), &b.1)));
     out
 }
 
@@ -318,6 +328,35 @@ mod tests {
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).expect("tmp dir");
         d
+    }
+
+    #[test]
+    fn sibling_relays_are_the_other_files_beside_the_config() {
+        let d = dir("siblings");
+        let w = |name: &str, text: &str| std::fs::write(d.join(name), text).expect("write");
+        w("mcast0.toml", "[interface]\nname = \"mcast0\"\n");
+        w("mcast1.toml", "[interface]\nname = \"mcast1\"\n");
+        // The package's default file, left in place: no name is mcast0.
+        w(
+            "mcast-relay.toml",
+            "[interface]\nsubnet = \"10.250.0.0/24\"\n",
+        );
+        w("broken.toml", "[interface\n");
+        w("notes.txt", "[interface]\nname = \"mcast9\"\n");
+        let found = sibling_relays(&d.join("mcast1.toml"));
+        assert_eq!(
+            found,
+            [
+                ("mcast0".to_string(), d.join("mcast0.toml")),
+                ("mcast0".to_string(), d.join("mcast-relay.toml")),
+            ]
+        );
+        assert_eq!(config_dir(Path::new("mcast0.toml")), Path::new("."));
+        assert_eq!(
+            config_dir(Path::new("/etc/mcast-relay/a.toml")),
+            Path::new("/etc/mcast-relay")
+        );
+        std::fs::remove_dir_all(&d).expect("cleanup");
     }
 
     #[test]

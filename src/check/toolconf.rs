@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 use crate::check::finding::Finding;
+use crate::config::VRIDS_PER_FAMILY;
 use crate::core::allow::{AllowList, PRESETS, ToolConfig};
 use crate::proto::overlay::mask_v4;
 
@@ -66,6 +67,8 @@ pub struct Relay<'a> {
     pub prefix: u8,
     /// `node.inject_rate_limit`, packets/s a peer may inject; 0: no limit.
     pub inject_rate_limit: u32,
+    /// Address families the interface carries (1, or 2 with `subnet6`).
+    pub families: u32,
     /// The interfaces of this host's other relay instances (one per
     /// interface beyond 255 virtual routers), with their files.
     pub others: &'a [(String, std::path::PathBuf)],
@@ -123,14 +126,35 @@ fn tokens(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// keepalived's VRRP version for instances that do not set theirs:
+/// `global_defs { vrrp_version N }`, else 2.
+fn default_vrrp_version(t: &[String]) -> u8 {
+    t.windows(2)
+        .find(|w| w[0] == "vrrp_version")
+        .and_then(|w| w[1].parse().ok())
+        .unwrap_or(2)
+}
+
+/// Adverts a second of an instance at `advert_int` (seconds, as written)
+/// the way keepalived rounds it: VRRPv2 to whole seconds, at least one;
+/// VRRPv3 to centiseconds, 0.01 to 40.95 s.
+fn adverts_per_sec(advert_int: f64, version: u8) -> f64 {
+    if version == 3 {
+        100.0 / (advert_int * 100.0).round().clamp(1.0, 4095.0)
+    } else {
+        1.0 / advert_int.round().clamp(1.0, 255.0)
+    }
+}
+
 fn keepalived(path: &Path, text: &str, relay: &Relay) -> Vec<Finding> {
     let t = tokens(text);
+    let default_version = default_vrrp_version(&t);
     let mut out = Vec::new();
     let mut instances = 0;
     // Of the instances on the relay's interface: how many, and the adverts
     // a second they send when this host masters them all.
     let mut relayed = 0u32;
-    let mut adverts_per_sec = 0.0;
+    let mut load = 0.0;
     let mut i = 0;
     while i < t.len() {
         if t[i] != "vrrp_instance" {
@@ -144,8 +168,9 @@ fn keepalived(path: &Path, text: &str, relay: &Relay) -> Vec<Finding> {
         let mut depth = 0;
         let mut iface: Option<String> = None;
         let mut unicast = false;
-        // keepalived's default.
+        // keepalived's defaults.
         let mut advert_int = 1.0;
+        let mut version = default_version;
         let mut j = i + 2;
         while j < t.len() {
             match t[j].as_str() {
@@ -160,9 +185,14 @@ fn keepalived(path: &Path, text: &str, relay: &Relay) -> Vec<Finding> {
                 "unicast_peer" if depth == 1 => unicast = true,
                 "advert_int" if depth == 1 => {
                     if let Some(x) = t.get(j + 1).and_then(|v| v.parse::<f64>().ok()) {
-                        if x > 0.0 {
+                        if x.is_finite() && x > 0.0 {
                             advert_int = x;
                         }
+                    }
+                }
+                "version" if depth == 1 => {
+                    if let Some(v) = t.get(j + 1).and_then(|v| v.parse().ok()) {
+                        version = v;
                     }
                 }
                 _ => {}
@@ -171,7 +201,7 @@ fn keepalived(path: &Path, text: &str, relay: &Relay) -> Vec<Finding> {
         }
         if iface.as_deref() == Some(relay.iface) {
             relayed += 1;
-            adverts_per_sec += 1.0 / advert_int;
+            load += adverts_per_sec(advert_int, version);
         }
         let other = relay.others.iter().find(|(i, _)| Some(i) == iface.as_ref());
         match iface {
@@ -210,19 +240,18 @@ fn keepalived(path: &Path, text: &str, relay: &Relay) -> Vec<Finding> {
             path.display()
         )));
     }
-    // Two address families at most, 255 VRIDs each.
-    if relayed > 2 * 255 {
+    let carried = VRIDS_PER_FAMILY * relay.families.max(1);
+    if relayed > carried {
         out.push(Finding::Warning(format!(
-            "{}: {relayed} vrrp_instances on {}, more than the 255 VRIDs per address family one interface carries; give the others a second relay instance with its own interface (README: \"More than 255 virtual routers\")",
+            "{}: {relayed} vrrp_instances on {}, more than the {carried} VRIDs it carries ({VRIDS_PER_FAMILY} per address family); give the others a second relay instance with its own interface (README: \"More than 255 virtual routers\")",
             path.display(),
             relay.iface
         )));
     }
-    // Rounded up, so that a load at the limit warns.
-    let load = (adverts_per_sec - 1e-9).ceil() as u64;
-    if relay.inject_rate_limit > 0 && load > u64::from(relay.inject_rate_limit) {
+    // A load exactly at the limit passes: the bucket refills as fast.
+    if relay.inject_rate_limit > 0 && load > f64::from(relay.inject_rate_limit) + 1e-6 {
         out.push(Finding::Warning(format!(
-            "{}: the {relayed} vrrp_instances on {} send {load} adverts/s from the host that masters them all, above node.inject_rate_limit ({}/s): the peers would drop some of them; raise inject_rate_limit above {load} or lengthen advert_int",
+            "{}: the {relayed} vrrp_instances on {} send {load:.0} adverts/s from the host that masters them all, above node.inject_rate_limit ({}/s): the peers would drop some of them; raise inject_rate_limit above {load:.0} or lengthen advert_int",
             path.display(),
             relay.iface,
             relay.inject_rate_limit
@@ -316,6 +345,7 @@ mod tests {
         address: Ipv4Addr::new(10, 250, 0, 1),
         prefix: 24,
         inject_rate_limit: 5_100,
+        families: 1,
         others: &[],
     };
 
@@ -410,12 +440,12 @@ mod tests {
         assert!(none[0].contains("no vrrp_instance"));
     }
 
-    /// `n` instances on `iface` at `advert_int`.
+    /// `n` VRRPv3 instances on `iface` at `advert_int`.
     fn instances(n: u32, iface: &str, advert_int: &str) -> String {
         (1..=n)
             .map(|i| {
                 format!(
-                    "vrrp_instance V{i} {{\n  interface {iface}\n  virtual_router_id {}\n  advert_int {advert_int}\n}}\n",
+                    "vrrp_instance V{i} {{\n  interface {iface}\n  version 3\n  virtual_router_id {}\n  advert_int {advert_int}\n}}\n",
                     (i - 1) % 255 + 1
                 )
             })
@@ -462,18 +492,41 @@ mod tests {
             check(&format!("{plain}{}", plain.replace(" A ", " B ")), &tight).len(),
             1
         );
+        // VRRPv2 (keepalived's default) rounds advert_int to whole seconds.
+        let v2 = instances(255, "mcast0", "0.01").replace("  version 3\n", "");
+        assert!(check(&v2, &RELAY).is_empty(), "v2 sends 255/s");
+        let global = format!("global_defs {{\n  vrrp_version 3\n}}\n{v2}");
+        let w = check(&global, &RELAY);
+        assert!(
+            w.iter().any(|w| w.contains("send 25500 adverts/s")),
+            "{w:?}"
+        );
+        // Out of keepalived's range: taken at its bounds, not as written.
+        let tiny = instances(255, "mcast0", "1e-300");
+        assert!(check(&tiny, &RELAY)[0].contains("send 25500 adverts/s"));
     }
 
     #[test]
     fn keepalived_more_instances_than_one_interface_carries() {
-        let w = warnings(&findings(
-            Tool::Keepalived,
-            Path::new("k.conf"),
-            &instances(511, "mcast0", "1"),
-            &RELAY,
-        ));
+        let count = |n: u32, relay: &Relay| {
+            warnings(&findings(
+                Tool::Keepalived,
+                Path::new("k.conf"),
+                &instances(n, "mcast0", "1"),
+                relay,
+            ))
+        };
+        assert!(count(255, &RELAY).is_empty());
+        let w = count(256, &RELAY);
         assert_eq!(w.len(), 1, "{w:?}");
-        assert!(w[0].contains("511 vrrp_instances on mcast0"), "{}", w[0]);
+        assert!(w[0].contains("256 vrrp_instances on mcast0"), "{}", w[0]);
+        assert!(w[0].contains("more than the 255 VRIDs"), "{}", w[0]);
+        let dual = Relay {
+            families: 2,
+            ..RELAY
+        };
+        assert!(count(510, &dual).is_empty());
+        assert!(count(511, &dual)[0].contains("more than the 510 VRIDs"));
     }
 
     /// The instances on another relay instance's interface are that

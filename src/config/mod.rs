@@ -49,9 +49,6 @@ pub(crate) const DEFAULT_KEY_FILE: &str = "/etc/mcast-relay/node.key";
 pub(crate) const DEFAULT_PORT: u16 = 7112;
 pub(crate) const DEFAULT_INTERFACE: &str = "mcast0";
 pub(crate) const DEFAULT_CLOCK_SKEW_SECS: f64 = 10.0;
-/// The least packets per second a peer may inject by default: above any
-/// heartbeat load but VRRP's, far below a flood.
-pub(crate) const MIN_INJECT_RATE_LIMIT: u32 = 5_000;
 /// One interface carries at most this many virtual routers per address
 /// family (a VRID is 1-255), so one peer can master no more through it.
 pub(crate) const VRIDS_PER_FAMILY: u32 = 255;
@@ -60,11 +57,12 @@ pub(crate) const VRIDS_PER_FAMILY: u32 = 255;
 pub(crate) const ADVERTS_PER_ROUTER: u32 = 20;
 
 /// The default `node.inject_rate_limit` for an interface carrying
-/// `families` address families: every virtual router the interface can
-/// carry, all mastered by one peer at advert_int 0.05 s, is never dropped,
-/// and the bound stays a few times under what one relay can write.
+/// `families` address families (1 or 2): every virtual router the
+/// interface can carry, all mastered by one peer at advert_int 0.05 s, is
+/// never dropped, and the other heartbeat tools send far less. Still a
+/// bound: a member that floods gets this much, not what it sends.
 pub(crate) fn default_inject_rate_limit(families: u32) -> u32 {
-    (VRIDS_PER_FAMILY * families * ADVERTS_PER_ROUTER).max(MIN_INJECT_RATE_LIMIT)
+    VRIDS_PER_FAMILY * families.max(1) * ADVERTS_PER_ROUTER
 }
 pub(crate) const DEFAULT_RESOLVE_INTERVAL_SECS: f64 = 30.0;
 /// How often a relay asks each peer for a sign of life, by default.
@@ -396,8 +394,8 @@ mod tests {
     }
 
     /// The default injection limit leaves room for every virtual router the
-    /// interface can carry (255 per family) at 20 adverts/s, never under
-    /// 5,000; a limit the file sets is kept as it is.
+    /// interface can carry (255 per family) at 20 adverts/s; a limit the
+    /// file sets is kept as it is.
     #[test]
     fn the_default_rate_limit_follows_the_interface_families() {
         let v4_only: String = GOOD
@@ -413,7 +411,6 @@ mod tests {
             "listen = \"0.0.0.0:7112\"\ninject_rate_limit = 700\n",
         );
         assert_eq!(parse(&set).expect("valid").node.inject_rate_limit, 700);
-        assert_eq!(default_inject_rate_limit(0), MIN_INJECT_RATE_LIMIT);
     }
 
     /// The fixture's public keys are those of its fixed private keys.
