@@ -20,13 +20,15 @@
 //!
 //! Paths: native (the lab's bridge opened), VXLAN (unicast head-end
 //! replication to static FDB entries, bridge closed), the floor (see
-//! bench_path/floor.rs), the relay encrypted with one copy per packet
+//! bench_path/floor.rs), the floor with the relay's way of waiting (an
+//! epoll loop, bench_path/evented.rs), the relay encrypted with one copy per packet
 //! (`redundancy = 1`, what the floor sends) and with the default two, and
 //! with `insecure = true` and one copy. Ratios are to the floor (the
 //! relay's limit) and to VXLAN (for reference).
 
 use crate::lab;
 
+mod evented;
 mod floor;
 
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
@@ -46,6 +48,8 @@ enum Path {
     Native,
     Vxlan,
     Floor,
+    /// The floor's work, waited for the relay's way (bench_path/evented.rs).
+    FloorEvented,
     /// Encrypted, `redundancy = 1`: one datagram per peer, as the floor.
     RelayOne,
     /// Encrypted, the default `redundancy = 2`: every packet twice.
@@ -59,6 +63,7 @@ impl Path {
             Path::Native => "native multicast",
             Path::Vxlan => "kernel VXLAN",
             Path::Floor => "user-space floor",
+            Path::FloorEvented => "floor with an event loop",
             Path::RelayOne => "mcast-relay (encrypted, 1 copy)",
             Path::Relay => "mcast-relay (encrypted, 2 copies)",
             Path::RelayInsecure => "mcast-relay (insecure, 1 copy)",
@@ -72,6 +77,7 @@ impl Path {
             Path::Native => Ipv4Addr::new(10, 77, 0, h),
             Path::Vxlan => Ipv4Addr::new(10, 99, 0, h),
             Path::Floor => Ipv4Addr::new(10, 98, 0, h),
+            Path::FloorEvented => Ipv4Addr::new(10, 97, 0, h),
             Path::RelayOne | Path::Relay | Path::RelayInsecure => Ipv4Addr::new(10, 250, 0, h),
         }
     }
@@ -447,7 +453,7 @@ fn sizes() -> [usize; 2] {
 }
 
 /// Every path once, in one lab: one row per path and payload.
-fn one_run(lab: &mut Lab, floor: &floor::Floor, packets: u64) -> Vec<Row> {
+fn one_run(lab: &mut Lab, floor: &floor::Floor, evented: &floor::Floor, packets: u64) -> Vec<Row> {
     let mut rows = Vec::new();
     let relays = [
         (Path::RelayOne, false, 1),
@@ -477,6 +483,10 @@ fn one_run(lab: &mut Lab, floor: &floor::Floor, packets: u64) -> Vec<Row> {
     for size in sizes() {
         let tids = (floor.sender_tid, floor.receiver_tid);
         rows.push(measure(lab, Path::Floor, size, packets, Some(tids)));
+    }
+    for size in sizes() {
+        let tids = (evented.sender_tid, evented.receiver_tid);
+        rows.push(measure(lab, Path::FloorEvented, size, packets, Some(tids)));
     }
     for size in sizes() {
         rows.push(measure(lab, Path::Vxlan, size, packets, None));
@@ -532,16 +542,18 @@ pub fn main() {
     let mut lab = Lab::new(3);
     add_vxlan(&lab);
     let floor = floor::start(&lab, 1, RECEIVERS[0]);
+    let evented = evented::start(&lab, 1, RECEIVERS[0]);
     let all: Vec<Vec<Row>> = (1..=runs)
         .map(|i| {
             println!("run {i} of {runs}");
-            one_run(&mut lab, &floor, packets)
+            one_run(&mut lab, &floor, &evented, packets)
         })
         .collect();
     let order = [
         Path::Native,
         Path::Vxlan,
         Path::Floor,
+        Path::FloorEvented,
         Path::RelayOne,
         Path::Relay,
         Path::RelayInsecure,

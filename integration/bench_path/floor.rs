@@ -31,7 +31,7 @@ pub fn mtu() -> u32 {
     underlay::inner_mtu(1_500, &SocketAddr::from(([10, 77, 0, 1], PORT)), Mode::Tun)
 }
 
-fn gettid() -> u32 {
+pub fn gettid() -> u32 {
     // SAFETY: gettid has no arguments and cannot fail.
     unsafe { libc::gettid() as u32 }
 }
