@@ -21,7 +21,8 @@
 //! Paths: native (the lab's bridge opened), VXLAN (unicast head-end
 //! replication to static FDB entries, bridge closed), the floor (see
 //! bench_path/floor.rs), the floor with the relay's way of waiting (an
-//! epoll loop, bench_path/evented.rs), the relay encrypted with one copy per packet
+//! epoll loop, bench_path/evented.rs) and the same sealing each packet
+//! with the relay's cipher, the relay encrypted with one copy per packet
 //! (`redundancy = 1`, what the floor sends) and with the default two, and
 //! with `insecure = true` and one copy. Ratios are to the floor (the
 //! relay's limit) and to VXLAN (for reference).
@@ -50,6 +51,8 @@ enum Path {
     Floor,
     /// The floor's work, waited for the relay's way (bench_path/evented.rs).
     FloorEvented,
+    /// ... with each packet sealed and opened by the relay's cipher.
+    FloorSealed,
     /// Encrypted, `redundancy = 1`: one datagram per peer, as the floor.
     RelayOne,
     /// Encrypted, the default `redundancy = 2`: every packet twice.
@@ -64,6 +67,7 @@ impl Path {
             Path::Vxlan => "kernel VXLAN",
             Path::Floor => "user-space floor",
             Path::FloorEvented => "floor with an event loop",
+            Path::FloorSealed => "floor, event loop, sealed",
             Path::RelayOne => "mcast-relay (encrypted, 1 copy)",
             Path::Relay => "mcast-relay (encrypted, 2 copies)",
             Path::RelayInsecure => "mcast-relay (insecure, 1 copy)",
@@ -78,6 +82,7 @@ impl Path {
             Path::Vxlan => Ipv4Addr::new(10, 99, 0, h),
             Path::Floor => Ipv4Addr::new(10, 98, 0, h),
             Path::FloorEvented => Ipv4Addr::new(10, 97, 0, h),
+            Path::FloorSealed => Ipv4Addr::new(10, 96, 0, h),
             Path::RelayOne | Path::Relay | Path::RelayInsecure => Ipv4Addr::new(10, 250, 0, h),
         }
     }
@@ -453,7 +458,13 @@ fn sizes() -> [usize; 2] {
 }
 
 /// Every path once, in one lab: one row per path and payload.
-fn one_run(lab: &mut Lab, floor: &floor::Floor, evented: &floor::Floor, packets: u64) -> Vec<Row> {
+fn one_run(
+    lab: &mut Lab,
+    floor: &floor::Floor,
+    evented: &floor::Floor,
+    sealed: &floor::Floor,
+    packets: u64,
+) -> Vec<Row> {
     let mut rows = Vec::new();
     let relays = [
         (Path::RelayOne, false, 1),
@@ -487,6 +498,10 @@ fn one_run(lab: &mut Lab, floor: &floor::Floor, evented: &floor::Floor, packets:
     for size in sizes() {
         let tids = (evented.sender_tid, evented.receiver_tid);
         rows.push(measure(lab, Path::FloorEvented, size, packets, Some(tids)));
+    }
+    for size in sizes() {
+        let tids = (sealed.sender_tid, sealed.receiver_tid);
+        rows.push(measure(lab, Path::FloorSealed, size, packets, Some(tids)));
     }
     for size in sizes() {
         rows.push(measure(lab, Path::Vxlan, size, packets, None));
@@ -542,11 +557,12 @@ pub fn main() {
     let mut lab = Lab::new(3);
     add_vxlan(&lab);
     let floor = floor::start(&lab, 1, RECEIVERS[0]);
-    let evented = evented::start(&lab, 1, RECEIVERS[0]);
+    let evented = evented::start(&lab, 1, RECEIVERS[0], false);
+    let sealed = evented::start(&lab, 1, RECEIVERS[0], true);
     let all: Vec<Vec<Row>> = (1..=runs)
         .map(|i| {
             println!("run {i} of {runs}");
-            one_run(&mut lab, &floor, &evented, packets)
+            one_run(&mut lab, &floor, &evented, &sealed, packets)
         })
         .collect();
     let order = [
@@ -554,6 +570,7 @@ pub fn main() {
         Path::Vxlan,
         Path::Floor,
         Path::FloorEvented,
+        Path::FloorSealed,
         Path::RelayOne,
         Path::Relay,
         Path::RelayInsecure,

@@ -5,7 +5,9 @@
 //! give it), then reads each until it is empty: so per packet one
 //! `epoll_wait` and one empty read more than the floor. Between this and
 //! the floor is what that way of waiting costs; between this and the relay
-//! is what the relay's runtime and logic cost.
+//! is what the relay's runtime and logic cost. Sealed, each packet also
+//! goes through the relay's cipher (ChaCha20-Poly1305, ring, an 8-byte
+//! counter in front): what encryption costs the path, alone.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
@@ -13,17 +15,26 @@ use std::os::fd::AsRawFd;
 use std::sync::mpsc;
 
 use mcast_relay::io::tun::{Tun, TunSpec};
+use mcast_relay::proto::crypto::StreamKey;
 
 use super::floor::{Floor, gettid, mtu};
 use crate::lab::{self, Lab};
 
+/// Ports of the plain and the sealed variant.
 const PORT: u16 = 7_001;
+const SEALED_PORT: u16 = 7_002;
 /// The relay's loop always has a timer due (keepalives every second).
 const TIMEOUT_MS: i32 = 1_000;
 
-/// Starts one evented forwarder in every host; like the floor's, they run
-/// until the process ends.
-pub fn start(lab: &Lab, sender: usize, receiver: usize) -> Floor {
+/// Starts one evented forwarder in every host, on `floor1` (10.97.0.h),
+/// or sealed on `floor2` (10.96.0.h); like the floor's, they run until
+/// the process ends.
+pub fn start(lab: &Lab, sender: usize, receiver: usize, sealed: bool) -> Floor {
+    let (name, net, port) = if sealed {
+        ("floor2", 96, SEALED_PORT)
+    } else {
+        ("floor1", 97, PORT)
+    };
     let hosts: Vec<usize> = lab.host_ids().collect();
     let mut floor = Floor {
         sender_tid: 0,
@@ -32,16 +43,16 @@ pub fn start(lab: &Lab, sender: usize, receiver: usize) -> Floor {
     for &h in &hosts {
         let (tun, sock) = lab::in_netns(&lab.ns(h), move || {
             let tun = Tun::open(&TunSpec {
-                name: "floor1".into(),
+                name: name.into(),
                 mtu: mtu(),
-                address: Ipv4Addr::new(10, 97, 0, h as u8),
+                address: Ipv4Addr::new(10, net, 0, h as u8),
                 prefix_len: 24,
-                broadcast: Ipv4Addr::new(10, 97, 0, 255),
+                broadcast: Ipv4Addr::new(10, net, 0, 255),
                 address6: None,
                 tap_mac: None,
             })
             .expect("evented floor tun");
-            let sock = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, h as u8), PORT))
+            let sock = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, h as u8), port))
                 .expect("evented floor socket");
             (tun, sock)
         });
@@ -49,12 +60,14 @@ pub fn start(lab: &Lab, sender: usize, receiver: usize) -> Floor {
         let peers: Vec<SocketAddrV4> = hosts
             .iter()
             .filter(|p| **p != h)
-            .map(|p| SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, *p as u8), PORT))
+            .map(|p| SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, *p as u8), port))
             .collect();
         let (tids, ids) = mpsc::channel();
         std::thread::spawn(move || {
             let _ = tids.send(gettid());
-            forward(&tun, &sock, &peers);
+            // One key for the whole lab: what is measured is the work.
+            let key = sealed.then(|| StreamKey::new(&[7; 32]));
+            forward(&tun, &sock, &peers, key.as_ref());
         });
         let tid = ids.recv().expect("evented forwarder started");
         if h == sender {
@@ -67,7 +80,7 @@ pub fn start(lab: &Lab, sender: usize, receiver: usize) -> Floor {
     floor
 }
 
-fn forward(tun: &Tun, sock: &UdpSocket, peers: &[SocketAddrV4]) {
+fn forward(tun: &Tun, sock: &UdpSocket, peers: &[SocketAddrV4], key: Option<&StreamKey>) {
     // SAFETY: a new epoll instance; its descriptor is this thread's.
     let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
     assert!(ep >= 0, "epoll_create1: {}", io::Error::last_os_error());
@@ -82,19 +95,47 @@ fn forward(tun: &Tun, sock: &UdpSocket, peers: &[SocketAddrV4]) {
     }
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; 8];
     let mut buf = vec![0u8; 65_536];
+    let mut counter = 0u64;
     loop {
         // SAFETY: `events` is writable for its length.
         let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), 8, TIMEOUT_MS) };
         for ev in events.iter().take(n.max(0) as usize) {
             if ev.u64 == 0 {
-                while let Ok(len) = tun.read(&mut buf) {
+                while let Ok(len) = tun.read(&mut buf[8..65_536 - 16]) {
+                    let end = match key {
+                        Some(k) => {
+                            counter += 1;
+                            buf[..8].copy_from_slice(&counter.to_be_bytes());
+                            let tag = k.seal(counter, &[], &mut buf[8..8 + len]);
+                            buf[8 + len..8 + len + 16].copy_from_slice(&tag);
+                            8 + len + 16
+                        }
+                        None => 8 + len,
+                    };
+                    // Plain: the packet alone, as the floor sends it.
+                    let out = if key.is_some() {
+                        &buf[..end]
+                    } else {
+                        &buf[8..end]
+                    };
                     for p in peers {
-                        let _ = sock.send_to(&buf[..len], p);
+                        let _ = sock.send_to(out, p);
                     }
                 }
             } else {
                 while let Ok(len) = sock.recv(&mut buf) {
-                    let _ = tun.write(&buf[..len]);
+                    let packet = match key {
+                        Some(k) if len >= 24 => {
+                            let c = u64::from_be_bytes(buf[..8].try_into().unwrap_or([0; 8]));
+                            match k.open(c, &[], &mut buf[8..len]) {
+                                Ok(n) => &buf[8..8 + n],
+                                Err(_) => continue,
+                            }
+                        }
+                        Some(_) => continue,
+                        None => &buf[..len],
+                    };
+                    let _ = tun.write(packet);
                 }
             }
         }
