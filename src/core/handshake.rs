@@ -41,6 +41,15 @@ use crate::proto::wire::{
 
 /// How long an initiation waits for its response before another goes.
 pub(super) const RETRY_MS: u64 = 1_000;
+/// Initiations to a peer that has answered none since this relay started
+/// go every RETRY_MS this many times, then twice as far apart each time up
+/// to MAX_RETRY_MS: a member that is down (or not built yet) costs a
+/// Diffie-Hellman every 8 s, not every second, and when it starts, its
+/// own initiation makes the session at once. A peer met once keeps the
+/// 1 s pace: after a partition that outlived the sessions, the pair must
+/// find each other as soon as the network heals.
+const FAST_RETRIES: u32 = 10;
+const MAX_RETRY_MS: u64 = 8_000;
 /// Closest spacing of initiations to one peer.
 const SPACING_MS: u64 = 100;
 /// Handshakes from one claimed member processed per second (and burst),
@@ -141,6 +150,10 @@ pub(super) struct PeerHandshake {
     last_accepted: Option<Timestamp>,
     /// When a stale initiation of this peer last made us start one.
     last_stale_answer_ms: Option<u64>,
+    /// Initiations sent while the peer has completed none with us.
+    unanswered: u32,
+    /// The peer has completed a handshake with us since we started.
+    met: bool,
     /// Handshakes processed claiming this member: from its configured
     /// endpoint address, and from anywhere else.
     from_endpoint: Bucket,
@@ -159,6 +172,8 @@ impl PeerHandshake {
             next_ms: 0,
             last_accepted: None,
             last_stale_answer_ms: None,
+            unanswered: 0,
+            met: false,
             from_endpoint: Bucket::full(PER_MEMBER_RATE),
             from_elsewhere: Bucket::full(PER_MEMBER_RATE),
             mac: public_key.map(MacKey::for_receiver),
@@ -187,8 +202,27 @@ impl PeerHandshake {
         if !(self.wanted || rekey) {
             return None;
         }
-        let retry = self.pending.as_ref().map_or(0, |p| p.sent_ms + RETRY_MS);
+        let retry = self
+            .pending
+            .as_ref()
+            .map_or(0, |p| p.sent_ms + self.retry_ms());
         Some(self.next_ms.max(retry))
+    }
+
+    /// How long the outstanding initiation waits before the next.
+    fn retry_ms(&self) -> u64 {
+        if self.met {
+            return RETRY_MS;
+        }
+        let doublings = self.unanswered.saturating_sub(FAST_RETRIES).min(3);
+        (RETRY_MS << doublings).min(MAX_RETRY_MS)
+    }
+
+    /// The peer completed a handshake with us: from now on it is greeted
+    /// at the normal pace whenever it needs a handshake.
+    fn answered(&mut self) {
+        self.met = true;
+        self.unanswered = 0;
     }
 }
 
@@ -270,6 +304,7 @@ impl Relay {
         });
         hs.wanted = false;
         hs.next_ms = now_ms + SPACING_MS;
+        hs.unanswered = hs.unanswered.saturating_add(1);
         self.counters.handshakes_sent += 1;
         let (window, timeout) = (self.reachability_window(), self.ping_timeout_ms());
         let paths = &mut self.peers[i].paths;
@@ -386,6 +421,7 @@ impl Relay {
         // The peer is about to confirm this session: our own initiation
         // can wait a retry interval.
         peer.hs.next_ms = peer.hs.next_ms.max(now_ms + RETRY_MS);
+        peer.hs.answered();
         let index = self.handshake.new_index();
         let mut reply = [0u8; RESP_PAYLOAD_LEN];
         reply[..8].copy_from_slice(&self.handshake.run.to_be_bytes());
@@ -496,6 +532,7 @@ impl Relay {
         let keys = pending.noise.split().map_err(|_| DropReason::BadAuth)?;
         self.check_link(flags)?;
         let peer = &mut self.peers[i];
+        peer.hs.answered();
         peer.sessions.install_initiated(Session::new(
             keys,
             pending.local,
@@ -800,6 +837,52 @@ mod tests {
             Inbound::Handled
         );
         assert!(a.has_session(peer_index(&a, "h2")));
+    }
+
+    /// A member that is down costs one initiation every 8 s once ten have
+    /// gone unanswered; when it comes back, its own initiation makes the
+    /// session at once, whatever the backoff; and once met, it is greeted
+    /// every second again when it needs a handshake.
+    #[test]
+    fn a_silent_peer_is_greeted_less_often_and_a_returning_one_at_once() {
+        let mut a = node_with(1, 2, T0, key(1));
+        let mut out = [0u8; MAX_DATAGRAM];
+        let mut sent = Vec::new();
+        let mut t = T0;
+        while t < T0 + 60_000 {
+            while a.poll_hello(t, &mut out).is_some() {
+                if out[1] == Kind::Initiation as u8 {
+                    sent.push(t - T0);
+                }
+            }
+            t += 10;
+        }
+        let gaps: Vec<u64> = sent.windows(2).map(|w| w[1] - w[0]).collect();
+        assert_eq!(gaps[..10], [1_000; 10], "{gaps:?}");
+        assert_eq!(gaps[10..13], [2_000, 4_000, 8_000], "{gaps:?}");
+        assert!(gaps[13..].iter().all(|g| *g == 8_000), "{gaps:?}");
+        assert!(sent.len() < 20, "{} initiations in 60 s", sent.len());
+        let mut b = node_with(2, 2, t, key(2));
+        meet(&mut [(1, &mut a), (2, &mut b)], t);
+        let h2 = peer_index(&a, "h2");
+        assert!(a.has_session(h2));
+        assert!(b.has_session(peer_index(&b, "h1")));
+        // h2 goes away for good after its session's lifetime: the
+        // initiations that follow are a second apart, for as long as it
+        // takes.
+        let mut again = Vec::new();
+        let start = t;
+        while t < start + 600_000 {
+            while a.poll_hello(t, &mut out).is_some() {
+                if out[1] == Kind::Initiation as u8 {
+                    again.push(t);
+                }
+            }
+            t += 10;
+        }
+        let gaps: Vec<u64> = again.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps.len() > 100, "{} initiations", again.len());
+        assert!(gaps.iter().all(|g| *g <= 1_000), "{gaps:?}");
     }
 
     #[test]
