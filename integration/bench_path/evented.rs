@@ -4,7 +4,9 @@
 //! tun and the socket (edge-triggered, with a timeout as the relay's timers
 //! give it), then reads each until it is empty: so per packet one
 //! `epoll_wait` and one empty read more than the floor. Between this and
-//! the floor is what that way of waiting costs; between this and the relay
+//! the floor is what that way of waiting costs (its receiving side reads
+//! once more, empty, where the relay's `recvmmsg` of two does not; sends
+//! that would block are dropped, not waited for); between this and the relay
 //! is what the relay's runtime and logic cost. Sealed, each packet also
 //! goes through the relay's cipher (ChaCha20-Poly1305, ring, an 8-byte
 //! counter in front): what encryption costs the path, alone.

@@ -105,7 +105,8 @@ impl Relay {
     /// and after [`Relay::handle_timeout`], until it returns `None`.
     ///
     /// An initiation goes to every peer without a session, to a peer whose
-    /// session is due for renewal, and again every second until answered;
+    /// session is due for renewal, and again every second until answered
+    /// (to a peer never met, after ten, up to 8 s apart);
     /// a keepalive goes over every path of every peer with a session each
     /// `keepalive_ms`. Returns the length, the peer and its address.
     pub fn poll_hello(

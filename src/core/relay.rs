@@ -271,6 +271,9 @@ impl Relay {
     /// new address starts the path's measurements afresh.
     pub fn set_path(&mut self, id: PeerId, k: usize, addr: Option<SocketAddr>) {
         if let Some(p) = self.peers.get_mut(id) {
+            if addr.is_some() && p.paths.addr(k) != addr {
+                p.hs.moved();
+            }
             p.paths.set(k, addr);
         }
     }
