@@ -12,15 +12,15 @@
 //! counter in front): what encryption costs the path, alone.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::{SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::mpsc;
 
-use mcast_relay::io::tun::{Tun, TunSpec};
+use mcast_relay::io::tun::Tun;
 use mcast_relay::proto::crypto::StreamKey;
 
-use super::floor::{Floor, gettid, mtu};
-use crate::lab::{self, Lab};
+use super::floor::{self, Floor, gettid};
+use crate::lab::Lab;
 
 /// Ports of the plain and the sealed variant.
 const PORT: u16 = 7_001;
@@ -43,27 +43,9 @@ pub fn start(lab: &Lab, sender: usize, receiver: usize, sealed: bool) -> Floor {
         receiver_tid: 0,
     };
     for &h in &hosts {
-        let (tun, sock) = lab::in_netns(&lab.ns(h), move || {
-            let tun = Tun::open(&TunSpec {
-                name: name.into(),
-                mtu: mtu(),
-                address: Ipv4Addr::new(10, net, 0, h as u8),
-                prefix_len: 24,
-                broadcast: Ipv4Addr::new(10, net, 0, 255),
-                address6: None,
-                tap_mac: None,
-            })
-            .expect("evented floor tun");
-            let sock = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, h as u8), port))
-                .expect("evented floor socket");
-            (tun, sock)
-        });
+        let (tun, sock) = floor::open(lab, h, name, net, port);
         sock.set_nonblocking(true).expect("non-blocking socket");
-        let peers: Vec<SocketAddrV4> = hosts
-            .iter()
-            .filter(|p| **p != h)
-            .map(|p| SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, *p as u8), port))
-            .collect();
+        let peers = floor::peers(&hosts, h, port);
         let (tids, ids) = mpsc::channel();
         std::thread::spawn(move || {
             let _ = tids.send(gettid());

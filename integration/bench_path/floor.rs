@@ -36,6 +36,36 @@ pub fn gettid() -> u32 {
     unsafe { libc::gettid() as u32 }
 }
 
+/// Host `h`'s tun `name` (10.`net`.0.h/24, the relay's MTU on the lab's
+/// 1500-byte network, so every floor forwards the same packets as the
+/// relay) and its UDP socket on the lab's network at `port`.
+pub fn open(lab: &Lab, h: usize, name: &'static str, net: u8, port: u16) -> (Tun, UdpSocket) {
+    lab::in_netns(&lab.ns(h), move || {
+        let tun = Tun::open(&TunSpec {
+            name: name.into(),
+            mtu: mtu(),
+            address: Ipv4Addr::new(10, net, 0, h as u8),
+            prefix_len: 24,
+            broadcast: Ipv4Addr::new(10, net, 0, 255),
+            address6: None,
+            tap_mac: None,
+        })
+        .unwrap_or_else(|e| panic!("{name} tun: {e}"));
+        let sock = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, h as u8), port))
+            .unwrap_or_else(|e| panic!("{name} socket: {e}"));
+        (tun, sock)
+    })
+}
+
+/// Every host's socket at `port` but `h`'s.
+pub fn peers(hosts: &[usize], h: usize, port: u16) -> Vec<SocketAddrV4> {
+    hosts
+        .iter()
+        .filter(|p| **p != h)
+        .map(|p| SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, *p as u8), port))
+        .collect()
+}
+
 /// Starts the forwarders in every host; they run until the process ends
 /// (blocked in a read when idle, so they cost nothing between runs).
 pub fn start(lab: &Lab, sender: usize, receiver: usize) -> Floor {
@@ -45,31 +75,11 @@ pub fn start(lab: &Lab, sender: usize, receiver: usize) -> Floor {
         receiver_tid: 0,
     };
     for &h in &hosts {
-        let (tun, sock) = lab::in_netns(&lab.ns(h), move || {
-            let tun = Tun::open(&TunSpec {
-                name: "floor0".into(),
-                // The relay's MTU on the lab's 1500-byte network, so both
-                // forward the same packets.
-                mtu: mtu(),
-                address: Ipv4Addr::new(10, 98, 0, h as u8),
-                prefix_len: 24,
-                broadcast: Ipv4Addr::new(10, 98, 0, 255),
-                address6: None,
-                tap_mac: None,
-            })
-            .expect("floor tun");
-            let sock = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, h as u8), PORT))
-                .expect("floor socket");
-            (tun, sock)
-        });
+        let (tun, sock) = open(lab, h, "floor0", 98, PORT);
         // SAFETY: fcntl on a descriptor the tun owns: blocking reads.
         unsafe { libc::fcntl(tun.as_raw_fd(), libc::F_SETFL, 0) };
         let tun = std::sync::Arc::new(tun);
-        let peers: Vec<SocketAddrV4> = hosts
-            .iter()
-            .filter(|p| **p != h)
-            .map(|p| SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, *p as u8), PORT))
-            .collect();
+        let peers = peers(&hosts, h, PORT);
         let out = sock.try_clone().expect("clone floor socket");
         let (tids, ids) = mpsc::channel();
         let reader = tun.clone();

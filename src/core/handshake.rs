@@ -853,6 +853,31 @@ mod tests {
         assert!(a.has_session(peer_index(&a, "h2")));
     }
 
+    /// Polls `r` every 10 ms from `*t` until `until` (or until `stop` says
+    /// so of what came so far): when each initiation went, and where.
+    fn initiations(
+        r: &mut Relay,
+        t: &mut u64,
+        until: u64,
+        stop: impl Fn(&[(u64, std::net::SocketAddr)]) -> bool,
+    ) -> Vec<(u64, std::net::SocketAddr)> {
+        let mut out = [0u8; MAX_DATAGRAM];
+        let mut sent = Vec::new();
+        while *t < until && !stop(&sent) {
+            while let Some((_, _, to)) = r.poll_hello(*t, &mut out) {
+                if out[1] == Kind::Initiation as u8 {
+                    sent.push((*t, to));
+                }
+            }
+            *t += 10;
+        }
+        sent
+    }
+
+    fn spacing(sent: &[(u64, std::net::SocketAddr)]) -> Vec<u64> {
+        sent.windows(2).map(|w| w[1].0 - w[0].0).collect()
+    }
+
     /// A member that is down costs one initiation every 8 s once ten have
     /// gone unanswered; when it comes back, its own initiation makes the
     /// session at once, whatever the backoff; and once met, it is greeted
@@ -860,18 +885,8 @@ mod tests {
     #[test]
     fn a_silent_peer_is_greeted_less_often_and_a_returning_one_at_once() {
         let mut a = node_with(1, 2, T0, key(1));
-        let mut out = [0u8; MAX_DATAGRAM];
-        let mut sent = Vec::new();
         let mut t = T0;
-        while t < T0 + 60_000 {
-            while a.poll_hello(t, &mut out).is_some() {
-                if out[1] == Kind::Initiation as u8 {
-                    sent.push(t - T0);
-                }
-            }
-            t += 10;
-        }
-        let gaps: Vec<u64> = sent.windows(2).map(|w| w[1] - w[0]).collect();
+        let gaps = spacing(&initiations(&mut a, &mut t, T0 + 60_000, |_| false));
         assert_eq!(gaps[..10], [1_000; 10], "{gaps:?}");
         assert_eq!(gaps[10..13], [2_000, 4_000, 8_000], "{gaps:?}");
         assert!(gaps[13..].iter().all(|g| *g == 8_000), "{gaps:?}");
@@ -883,17 +898,9 @@ mod tests {
         // h2 goes away for good (a's keepalives go unanswered): the
         // initiations that follow, into and past the session's lifetime,
         // are a second apart, for as long as it takes.
-        let mut again = Vec::new();
-        let start = t;
-        while t < start + 600_000 {
-            while a.poll_hello(t, &mut out).is_some() {
-                if out[1] == Kind::Initiation as u8 {
-                    again.push(t);
-                }
-            }
-            t += 10;
-        }
-        let gaps: Vec<u64> = again.windows(2).map(|w| w[1] - w[0]).collect();
+        let until = t + 600_000;
+        let again = initiations(&mut a, &mut t, until, |_| false);
+        let gaps = spacing(&again);
         assert!(gaps.len() > 100, "{} initiations", again.len());
         assert!(gaps.iter().all(|g| *g <= 1_000), "{gaps:?}");
     }
@@ -903,26 +910,16 @@ mod tests {
     #[test]
     fn a_member_that_moves_is_greeted_at_its_new_address_at_once() {
         let mut a = node_with(1, 2, T0, key(1));
-        let mut out = [0u8; MAX_DATAGRAM];
         let mut t = T0;
         // Initiations went at 32 s and go next at 40 s.
-        while t < T0 + 36_000 {
-            while a.poll_hello(t, &mut out).is_some() {}
-            t += 10;
-        }
+        initiations(&mut a, &mut t, T0 + 36_000, |_| false);
         let moved: std::net::SocketAddr = "192.0.2.77:7112".parse().expect("addr");
         let h2 = peer_index(&a, "h2");
         a.set_path(h2, 0, Some(moved));
-        let mut first = None;
-        while first.is_none() && t < T0 + 37_000 {
-            while let Some((_, _, to)) = a.poll_hello(t, &mut out) {
-                if out[1] == Kind::Initiation as u8 {
-                    first = Some((t, to));
-                }
-            }
-            t += 10;
-        }
-        let (at, to) = first.expect("an initiation within a second of the move");
+        let first = initiations(&mut a, &mut t, T0 + 37_000, |s| !s.is_empty());
+        let &(at, to) = first
+            .first()
+            .expect("an initiation within a second of the move");
         assert_eq!(to, moved);
         assert!(
             at <= T0 + 36_000 + 100,
