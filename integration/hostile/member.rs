@@ -61,6 +61,7 @@ impl Cluster {
             keepalive_ms: 1000,
             quorum: false,
             redundancy: mcast_relay::core::Redundancy::default(),
+            vips: Vec::new(),
         });
         for &p in peers {
             r.set_endpoint(peer_of(p), Some(SocketAddr::V4(underlay(p))));

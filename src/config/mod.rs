@@ -20,11 +20,12 @@
 //! * `error`: [`ConfigError`], [`LoadError`] and the span-to-position logic.
 
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::core::allow::AllowList;
+use crate::core::vrrp_watch::Family;
 use crate::io::{host as hostio, keyfile};
 use crate::proto::keys::{PrivateKey, PublicKey};
 use crate::proto::overlay::broadcast_v4;
@@ -97,7 +98,28 @@ pub struct Config {
     pub interface: InterfaceConfig,
     pub allow: AllowList,
     pub peers: Vec<PeerConfig>,
+    /// `[[vip]]`: what to run when this node becomes a virtual router's
+    /// only master (cloud address moves), in the file's order.
+    pub vips: Vec<VipConfig>,
 }
+
+/// One `[[vip]]` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VipConfig {
+    pub vrid: u8,
+    pub family: Family,
+    /// The virtual address, handed to the hook (`MCAST_RELAY_VIP`).
+    pub address: Option<IpAddr>,
+    /// The command and its arguments, run without a shell; the first is
+    /// an absolute path.
+    pub on_master: Vec<String>,
+    /// `None`: six advert intervals, at least a second (the core's).
+    pub settle: Option<Duration>,
+    pub timeout: Duration,
+}
+
+/// How long a hook may run when `timeout` is left out.
+pub(crate) const DEFAULT_HOOK_TIMEOUT_SECS: f64 = 30.0;
 
 #[derive(Clone, Debug)]
 pub struct NodeConfig {

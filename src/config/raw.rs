@@ -18,6 +18,8 @@ pub(super) struct RawConfig {
     pub(super) allow: Option<Spanned<RawAllow>>,
     #[serde(default)]
     pub(super) member: Vec<Spanned<RawMember>>,
+    #[serde(default)]
+    pub(super) vip: Vec<Spanned<RawVip>>,
 }
 
 #[derive(Deserialize)]
@@ -91,6 +93,17 @@ pub(super) struct RawMember {
     pub(super) address: Spanned<String>,
     pub(super) address6: Option<Spanned<String>>,
     pub(super) public_key: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawVip {
+    pub(super) vrid: Spanned<i64>,
+    pub(super) family: Option<Spanned<String>>,
+    pub(super) address: Option<Spanned<String>>,
+    pub(super) on_master: Spanned<Vec<Spanned<String>>>,
+    pub(super) settle: Option<Spanned<f64>>,
+    pub(super) timeout: Option<Spanned<f64>>,
 }
 
 /// Only what tells the layout before this issue (one file per host, with

@@ -7,6 +7,7 @@
 use std::collections::VecDeque;
 
 use crate::core::peers::PeerId;
+use crate::core::vip::Standing;
 use crate::core::vrrp_watch::Alarm;
 
 /// One thing that happened.
@@ -29,13 +30,18 @@ pub enum Event {
     /// With quorum: a majority again; also the first decision when it is
     /// one.
     QuorumRegained { reachable: usize, cluster: usize },
+    /// Where this node stands with `[[vip]]` number `vip` changed; at
+    /// [`Standing::Claimed`] its hook is due.
+    Vip { vip: usize, standing: Standing },
 }
 
 impl Event {
-    fn is_quorum(&self) -> bool {
+    /// Never dropped from a full queue: the caller acts on these (the
+    /// carrier, a hook) and is told of no other.
+    fn is_kept(&self) -> bool {
         matches!(
             self,
-            Event::QuorumLost { .. } | Event::QuorumRegained { .. }
+            Event::QuorumLost { .. } | Event::QuorumRegained { .. } | Event::Vip { .. }
         )
     }
 }
@@ -59,13 +65,14 @@ impl Default for Events {
 
 impl Events {
     /// Queues `e`; when full the oldest goes, since the newest says more
-    /// about the state now, except a quorum change: the caller sets the
-    /// carrier on it and is told of no other, so losing one would leave
-    /// the carrier wrong (a batch of answers from a cluster of 64 peers
-    /// or more queues more than `HELD` events after the majority's).
+    /// about the state now, except a quorum change or a claim's: the caller
+    /// sets the carrier or runs a hook on it and is told of no other, so
+    /// losing one would leave either wrong (a batch of answers from a
+    /// cluster of 64 peers or more queues more than `HELD` events after
+    /// the majority's).
     pub(super) fn push(&mut self, e: Event) {
         if self.queue.len() == HELD {
-            let oldest_other = self.queue.iter().position(|e| !e.is_quorum());
+            let oldest_other = self.queue.iter().position(|e| !e.is_kept());
             self.queue.remove(oldest_other.unwrap_or(0));
         }
         self.queue.push_back(e);

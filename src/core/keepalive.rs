@@ -124,7 +124,8 @@ impl Relay {
             let i = (self.handshake.cursor + k) % n;
             let sent = self
                 .initiation_due(i, now, out)
-                .or_else(|| self.keepalive_due(i, now.mono_ms, out));
+                .or_else(|| self.keepalive_due(i, now.mono_ms, out))
+                .or_else(|| self.view_due(i, now.mono_ms, out));
             if let Some((len, to)) = sent {
                 self.handshake.cursor = (i + 1) % n;
                 return Some((len, self.peers.id_at(i), to));
@@ -191,6 +192,9 @@ impl Relay {
         if !self.handshake.authenticated() {
             return None;
         }
+        let views = (0..self.peers.len())
+            .filter_map(|i| self.view_due_ms(i))
+            .min();
         self.peers
             .iter()
             .filter(|p| p.paths.any() && p.spec.public_key.is_some())
@@ -210,6 +214,9 @@ impl Relay {
                     .then(|| p.ka.due_ms(self.keepalive_ms, confirming));
                 [handshake, keepalive].into_iter().flatten().min()
             })
+            .min()
+            .into_iter()
+            .chain(views)
             .min()
     }
 

@@ -23,6 +23,8 @@ mod session;
 mod tap;
 mod time;
 mod timers;
+mod views;
+pub mod vip;
 pub(crate) mod vrrp_watch;
 
 pub use allow::{AllowList, DestKind, Preset};

@@ -149,6 +149,8 @@ pub(super) struct Peer {
     pub(super) stats: PeerStats,
     /// Tap mode: MACs it sent from other than its own.
     pub(super) learned: Learned,
+    /// The last view of our alarms it was sent: the alarm epoch, when.
+    pub(super) view_sent: Option<(u64, u64)>,
 }
 
 impl Peer {
@@ -162,6 +164,7 @@ impl Peer {
             bucket: Bucket::full(inject_rate_limit),
             stats: PeerStats::default(),
             learned: Learned::default(),
+            view_sent: None,
             spec,
         }
     }

@@ -53,7 +53,8 @@ use crate::core::quorum::Quorum;
 use crate::core::session::{Plain, Slot, prefix};
 use crate::core::tap::FrameIp;
 pub use crate::core::time::Now;
-use crate::core::vrrp_watch::{Router, Watch};
+use crate::core::vip::{self, Claims};
+use crate::core::vrrp_watch::{self, Router, Watch};
 use crate::proto::keys::{PrivateKey, PublicKey};
 use crate::proto::overlay::broadcast_v4;
 use crate::proto::wire::{
@@ -109,6 +110,9 @@ pub struct RelayParams {
     pub quorum: bool,
     /// Copies per packet, their spacing, and the use of several paths.
     pub redundancy: Redundancy,
+    /// `[[vip]]`: the virtual routers whose sole mastership is reported
+    /// ([`Event::Vip`]).
+    pub vips: Vec<vip::Rule>,
 }
 
 /// What a configuration reload may change in the core.
@@ -189,6 +193,12 @@ pub struct Relay {
     pub(super) redundancy: Redundancy,
     /// The later rounds of copies, sealed, until they are due.
     pub(super) later: Later,
+    /// `[[vip]]`: where this node stands with each, and the alarms its
+    /// peers report.
+    pub(super) claims: Claims,
+    /// Counts the changes of this relay's own alarms, so each peer is told
+    /// of the latest (its `view_sent`).
+    pub(super) alarm_epoch: u64,
 }
 
 impl Relay {
@@ -214,6 +224,8 @@ impl Relay {
             recheck: p.quorum,
             redundancy: p.redundancy,
             later: Later::default(),
+            claims: Claims::new(&p.vips),
+            alarm_epoch: 0,
         }
     }
 
@@ -324,6 +336,9 @@ impl Relay {
         self.redundancy = r.redundancy;
         let peers = &self.peers;
         self.later.forget(|id| peers.index_of(id).is_some());
+        self.claims
+            .reports
+            .retain(|id| peers.index_of(id).is_some());
         // The count and the window may have changed.
         self.recheck = true;
     }
@@ -332,6 +347,12 @@ impl Relay {
     /// packet on (copies already held still go).
     pub fn set_redundancy(&mut self, r: Redundancy) {
         self.redundancy = r;
+    }
+
+    /// Each `[[vip]]` rule, in configuration order, and where this node
+    /// stands with it.
+    pub fn claims(&self) -> impl Iterator<Item = (&vip::Rule, vip::Standing)> {
+        self.claims.standings()
     }
 
     /// The virtual routers seen in the adverts relayed, both ways.
@@ -492,12 +513,14 @@ impl Relay {
     /// packet (`packet[ip.0]`) was in it.
     fn watch_advert(&mut self, node: Node, packet: &[u8], ip: FrameIp, now_ms: u64) {
         let Some((range, inner)) = ip else { return };
-        if let Some(alarm) = self
-            .watch
-            .observe_inner(node, &packet[range], &inner, now_ms)
-        {
+        let Some(a) = vrrp_watch::parse_inner(&packet[range], &inner) else {
+            return;
+        };
+        if let Some(alarm) = self.watch.record(node, a, now_ms) {
             self.events.push(Event::SplitBrain(alarm));
+            self.alarms_changed();
         }
+        self.advert_seen(a.family, a.vrid, now_ms);
     }
 
     fn drop_out(&mut self, r: DropReason) -> Outbound {
@@ -563,6 +586,9 @@ impl Relay {
         let stats = &mut self.peers[i].stats;
         stats.last_heard_ms = Some(now_ms);
         let body = &buf[HEADER_LEN..HEADER_LEN + plain_len];
+        if h.prefix.kind == Kind::View {
+            return self.on_view(i, body, now_ms);
+        }
         if !data {
             let mut ping = [0u8; KEEPALIVE_LEN];
             let n = body.len().min(KEEPALIVE_LEN);

@@ -23,18 +23,22 @@ pub enum Timer {
     SessionExpiry,
     /// A held copy of a packet is due ([`Relay::poll_later`] has it).
     Copies,
+    /// A `[[vip]]` claim's settle ends, our own adverts go stale, or a
+    /// peer's report of a split brain lapses.
+    Vip,
     /// Something must be decided at once: the first quorum decision, or
     /// the count after a reload changed the peers or the window.
     Recheck,
 }
 
 impl Timer {
-    pub const ALL: [Timer; 6] = [
+    pub const ALL: [Timer; 7] = [
         Timer::Hello,
         Timer::Copies,
         Timer::Reachability,
         Timer::SplitBrainOver,
         Timer::SessionExpiry,
+        Timer::Vip,
         Timer::Recheck,
     ];
 }
@@ -52,6 +56,7 @@ impl Relay {
                 .filter_map(|p| p.sessions.next_expiry())
                 .min(),
             Timer::Copies => self.later.next_due(),
+            Timer::Vip => self.claims_deadline(),
             Timer::Recheck => self.recheck.then_some(0),
         }
     }
@@ -76,7 +81,9 @@ impl Relay {
         self.update_quorum();
         while let Some(alarm) = self.watch.tick(now.mono_ms) {
             self.events.push(Event::SplitBrain(alarm));
+            self.alarms_changed();
         }
+        self.decide_claims(now.mono_ms);
     }
 
     /// The next thing that happened, oldest first.

@@ -167,19 +167,8 @@ impl Watch {
         self.record(node, a, now_ms)
     }
 
-    /// [`Watch::observe`] of a packet already parsed as `inner`.
-    pub(crate) fn observe_inner(
-        &mut self,
-        node: Node,
-        packet: &[u8],
-        inner: &Inner,
-        now_ms: u64,
-    ) -> Option<Alarm> {
-        let a = parse_inner(packet, inner)?;
-        self.record(node, a, now_ms)
-    }
-
-    fn record(&mut self, node: Node, a: Advert, now_ms: u64) -> Option<Alarm> {
+    /// Records advert `a`, sent by `node`.
+    pub(crate) fn record(&mut self, node: Node, a: Advert, now_ms: u64) -> Option<Alarm> {
         // Priority 0: a master resigning, not one claiming the role.
         if a.priority == 0 {
             return None;

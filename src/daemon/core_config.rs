@@ -5,7 +5,7 @@
 
 use crate::config::{self, Config, Mode};
 use crate::core::relay::{Link, NodeAddrs, PeerSpec, RelayParams, Reload, Security};
-use crate::core::{PathMode, Redundancy};
+use crate::core::{PathMode, Redundancy, vip};
 
 /// Each peer as the core knows it: a name and its overlay addresses.
 fn peer_specs(cfg: &Config) -> Vec<PeerSpec> {
@@ -73,5 +73,14 @@ pub(super) fn relay_params(cfg: &Config, security: Security, run: u64) -> RelayP
         keepalive_ms,
         quorum: cfg.node.quorum,
         redundancy,
+        vips: cfg
+            .vips
+            .iter()
+            .map(|v| vip::Rule {
+                family: v.family,
+                vrid: v.vrid,
+                settle_ms: v.settle.map(|s| s.as_millis() as u64),
+            })
+            .collect(),
     }
 }

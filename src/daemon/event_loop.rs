@@ -15,11 +15,13 @@ use tokio::io::unix::AsyncFd;
 use crate::config::Config;
 use crate::core::counters::DropReason;
 use crate::core::relay::{Datagrams, Event, Inbound, Node, Now, OVERHEAD, Outbound, PeerId, Relay};
+use crate::core::vip::Standing;
 use crate::core::vrrp_watch::Alarm;
 use crate::daemon::clock::Clock;
 use crate::daemon::control::{self, Watchdog};
 use crate::daemon::core_config;
 use crate::daemon::error::Error;
+use crate::daemon::hooks::Hooks;
 use crate::daemon::logs::{DropLog, REPORT_EVERY, SendLog};
 use crate::daemon::metrics_server::{self, MetricsServer};
 use crate::daemon::resolve::Resolvers;
@@ -87,6 +89,10 @@ pub(super) async fn run(ready: Ready) -> Result<(), Error> {
                 st.on_timer(&io);
                 timer.as_mut().reset(st.next_wake());
             }
+            Some(done) = st.hooks.finished() => {
+                st.hooks.finish(done);
+                timer.as_mut().reset(st.next_wake());
+            }
             Ok(conn) = control.accept_status() => {
                 control::serve_status(conn, &st.snapshot(&cfg, started));
             }
@@ -139,6 +145,7 @@ struct State {
     /// This node's name, for the advert watch's reports.
     me: String,
     clock: Clock,
+    hooks: Hooks,
 }
 
 impl State {
@@ -156,6 +163,7 @@ impl State {
             inject_warned: None,
             me: cfg.node.name.clone(),
             clock,
+            hooks: Hooks::new(&cfg.vips, &cfg.node.name, &cfg.interface.name),
         }
     }
 
@@ -169,6 +177,7 @@ impl State {
         }
         self.send_hellos(&io.sock);
         self.on_events(io.tun.get_ref());
+        self.hooks.retry_due(Instant::now());
     }
 
     fn on_tun_packet(&mut self, n: usize, now: Now, sock: &UdpSocket) {
@@ -189,6 +198,9 @@ impl State {
                 interface: &cfg.interface.name,
                 uptime_s: started.elapsed().as_secs_f64(),
                 now: self.clock.now(),
+                vips: self
+                    .hooks
+                    .status(|p| self.peer_name(p), self.clock.now().mono_ms),
             },
         )
     }
@@ -216,6 +228,15 @@ impl State {
                 }
                 Event::QuorumRegained { reachable, cluster } => {
                     Self::set_carrier(tun, true, reachable, cluster)
+                }
+                Event::Vip { vip, standing } => {
+                    let by = match standing {
+                        Standing::Held { by: Some(p), .. } => {
+                            Some(format!("reported by {}", self.peer_name(p)))
+                        }
+                        _ => None,
+                    };
+                    self.hooks.on_standing(vip, standing, by);
                 }
             }
         }
@@ -301,8 +322,9 @@ impl State {
     /// When the loop must next wake without traffic: the core's next
     /// deadline, exactly.
     fn next_wake(&self) -> tokio::time::Instant {
-        match self.relay.poll_timeout() {
-            Some(at) => tokio::time::Instant::from_std(self.clock.instant(at)),
+        let core = self.relay.poll_timeout().map(|at| self.clock.instant(at));
+        match core.into_iter().chain(self.hooks.next_retry()).min() {
+            Some(at) => tokio::time::Instant::from_std(at),
             None => tokio::time::Instant::now() + NOTHING_DUE,
         }
     }

@@ -48,6 +48,31 @@ struct Router {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VipState {
+    vrid: String,
+    family: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VipRun {
+    vrid: String,
+    family: String,
+    result: String,
+}
+
+/// Every state a `[[vip]]` can be in, so each series exists (0 or 1)
+/// and an alert on one needs no `absent()`.
+const VIP_STATES: [&str; 6] = [
+    "not master",
+    "settling",
+    "held",
+    "running",
+    "done",
+    "failing",
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Master {
     vrid: String,
     family: String,
@@ -217,6 +242,57 @@ pub fn render(s: &Status, http: &HttpStats) -> String {
         "1 while two nodes advertise as master of the virtual router",
         split,
     );
+    if !s.vips.is_empty() {
+        let state = Family::<VipState, Gauge>::default();
+        let runs = Family::<VipRun, Counter>::default();
+        let success = Family::<Router, FloatGauge>::default();
+        for v in &s.vips {
+            let router = Router {
+                vrid: v.vrid.to_string(),
+                family: v.family.clone(),
+            };
+            for st in VIP_STATES {
+                state
+                    .get_or_create(&VipState {
+                        vrid: router.vrid.clone(),
+                        family: router.family.clone(),
+                        state: st.to_string(),
+                    })
+                    .set(i64::from(v.state == st));
+            }
+            for (result, n) in [
+                ("ok", v.runs_ok),
+                ("failed", v.runs_failed),
+                ("timed_out", v.runs_timed_out),
+                ("killed", v.runs_killed),
+            ] {
+                runs.get_or_create(&VipRun {
+                    vrid: router.vrid.clone(),
+                    family: router.family.clone(),
+                    result: result.to_string(),
+                })
+                .inc_by(n);
+            }
+            if let Some(t) = v.last_success {
+                success.get_or_create(&router).set(t);
+            }
+        }
+        reg.register(
+            "vip_state",
+            "1 for the state of this node's [[vip]] claim: not master, settling, held (split brain), running, done or failing",
+            state,
+        );
+        reg.register(
+            "vip_hook_runs",
+            "Runs of the [[vip]] on_master command, by how they ended",
+            runs,
+        );
+        reg.register(
+            "vip_hook_last_success_timestamp_seconds",
+            "When the [[vip]] on_master command last succeeded (Unix time)",
+            success,
+        );
+    }
     if let Some(q) = s.quorum {
         let g = Gauge::<i64>::default();
         g.set(i64::from(q));
@@ -357,7 +433,7 @@ pub fn respond(request_line: &str, body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::status::{CounterStatus, PathStatus, PeerStatus, RouterStatus};
+    use crate::daemon::status::{CounterStatus, PathStatus, PeerStatus, RouterStatus, VipStatus};
 
     fn path(endpoint: Option<&str>, state: &str, rtt_ms: Option<u64>) -> PathStatus {
         PathStatus {
@@ -424,6 +500,22 @@ mod tests {
                 drops: [("replay".to_string(), 4)].into(),
             },
             quorum: Some(true),
+            vips: vec![VipStatus {
+                vrid: 51,
+                family: "IPv4".into(),
+                address: Some("10.0.1.100".into()),
+                state: "failing".into(),
+                detail: "try 2 failed: exit status 255: could not connect".into(),
+                attempts: 2,
+                done_at: None,
+                last_error: Some("exit status 255: could not connect".into()),
+                next_try_s: Some(1.5),
+                last_success: Some(1_796_236_205.0),
+                runs_ok: 1,
+                runs_failed: 2,
+                runs_timed_out: 0,
+                runs_killed: 0,
+            }],
         }
     }
 
@@ -449,6 +541,10 @@ mod tests {
             "mcast_relay_path_pings_answered_total{peer=\"h2\",path=\"2\",endpoint=\"[2001:db8::2]:7112\"} 0",
             "mcast_relay_path_packets_sent_total{peer=\"h2\",path=\"0\",endpoint=\"192.0.2.2:7112\"} 11",
             "mcast_relay_drops_total{reason=\"duplicate\"} 0",
+            "mcast_relay_vip_state{vrid=\"51\",family=\"IPv4\",state=\"failing\"} 1",
+            "mcast_relay_vip_state{vrid=\"51\",family=\"IPv4\",state=\"done\"} 0",
+            "mcast_relay_vip_hook_runs_total{vrid=\"51\",family=\"IPv4\",result=\"failed\"} 2",
+            "mcast_relay_vip_hook_last_success_timestamp_seconds{vrid=\"51\",family=\"IPv4\"} 1796236205",
             "mcast_relay_drops_total{reason=\"replay\"} 4",
             "mcast_relay_drops_total{reason=\"bad_auth\"} 0",
             "mcast_relay_vrrp_master{vrid=\"51\",family=\"IPv4\",node=\"h2\"} 1",

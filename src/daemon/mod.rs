@@ -8,6 +8,8 @@
 //! * `event_loop`: the loop, its state and the per-packet handlers.
 //! * `reload`: what a new configuration may change while running.
 //! * `resolve`: background DNS for peers given by name.
+//! * `hooks`: runs the `[[vip]]` commands when the core claims a
+//!   virtual router, with timeouts, retries and one run at a time.
 //! * `logs`: rate-limited drop and send-failure reporting.
 //! * `control`: the status socket, metrics and service-manager listeners
 //!   and how status clients are served.
@@ -22,6 +24,7 @@ mod control;
 mod core_config;
 mod error;
 mod event_loop;
+mod hooks;
 mod logs;
 mod metrics;
 mod metrics_server;

@@ -84,6 +84,7 @@ fn sort_keys(old: &Config, new: &Config) -> Sorted {
         allow,
         // Compared peer by peer in `plan`.
         peers: _,
+        vips,
     } = new;
     let (o, oi) = (&old.node, &old.interface);
     let restart = [
@@ -118,6 +119,8 @@ fn sort_keys(old: &Config, new: &Config) -> Sorted {
             oi.address6 != *address6,
         ),
         ("interface.mtu", oi.mtu != *mtu),
+        // The hooks' state (a claim, a run, its retries) is per table.
+        ("[[vip]]", old.vips != *vips),
     ]
     .into_iter()
     .filter_map(|(k, changed)| changed.then_some(k))

@@ -25,6 +25,35 @@ pub struct Status {
     /// With `node.quorum`: whether this node has it (its carrier is up).
     #[serde(default)]
     pub quorum: Option<bool>,
+    /// `[[vip]]`: each virtual router whose address this node moves.
+    #[serde(default)]
+    pub vips: Vec<VipStatus>,
+}
+
+/// One `[[vip]]`: where this node stands and what its hook did.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct VipStatus {
+    pub vrid: u8,
+    pub family: String,
+    pub address: Option<String>,
+    /// "not master", "settling", "held" (split brain), "running", "done",
+    /// "failing". A string, so an older client reads a newer state.
+    pub state: String,
+    /// Why, in words: who reported the split brain, the last error...
+    pub detail: String,
+    /// Tries of the hook in the current claim.
+    pub attempts: u32,
+    /// When the current claim's hook succeeded, seconds since 1970.
+    pub done_at: Option<f64>,
+    pub last_error: Option<String>,
+    /// While failing: seconds until the next try.
+    pub next_try_s: Option<f64>,
+    /// The last success of any claim, seconds since 1970.
+    pub last_success: Option<f64>,
+    pub runs_ok: u64,
+    pub runs_failed: u64,
+    pub runs_timed_out: u64,
+    pub runs_killed: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -136,6 +165,8 @@ pub(crate) struct Context<'a> {
     pub uptime_s: f64,
     /// The core's clocks: the ages shown are on the monotonic one.
     pub now: Now,
+    /// The `[[vip]]` hooks, made by the loop, which runs them.
+    pub vips: Vec<VipStatus>,
 }
 
 fn secs_since(now_ms: u64, then_ms: u64) -> f64 {
@@ -248,6 +279,14 @@ pub(crate) fn snapshot(relay: &Relay, cx: &Context) -> Status {
             .filter(|p| p.confirmed && !p.reachable)
             .map(|p| format!("peer {} does not answer keepalives", p.name)),
     );
+    for v in &cx.vips {
+        if matches!(v.state.as_str(), "held" | "failing") {
+            alarms.push(format!(
+                "vip VRID {} ({}): {}: {}",
+                v.vrid, v.family, v.state, v.detail
+            ));
+        }
+    }
     if relay.quorum() == Some(false) {
         alarms.push(format!(
             "no quorum: {} of {} nodes reachable; the carrier of {} is down so the failover tool steps down",
@@ -279,6 +318,7 @@ pub(crate) fn snapshot(relay: &Relay, cx: &Context) -> Status {
                 .collect(),
         },
         quorum: relay.quorum(),
+        vips: cx.vips.clone(),
     }
 }
 
@@ -366,6 +406,25 @@ pub fn render(s: &Status) -> String {
     }
     if s.routers.is_empty() {
         let _ = writeln!(o, "(no VRRP adverts seen)");
+    }
+    if !s.vips.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n{:<6} {:<6} {:<16} {:<10} {:>8}  DETAIL",
+            "VIP", "FAMILY", "ADDRESS", "STATE", "TRIES"
+        );
+        for v in &s.vips {
+            let _ = writeln!(
+                o,
+                "{:<6} {:<6} {:<16} {:<10} {:>8}  {}",
+                v.vrid,
+                v.family,
+                v.address.as_deref().unwrap_or("-"),
+                v.state,
+                v.attempts,
+                v.detail
+            );
+        }
     }
     let _ = writeln!(
         o,
@@ -506,6 +565,7 @@ mod tests {
                 interface: "mcast0",
                 uptime_s: 1.0,
                 now: Now::from(now + 10),
+                vips: Vec::new(),
             },
         );
         let p = &s.peers[0];
@@ -601,6 +661,22 @@ mod tests {
                 drops: [("replay".to_string(), 3)].into(),
             },
             quorum: None,
+            vips: vec![VipStatus {
+                vrid: 51,
+                family: "IPv4".into(),
+                address: Some("10.0.1.100".into()),
+                state: "failing".into(),
+                detail: "try 2 failed: exit status 255: could not connect".into(),
+                attempts: 2,
+                done_at: None,
+                last_error: Some("exit status 255: could not connect".into()),
+                next_try_s: Some(1.5),
+                last_success: Some(1_796_236_205.0),
+                runs_ok: 1,
+                runs_failed: 2,
+                runs_timed_out: 0,
+                runs_killed: 0,
+            }],
         };
         let t = render(&s);
         for want in [
@@ -615,6 +691,7 @@ mod tests {
             "SPLIT BRAIN with h2",
             "alarms: split brain: VRID 51",
             "injected=7 replay=3",
+            "51     IPv4   10.0.1.100       failing           2  try 2 failed: exit status 255: could not connect",
         ] {
             assert!(t.contains(want), "missing {want:?} in:\n{t}");
         }

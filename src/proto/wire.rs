@@ -48,6 +48,9 @@ pub const RESPONSE_LEN: usize = PREFIX_LEN + 8 + RESP_NOISE_LEN + MAC_LEN;
 pub const KEEPALIVE_LEN: usize = 9;
 /// Keepalive flag: the sender wants this keepalive echoed.
 pub const KEEPALIVE_WANT_REPLY: u8 = 0x01;
+/// A view's plaintext starts with a flags byte (0) and a count, then two
+/// bytes per alarm: the family (4 or 6) and the VRID.
+pub const VIEW_HEADER_LEN: usize = 2;
 
 /// What a datagram carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +64,10 @@ pub enum Kind {
     Response = 3,
     /// A ping or its echo, sealed under a session.
     Keepalive = 4,
+    /// The split-brain alarms the sender sees now, sealed under a
+    /// session, so that a relay that hears only one master learns of the
+    /// other (cloud VIP claims hold while any relay sees two).
+    View = 5,
 }
 
 impl Kind {
@@ -70,13 +77,14 @@ impl Kind {
             2 => Some(Kind::Initiation),
             3 => Some(Kind::Response),
             4 => Some(Kind::Keepalive),
+            5 => Some(Kind::View),
             _ => None,
         }
     }
 
     /// Sealed under a session (as opposed to a handshake message).
     pub fn is_transport(self) -> bool {
-        matches!(self, Kind::Data | Kind::Keepalive)
+        matches!(self, Kind::Data | Kind::Keepalive | Kind::View)
     }
 }
 
@@ -137,7 +145,7 @@ impl Prefix {
             return Err(WireError::Malformed);
         }
         let fits = match kind {
-            Kind::Data | Kind::Keepalive => buf.len() >= HEADER_LEN,
+            Kind::Data | Kind::Keepalive | Kind::View => buf.len() >= HEADER_LEN,
             Kind::Initiation => buf.len() == INITIATION_LEN,
             Kind::Response => buf.len() == RESPONSE_LEN,
         };

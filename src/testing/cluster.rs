@@ -132,6 +132,7 @@ pub fn node_link(
         keepalive_ms: 1000,
         quorum: false,
         redundancy: Redundancy::default(),
+        vips: Vec::new(),
     });
     for n in (1..=count).filter(|n| *n != me) {
         r.set_endpoint(addrs(n).peer_id(), Some(endpoint(n)));

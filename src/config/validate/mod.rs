@@ -21,6 +21,7 @@ mod interface;
 mod members;
 mod node;
 mod old_layout;
+mod vip;
 
 pub(crate) use identity::{Credential, HostFacts};
 pub(super) use old_layout::refuse_old_layout;
@@ -41,6 +42,7 @@ pub(super) fn validate<E: From<ConfigError>>(
     let families = 1 + u32::from(iface.subnet6.is_some());
     let node = node::validate_node(ctx, raw.node, families)?;
     let allow = allow::validate_allow(ctx, raw.allow)?;
+    let vips = vip::validate_vips(ctx, raw.vip, iface.subnet6.is_some())?;
     let members = members::validate_members(
         ctx,
         raw.member,
@@ -93,6 +95,7 @@ pub(super) fn validate<E: From<ConfigError>>(
         interface,
         allow,
         peers,
+        vips,
     })
 }
 

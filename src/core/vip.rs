@@ -1,0 +1,523 @@
+//! Cloud VIP claims: for each `[[vip]]` virtual router, whether this node
+//! is its only master right now and has been for `settle`, so that the
+//! caller may move the address to it through the provider's API.
+//!
+//! The decision reads the advert watch, which sees every advert of the
+//! cluster in both directions, and the split-brain alarms other relays
+//! report ([`Reports`]): in an asymmetric partition the new master hears
+//! nobody else, but a third relay hears both and says so. A claim is made
+//! once per term of sole mastership; any other node's advert, an alarm
+//! (here or reported) or our own adverts stopping ends the term, and the
+//! next term waits the whole `settle` again. Nothing here ever gives an
+//! address back: a node that stops being master only stops claiming.
+
+use crate::core::peers::{Node, PeerId};
+use crate::core::vrrp_watch::{Family, Router};
+
+/// When `settle` is not configured: this many advert intervals, so that
+/// two masters are told apart first (the watch needs eight turns, four
+/// intervals of both advertising), and at least [`MIN_AUTO_SETTLE_MS`].
+const AUTO_SETTLE_ADVERTS: u64 = 6;
+const MIN_AUTO_SETTLE_MS: u64 = 1000;
+/// Our own adverts older than this many intervals: keepalived (or ucarp)
+/// stopped, we are not master any more even if no one else took over yet.
+const STALE_ADVERTS: u64 = 3;
+/// How often a relay repeats the alarms it sees to its peers, and how long
+/// a report counts without being repeated (a peer that died mid-alarm).
+pub const REPORT_EVERY_MS: u64 = 1000;
+pub const REPORT_TTL_MS: u64 = 3500;
+/// The most alarms one report carries (two bytes each).
+pub const MAX_REPORTED: usize = 64;
+
+/// One `[[vip]]`: which virtual router, and how long to wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub family: Family,
+    pub vrid: u8,
+    /// `None`: [`AUTO_SETTLE_ADVERTS`] of the router's interval.
+    pub settle_ms: Option<u64>,
+}
+
+impl Rule {
+    fn settle(&self, interval_ms: u64) -> u64 {
+        self.settle_ms
+            .unwrap_or_else(|| (interval_ms * AUTO_SETTLE_ADVERTS).max(MIN_AUTO_SETTLE_MS))
+    }
+}
+
+/// Where this node stands with one virtual router.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// Another node advertises, nobody does, or our adverts stopped.
+    NotMaster,
+    /// The only master since `since`; the claim is due at `due`.
+    Settling { since: u64, due: u64 },
+    /// Master, but two nodes advertise: seen here (`by: None`) or
+    /// reported by peer `by`. Nothing runs while held.
+    Held { since: u64, by: Option<PeerId> },
+    /// The only master for `settle`, since `at`: the hook's turn.
+    Claimed { at: u64 },
+}
+
+/// The split-brain alarms peers report, per peer, with when each report
+/// came. Bounded by the peer count; a report replaces the peer's last.
+#[derive(Debug, Default)]
+pub struct Reports {
+    by_peer: Vec<Report>,
+}
+
+#[derive(Debug)]
+struct Report {
+    peer: PeerId,
+    at_ms: u64,
+    /// Bit `family * 256 + vrid`.
+    alarms: [u64; 8],
+}
+
+fn bit(family: Family, vrid: u8) -> usize {
+    usize::from(family == Family::V6) * 256 + usize::from(vrid)
+}
+
+impl Reports {
+    /// Peer `peer` reports these alarms now (replacing what it said before).
+    pub fn record(
+        &mut self,
+        peer: PeerId,
+        alarms: impl Iterator<Item = (Family, u8)>,
+        now_ms: u64,
+    ) {
+        let mut set = [0u64; 8];
+        for (f, v) in alarms {
+            let b = bit(f, v);
+            set[b / 64] |= 1 << (b % 64);
+        }
+        match self.by_peer.iter_mut().find(|r| r.peer == peer) {
+            Some(r) => {
+                r.at_ms = now_ms;
+                r.alarms = set;
+            }
+            None => self.by_peer.push(Report {
+                peer,
+                at_ms: now_ms,
+                alarms: set,
+            }),
+        }
+    }
+
+    /// A peer that reports an alarm for this router, if a fresh report does.
+    pub fn reporter(&self, family: Family, vrid: u8, now_ms: u64) -> Option<PeerId> {
+        let b = bit(family, vrid);
+        self.by_peer
+            .iter()
+            .find(|r| {
+                now_ms.saturating_sub(r.at_ms) < REPORT_TTL_MS
+                    && r.alarms[b / 64] & (1 << (b % 64)) != 0
+            })
+            .map(|r| r.peer)
+    }
+
+    /// When peer `peer`'s last report stops counting.
+    fn expiry_of(&self, peer: PeerId) -> Option<u64> {
+        self.by_peer
+            .iter()
+            .find(|r| r.peer == peer)
+            .map(|r| r.at_ms + REPORT_TTL_MS)
+    }
+
+    /// Forgets peers no longer configured.
+    pub fn retain(&mut self, keep: impl Fn(PeerId) -> bool) {
+        self.by_peer.retain(|r| keep(r.peer));
+    }
+}
+
+/// Every rule and where this node stands with it.
+#[derive(Debug, Default)]
+pub struct Claims {
+    rules: Vec<(Rule, Standing)>,
+    pub(crate) reports: Reports,
+}
+
+impl Claims {
+    pub fn new(rules: &[Rule]) -> Claims {
+        Claims {
+            rules: rules.iter().map(|r| (*r, Standing::NotMaster)).collect(),
+            reports: Reports::default(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    pub fn standings(&self) -> impl Iterator<Item = (&Rule, Standing)> {
+        self.rules.iter().map(|(r, s)| (r, *s))
+    }
+
+    /// Which rules a router's change concerns.
+    pub fn rule_for(&self, family: Family, vrid: u8) -> Option<usize> {
+        self.rules
+            .iter()
+            .position(|(r, _)| r.family == family && r.vrid == vrid)
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Decides rule `i` anew from its router (`None`: never heard) at
+    /// `now_ms`; returns the new standing if it changed.
+    pub fn decide(&mut self, i: usize, router: Option<&Router>, now_ms: u64) -> Option<Standing> {
+        let (rule, old) = *self.rules.get(i)?;
+        let new = match router {
+            Some(r) if r.master == Node::Me && !stale(r, now_ms) => {
+                let by = match r.split_since {
+                    Some(_) => Some(None),
+                    None => self
+                        .reports
+                        .reporter(rule.family, rule.vrid, now_ms)
+                        .map(Some),
+                };
+                match (by, old) {
+                    (Some(by), Standing::Held { since, .. }) => Standing::Held { since, by },
+                    (Some(by), _) => Standing::Held { since: now_ms, by },
+                    (None, Standing::Settling { due, .. }) if now_ms >= due => {
+                        Standing::Claimed { at: now_ms }
+                    }
+                    (None, Standing::Settling { .. } | Standing::Claimed { .. }) => old,
+                    (None, Standing::NotMaster | Standing::Held { .. }) => {
+                        let settle = rule.settle(r.interval_ms);
+                        if settle == 0 {
+                            Standing::Claimed { at: now_ms }
+                        } else {
+                            Standing::Settling {
+                                since: now_ms,
+                                due: now_ms + settle,
+                            }
+                        }
+                    }
+                }
+            }
+            _ => Standing::NotMaster,
+        };
+        self.rules[i].1 = new;
+        (new != old).then_some(new)
+    }
+
+    /// When a decision must be made without a packet: a claim's settle
+    /// ends, our own adverts go stale, or a report holding one expires.
+    pub fn next_deadline(&self, router: impl Fn(&Rule) -> Option<Router>) -> Option<u64> {
+        let own = self
+            .rules
+            .iter()
+            .filter_map(|(rule, s)| {
+                let stale_at = || router(rule).map(|r| stale_at(&r));
+                match s {
+                    Standing::Settling { due, .. } => stale_at().map(|t| t.min(*due)),
+                    Standing::Claimed { .. } | Standing::Held { .. } => stale_at(),
+                    Standing::NotMaster => None,
+                }
+            })
+            .min();
+        let reports = self
+            .rules
+            .iter()
+            .filter_map(|(_, s)| match s {
+                Standing::Held { by: Some(p), .. } => self.reports.expiry_of(*p),
+                _ => None,
+            })
+            .min();
+        own.into_iter().chain(reports).min()
+    }
+}
+
+fn stale_at(r: &Router) -> u64 {
+    r.last_ms + STALE_ADVERTS * r.interval_ms.max(100) + 1
+}
+
+fn stale(r: &Router, now_ms: u64) -> bool {
+    now_ms >= stale_at(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::vrrp_watch::Watch;
+
+    const H2: Node = Node::Peer(PeerId(2));
+
+    /// A VRRPv3 advert for VRID 51 at 100 ms.
+    fn advert(priority: u8) -> Vec<u8> {
+        let mut p = vec![0x45, 0xc0, 0, 32, 0, 0, 0, 0, 255, 112, 0, 0];
+        p.extend_from_slice(&[10, 250, 0, 1, 224, 0, 0, 18]);
+        p.extend_from_slice(&[0x31, 51, priority, 1, 0x00, 10, 0, 0, 10, 77, 0, 100]);
+        p
+    }
+
+    struct World {
+        watch: Watch,
+        claims: Claims,
+        changes: Vec<(u64, Standing)>,
+    }
+
+    impl World {
+        fn new(settle_ms: Option<u64>) -> World {
+            World {
+                watch: Watch::default(),
+                claims: Claims::new(&[Rule {
+                    family: Family::V4,
+                    vrid: 51,
+                    settle_ms,
+                }]),
+                changes: Vec::new(),
+            }
+        }
+
+        fn advert(&mut self, node: Node, priority: u8, now: u64) {
+            self.watch.observe(node, &advert(priority), now);
+            self.decide(now);
+        }
+
+        fn decide(&mut self, now: u64) {
+            let r = self.watch.routers().first().copied();
+            if let Some(s) = self.claims.decide(0, r.as_ref(), now) {
+                self.changes.push((now, s));
+            }
+        }
+
+        /// Runs the clock to `until` as the caller would: a decision at
+        /// each deadline.
+        fn run_to(&mut self, until: u64) {
+            loop {
+                let watch = &self.watch;
+                let Some(t) = self
+                    .claims
+                    .next_deadline(|_| watch.routers().first().copied())
+                    .filter(|t| *t <= until)
+                else {
+                    return;
+                };
+                self.decide(t);
+            }
+        }
+
+        fn claims(&self) -> usize {
+            self.changes
+                .iter()
+                .filter(|(_, s)| matches!(s, Standing::Claimed { .. }))
+                .count()
+        }
+    }
+
+    #[test]
+    fn sole_master_for_settle_claims_once() {
+        let mut w = World::new(Some(2000));
+        for t in 0..50 {
+            w.advert(Node::Me, 200, t * 100);
+        }
+        assert_eq!(
+            w.changes,
+            [
+                (
+                    0,
+                    Standing::Settling {
+                        since: 0,
+                        due: 2000
+                    }
+                ),
+                (2000, Standing::Claimed { at: 2000 })
+            ]
+        );
+    }
+
+    #[test]
+    fn the_claim_comes_at_settle_without_a_packet() {
+        let mut w = World::new(Some(250));
+        w.advert(Node::Me, 200, 0);
+        w.advert(Node::Me, 200, 100);
+        w.advert(Node::Me, 200, 200);
+        w.run_to(260);
+        assert_eq!(
+            w.changes.last(),
+            Some(&(250, Standing::Claimed { at: 250 }))
+        );
+    }
+
+    #[test]
+    fn flapping_twice_within_settle_claims_at_most_once() {
+        let mut w = World::new(Some(2000));
+        // Master, then h2 preempts, then us again, twice, each within settle.
+        let mut t = 0;
+        for round in 0..2 {
+            for _ in 0..5 {
+                w.advert(Node::Me, 200, t);
+                t += 100;
+            }
+            for _ in 0..3 {
+                w.advert(H2, 250, t);
+                t += 100;
+            }
+            assert_eq!(w.claims(), 0, "round {round}: no term lasted settle");
+        }
+        // Then master for good.
+        for _ in 0..30 {
+            w.advert(Node::Me, 200, t);
+            t += 100;
+        }
+        assert_eq!(w.claims(), 1);
+        let last = w.changes.last().copied();
+        assert!(
+            matches!(last, Some((_, Standing::Claimed { .. }))),
+            "{last:?}"
+        );
+    }
+
+    #[test]
+    fn split_brain_seen_here_holds_and_a_clear_restarts_settle() {
+        let mut w = World::new(Some(1000));
+        // Two masters taking turns (a partition): the watch raises.
+        let mut t = 0;
+        for _ in 0..20 {
+            w.advert(Node::Me, 200, t);
+            w.advert(H2, 150, t + 50);
+            t += 100;
+        }
+        assert_eq!(w.claims(), 0);
+        assert!(
+            w.changes
+                .iter()
+                .any(|(_, s)| matches!(s, Standing::Held { by: None, .. })),
+            "{:?}",
+            w.changes
+        );
+        // Healed: only we advertise; the alarm clears after its window
+        // (the caller decides again on the watch's tick).
+        let healed = t;
+        while t < healed + 3000 {
+            w.advert(Node::Me, 200, t);
+            while w.watch.tick(t).is_some() {}
+            w.decide(t);
+            t += 100;
+        }
+        let settling = w
+            .changes
+            .iter()
+            .rev()
+            .find_map(|(at, s)| matches!(s, Standing::Settling { .. }).then_some(*at))
+            .expect("settling after the alarm cleared");
+        let claimed = w
+            .changes
+            .iter()
+            .find_map(|(at, s)| matches!(s, Standing::Claimed { .. }).then_some(*at))
+            .expect("claimed after settle");
+        assert!(settling > healed, "settle starts after the clear");
+        assert_eq!(claimed, settling + 1000);
+    }
+
+    #[test]
+    fn an_alarm_a_peer_reports_holds_until_it_clears_or_expires() {
+        let mut w = World::new(Some(1000));
+        let h3 = PeerId(3);
+        w.advert(Node::Me, 150, 0);
+        // h3 hears us and another master; we hear only ourselves.
+        w.claims
+            .reports
+            .record(h3, [(Family::V4, 51)].into_iter(), 400);
+        w.advert(Node::Me, 150, 400);
+        assert_eq!(
+            w.changes.last(),
+            Some(&(
+                400,
+                Standing::Held {
+                    since: 400,
+                    by: Some(h3)
+                }
+            ))
+        );
+        // Still reported each second: held throughout.
+        let mut t = 500;
+        while t < 5000 {
+            if t % 1000 == 400 {
+                w.claims
+                    .reports
+                    .record(h3, [(Family::V4, 51)].into_iter(), t);
+            }
+            w.advert(Node::Me, 150, t);
+            t += 100;
+        }
+        assert_eq!(w.claims(), 0);
+        // h3 reports the alarm over: settle starts again, then the claim.
+        w.claims.reports.record(h3, std::iter::empty(), 5000);
+        for t in (5000..7000).step_by(100) {
+            w.advert(Node::Me, 150, t);
+        }
+        assert_eq!(
+            &w.changes[w.changes.len() - 2..],
+            [
+                (
+                    5000,
+                    Standing::Settling {
+                        since: 5000,
+                        due: 6000
+                    }
+                ),
+                (6000, Standing::Claimed { at: 6000 })
+            ]
+        );
+        // A report that is not repeated (h3 died mid-alarm) lapses.
+        let mut w = World::new(Some(1000));
+        w.claims
+            .reports
+            .record(h3, [(Family::V4, 51)].into_iter(), 0);
+        w.advert(Node::Me, 150, 0);
+        for t in (100..6000).step_by(100) {
+            w.advert(Node::Me, 150, t);
+        }
+        assert_eq!(w.claims(), 1);
+        let at = w
+            .changes
+            .iter()
+            .find_map(|(at, s)| matches!(s, Standing::Claimed { .. }).then_some(*at));
+        assert_eq!(at, Some(REPORT_TTL_MS + 1000));
+        // Another router's alarm does not hold this one.
+        let mut w = World::new(Some(1000));
+        w.claims
+            .reports
+            .record(h3, [(Family::V4, 52), (Family::V6, 51)].into_iter(), 0);
+        for t in (0..1100).step_by(100) {
+            w.advert(Node::Me, 150, t);
+        }
+        assert_eq!(w.claims(), 1);
+    }
+
+    #[test]
+    fn our_adverts_stopping_ends_the_term_without_a_claim() {
+        let mut w = World::new(Some(2000));
+        for t in 0..5 {
+            w.advert(Node::Me, 200, t * 100);
+        }
+        // keepalived is killed: no advert from anyone.
+        w.run_to(5000);
+        assert_eq!(w.claims(), 0);
+        assert_eq!(w.changes.last(), Some(&(701, Standing::NotMaster)));
+    }
+
+    #[test]
+    fn another_node_mastering_is_not_ours_and_auto_settle_scales() {
+        let mut w = World::new(None);
+        for t in 0..30 {
+            w.advert(H2, 200, t * 100);
+        }
+        assert!(w.changes.is_empty());
+        assert_eq!(
+            w.claims.standings().next().map(|(_, s)| s),
+            Some(Standing::NotMaster)
+        );
+        // Unset settle: six intervals, at least a second.
+        let r = Rule {
+            family: Family::V4,
+            vrid: 1,
+            settle_ms: None,
+        };
+        assert_eq!((r.settle(100), r.settle(1000)), (1000, 6000));
+    }
+}
