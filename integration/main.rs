@@ -6,6 +6,7 @@
 mod lab;
 
 mod chaos;
+mod cloud_vip;
 mod day2;
 mod e2e;
 mod failover;

@@ -207,6 +207,8 @@ pub struct RelayOptions {
     pub redundancy: Option<u8>,
     /// `node.path_mode` ("all" or "best"); `None` keeps the default.
     pub path_mode: Option<&'static str>,
+    /// More tables at the end of the cluster file (`[[vip]]`).
+    pub tables: String,
 }
 
 impl Default for RelayOptions {
@@ -228,6 +230,7 @@ impl Default for RelayOptions {
             lock_memory: false,
             redundancy: None,
             path_mode: None,
+            tables: String::new(),
         }
     }
 }
@@ -755,7 +758,7 @@ impl Lab {
                 s += &format!("public_key = \"{}\"\n", self.public_key(p));
             }
         }
-        s
+        s + &o.tables
     }
 
     /// The hosts file that programs started in host `h` with `ip netns
