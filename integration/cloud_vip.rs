@@ -198,3 +198,69 @@ fn a_partition_runs_no_hook_and_a_flapping_master_one() {
     ));
     drop(kas);
 }
+
+/// ucarp: the relay watches CARP adverts (VHID as `vrid`) as it watches
+/// VRRP's, so the same `[[vip]]` works without touching ucarp's scripts.
+/// Configured from examples/ucarp/ as shipped plus one `[[vip]]`: the
+/// master calls; after kill -9 of its ucarp the next in line calls once,
+/// the third never.
+#[test]
+fn ucarp_masters_call_the_hook_through_the_carp_watch() {
+    let name = "ucarp_masters_call_the_hook_through_the_carp_watch";
+    if !lab::root_or_skip(name) {
+        return;
+    }
+    lab::require_programs(lab::ucarp::PROGRAMS);
+    let mut lab = Lab::new(3);
+    lab.configure_relays_from_example("ucarp/mcast-relay.toml");
+    let (hook, file) = recording_hook(&lab);
+    let table = vip_table(
+        &[
+            hook.to_str().unwrap_or_default(),
+            file.to_str().unwrap_or_default(),
+        ],
+        10.0,
+    );
+    let text = fs::read_to_string(lab.cluster_file()).expect("the cluster file");
+    lab.write_cluster_file(&(text + &table.replace("vrid = 51", "vrid = 1")));
+    for h in lab.host_ids() {
+        lab.start_relay(h);
+    }
+    let carp = lab::ucarp::Carp {
+        advbase: 1,
+        interface: "mcast0",
+    };
+    let advskew = [0u8, 10, 20];
+    let mut ucarps: Vec<_> = lab
+        .host_ids()
+        .map(|h| Some(lab.start_ucarp(h, carp, advskew[h - 1])))
+        .collect();
+    lab::wait_for("h1's hook to run", Duration::from_secs(30), || {
+        (!calls(&file).is_empty()).then_some(())
+    });
+    assert_eq!(
+        calls(&file),
+        ["lb1"],
+        "the example names its members lb1..lb3"
+    );
+    let watch = vip::Watch::start(&lab, vip::VIP4);
+    ucarps[0].take().expect("h1's ucarp").crash(&mut lab);
+    let killed = Instant::now();
+    let moved = watch.next_added(&[1], Duration::from_secs(15));
+    lab::wait_for("h2's hook to run", Duration::from_secs(30), || {
+        (calls(&file).len() >= 2).then_some(())
+    });
+    let called = killed.elapsed();
+    sleep(Duration::from_secs(3));
+    assert_eq!(calls(&file), ["lb1", "lb2"], "one call per new master");
+    let log = fs::read_to_string(lab.relay_log(1)).unwrap_or_default();
+    for l in log.lines().filter(|l| l.contains("vip:")) {
+        report(&format!("relay h1| {l}"));
+    }
+    report(&format!(
+        "{name}: h1 called at start; kill -9 of its ucarp -> VIP on h{} after {} ms, h2's hook ran {} ms after the kill (settle {SETTLE} s)",
+        moved.as_ref().map_or(0, |a| a.host),
+        moved.map_or(0, |a| a.at.duration_since(killed).as_millis()),
+        called.as_millis()
+    ));
+}
