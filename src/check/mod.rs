@@ -2,6 +2,7 @@
 //! for each finding what to do about it.
 
 mod finding;
+mod hooks;
 mod host;
 pub(crate) mod toolconf;
 
@@ -63,7 +64,30 @@ pub fn check(
         cfg.allow
     )));
     out.extend(identity(&cfg));
-    match crate::io::privilege::lookup(&cfg.node.user) {
+    let user = crate::io::privilege::lookup(&cfg.node.user);
+    if let Ok(u) = &user {
+        for v in &cfg.vips {
+            let what = format!("[[vip]] VRID {} ({})", v.vrid, v.family.name());
+            let program = fs::metadata(&v.on_master[0]).map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                hooks::Program {
+                    is_file: m.is_file(),
+                    mode: m.mode(),
+                    uid: m.uid(),
+                    gid: m.gid(),
+                }
+            });
+            out.push(hooks::hook_finding(
+                &what,
+                &v.on_master[0],
+                &program,
+                &u.name,
+                u.uid.as_raw(),
+                u.gid.as_raw(),
+            ));
+        }
+    }
+    match user {
         Ok(u) if u.uid.is_root() => out.push(Finding::Warning(
             "node.user = \"root\": the relay keeps full privileges after set-up; use an unprivileged account such as \"nobody\"".into(),
         )),
