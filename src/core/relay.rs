@@ -199,6 +199,8 @@ pub struct Relay {
     /// Counts the changes of this relay's own alarms, so each peer is told
     /// of the latest (its `view_sent`).
     pub(super) alarm_epoch: u64,
+    /// Whether any of this relay's own alarms is raised now.
+    pub(super) alarms_up: bool,
 }
 
 impl Relay {
@@ -226,6 +228,7 @@ impl Relay {
             later: Later::default(),
             claims: Claims::new(&p.vips),
             alarm_epoch: 0,
+            alarms_up: false,
         }
     }
 

@@ -23,10 +23,9 @@ impl Relay {
     /// peer is told at once.
     pub(super) fn alarms_changed(&mut self) {
         self.alarm_epoch += 1;
-    }
-
-    fn alarms_raised(&self) -> bool {
-        self.watch.routers().iter().any(|r| r.split_since.is_some())
+        // Kept, not looked up: `view_due_ms` runs for every peer whenever
+        // the loop computes its next wake.
+        self.alarms_up = self.watch.routers().iter().any(|r| r.split_since.is_some());
     }
 
     /// When a view is next due to peer `i`: at once after a change, each
@@ -39,7 +38,7 @@ impl Relay {
         match p.view_sent {
             Some((epoch, _)) if epoch != self.alarm_epoch => Some(0),
             None if self.alarm_epoch > 0 => Some(0),
-            Some((_, at)) if self.alarms_raised() => Some(at + REPORT_EVERY_MS),
+            Some((_, at)) if self.alarms_up => Some(at + REPORT_EVERY_MS),
             _ => None,
         }
     }
