@@ -28,6 +28,7 @@
 
 pub mod capture;
 pub mod chaos;
+pub mod cloud;
 pub mod corosync;
 pub mod examples;
 pub mod flood;

@@ -562,9 +562,9 @@ mod tests {
         let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
         // mcast-relay.toml and one per set-up: keepalived, keepalived with
         // HAProxy, heartbeat, heartbeat with haresources, corosync,
-        // Pacemaker, spread, ucarp (tap mode); and the two relay instances
-        // of many-vrids.
-        assert_eq!(files.len(), 11, "examples found: {names:?}");
+        // Pacemaker, spread, ucarp (tap mode), cloud-vip ([[vip]] hooks);
+        // and the two relay instances of many-vrids.
+        assert_eq!(files.len(), 12, "examples found: {names:?}");
         let instance = |n: &str| {
             parsed
                 .iter()
