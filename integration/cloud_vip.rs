@@ -264,3 +264,207 @@ fn ucarp_masters_call_the_hook_through_the_carp_watch() {
         called.as_millis()
     ));
 }
+
+/// Polls `what` every 100 ms for at most `limit`; the time it first held.
+fn until(limit: Duration, mut what: impl FnMut() -> bool) -> Option<Instant> {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if what() {
+            return Some(Instant::now());
+        }
+        sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+/// The EC2 emulator (moto) in the lab's cloud namespace with three
+/// instances, an Elastic IP and a route for the VIP, and the shipped AWS
+/// hooks with Debian's aws CLI: both follow the master after kill -9 of
+/// its keepalived; with the API refusing, the next master's hook fails,
+/// is retried and shows `failing` in status; with the API stalled, a try
+/// is killed at its timeout; once it answers again the hook succeeds.
+#[test]
+fn the_elastic_ip_and_route_follow_the_master_through_the_aws_hooks() {
+    let name = "the_elastic_ip_and_route_follow_the_master_through_the_aws_hooks";
+    if !lab::root_or_skip(name) {
+        return;
+    }
+    lab::require_programs(lab::keepalived::PROGRAMS);
+    lab::require_programs(lab::cloud::PROGRAMS);
+    let mut lab = Lab::new(3);
+    let ec2 = lab::cloud::Ec2::start(&mut lab);
+    let hooks = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/hooks");
+    // One [[vip]] per virtual router: a short script runs the three AWS
+    // hooks (Elastic IP, route table, secondary private IP).
+    // Each call's return is stamped (seconds since 1970) in `returns`.
+    let both = lab.path("eip-and-route");
+    let (_, returns) = recording_hook(&lab);
+    fs::write(
+        &both,
+        format!(
+            "#!/bin/sh\nset -eu\n{0}/aws-eip \"$1\"\necho \"$MCAST_RELAY_NODE eip $(date +%s.%N)\" >> {1}\n{0}/aws-route \"$2\"\necho \"$MCAST_RELAY_NODE route $(date +%s.%N)\" >> {1}\n{0}/aws-secondary-ip\necho \"$MCAST_RELAY_NODE secondary $(date +%s.%N)\" >> {1}\n",
+            hooks.display(),
+            returns.display()
+        ),
+    )
+    .expect("cannot write the hook");
+    fs::set_permissions(&both, fs::Permissions::from_mode(0o755)).expect("chmod");
+    const TIMEOUT: f64 = 5.0;
+    let table = vip_table(
+        &[
+            both.to_str().unwrap_or_default(),
+            ec2.allocation_id(),
+            ec2.route_table(),
+        ],
+        TIMEOUT,
+    );
+    let route = format!("{}/32", vip::VIP4);
+    let (_vrrp, mut kas) = start(&mut lab, table, &|h| ec2.hook_env(h));
+    // moto 5 leaves a reassigned secondary address on the old ENI too,
+    // so only its arrival on the new one is checked.
+    let on = |h: usize| {
+        ec2.eip_eni().as_deref() == Some(ec2.eni(h))
+            && ec2.route_eni(&route).as_deref() == Some(ec2.eni(h))
+            && ec2.private_ips(h).iter().any(|a| a == vip::VIP4)
+    };
+    assert!(
+        until(Duration::from_secs(30), || on(1)).is_some(),
+        "the EIP and route never reached h1's ENI: EIP on {:?}, route to {:?}; h1: {}",
+        ec2.eip_eni(),
+        ec2.route_eni(&route),
+        vip_state(&lab, 1)
+    );
+
+    // h2 stops hearing h1: two masters, and the assignment stays put.
+    lab.drop_relay_traffic(2, 1);
+    lab::wait_for("h2's claim to be held", Duration::from_secs(10), || {
+        (vip_state(&lab, 2)["state"] == "held").then_some(())
+    });
+    sleep(Duration::from_secs_f64(SETTLE * 3.0));
+    assert_eq!(vip::holders(&lab, vip::VIP4), vec![1, 2], "two masters");
+    assert!(
+        on(1),
+        "the split brain moved the EIP or route: EIP on {:?}",
+        ec2.eip_eni()
+    );
+    lab.allow_relay_traffic(2);
+    lab::wait_for(
+        "h1 to claim again after the heal",
+        Duration::from_secs(15),
+        || {
+            (vip_state(&lab, 1)["state"] == "done" && vip::holders(&lab, vip::VIP4) == [1])
+                .then_some(())
+        },
+    );
+    assert!(on(1), "after the heal: EIP on {:?}", ec2.eip_eni());
+    let partition_calls = fs::read_to_string(&returns).unwrap_or_default();
+    assert!(
+        !partition_calls.contains("h2 "),
+        "h2 called: {partition_calls}"
+    );
+
+    // kill -9 of the master's keepalived: both follow to h2.
+    let watch = vip::Watch::start(&lab, vip::VIP4);
+    kas.remove(0).crash(&mut lab);
+    let killed = Instant::now();
+    let killed_wall = std::time::SystemTime::now();
+    let added = watch
+        .next_added(&[1], Duration::from_secs(5))
+        .expect("the VIP did not move");
+    assert_eq!(added.host, 2);
+    let eip_at = until(Duration::from_secs(30), || {
+        ec2.eip_eni().as_deref() == Some(ec2.eni(2))
+    })
+    .unwrap_or_else(|| panic!("the EIP did not follow to h2: {}", vip_state(&lab, 2)));
+    let route_at = until(Duration::from_secs(10), || {
+        ec2.route_eni(&route).as_deref() == Some(ec2.eni(2))
+    })
+    .expect("the route did not follow to h2");
+    let secondary_at = until(Duration::from_secs(10), || {
+        ec2.private_ips(2).iter().any(|a| a == vip::VIP4)
+    })
+    .expect("the secondary address did not reach h2's ENI");
+    let h2 = vip_state(&lab, 2);
+    assert_eq!(h2["state"], "done", "{h2}");
+    assert_eq!(h2["attempts"], 1, "{h2}");
+    assert_eq!(vip_state(&lab, 3)["state"], "not master");
+    let ms = |t: Instant| t.duration_since(killed).as_millis();
+    let kill_s = killed_wall
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let returned = |what: &str| {
+        fs::read_to_string(&returns)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                (w.len() == 3 && w[0] == "h2" && w[1] == what).then(|| w[2].parse::<f64>().ok())?
+            })
+            .next()
+            .map_or("?".to_string(), |t| format!("{:.0}", (t - kill_s) * 1e3))
+    };
+    report(&format!(
+        "{name}: kill -9 of h1's keepalived -> VIP on h2's eth0 after {} ms; h2's associate-address returned after {} ms, its replace-route after {} ms, its assign-private-ip-addresses after {} ms; the emulator, looked at by one aws CLI call (~1.2 s) after another, showed the EIP on h2's ENI after {} ms, the route after {} ms and the secondary address after {} ms (settle {SETTLE} s)",
+        ms(added.at),
+        returned("eip"),
+        returned("route"),
+        returned("secondary"),
+        ms(eip_at),
+        ms(route_at),
+        ms(secondary_at)
+    ));
+
+    // The API refuses: h3, the next master, fails, retries, says so.
+    ec2.refuse();
+    kas.remove(0).crash(&mut lab);
+    let failing = lab::wait_for("h3's hook to fail twice", Duration::from_secs(20), || {
+        let v = vip_state(&lab, 3);
+        (v["state"] == "failing" && v["attempts"].as_u64() >= Some(2)).then_some(v)
+    });
+    let error = failing["last_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(!error.is_empty(), "the error is shown: {failing}");
+    let alarms = lab.relay_status(3)["alarms"].to_string();
+    assert!(alarms.contains("failing"), "{alarms}");
+    let text = lab.relay_status_text(3);
+    assert!(text.contains("failing"), "{text}");
+
+    // The API stalls: the next try hangs and is killed at its timeout.
+    ec2.accept();
+    ec2.stop();
+    let timed_out = lab::wait_for(
+        "a try to be killed at its timeout",
+        Duration::from_secs(30),
+        || {
+            let v = vip_state(&lab, 3);
+            (v["runs_timed_out"].as_u64() >= Some(1)).then_some(v)
+        },
+    );
+    assert!(
+        timed_out["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("timeout")),
+        "{timed_out}"
+    );
+
+    // Back: the next retry succeeds and both are on h3.
+    ec2.restart();
+    let done = lab::wait_for("h3's hook to succeed", Duration::from_secs(60), || {
+        let v = vip_state(&lab, 3);
+        (v["state"] == "done").then_some(v)
+    });
+    assert!(
+        until(Duration::from_secs(10), || on(3)).is_some(),
+        "EIP on {:?}, route to {:?} after h3's hook succeeded",
+        ec2.eip_eni(),
+        ec2.route_eni(&route)
+    );
+    report(&format!(
+        "{name}: asymmetric partition h1 -/-> h2 -> VIP on [1, 2], h2 held, EIP and route stayed on h1 for {:.0} s and after the heal; API refusing -> h3 \"failing\" after {} tries ({error}); API stalled -> a try killed at its {TIMEOUT} s timeout; API back -> done after {} tries, EIP and route on h3",
+        SETTLE * 3.0,
+        failing["attempts"],
+        done["attempts"]
+    ));
+}

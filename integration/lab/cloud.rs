@@ -169,6 +169,8 @@ impl Ec2 {
                     &format!("10.77.0.{h}"),
                     "--query",
                     "Instances[0].[InstanceId,NetworkInterfaces[0].NetworkInterfaceId]",
+                    "--output",
+                    "text",
                 ]
                 .iter()
                 .map(|s| s.to_string())
@@ -339,9 +341,16 @@ impl Ec2 {
     /// Debian's aws first on PATH, no config files and a HOME the relay's
     /// unprivileged user may write.
     pub fn hook_env(&self, h: usize) -> Vec<(String, String)> {
+        let mut env = self.cli_env();
+        env.push(("AWS_ENI_ID".to_string(), self.eni(h).to_string()));
+        env
+    }
+
+    /// What every aws CLI call needs here, the seeding's before any ENI
+    /// exists.
+    fn cli_env(&self) -> Vec<(String, String)> {
         let home = self.dir.join("aws-home").display().to_string();
         [
-            ("AWS_ENI_ID", self.eni(h).to_string()),
             ("AWS_ENDPOINT_URL", self.endpoint()),
             ("AWS_ACCESS_KEY_ID", "testing".into()),
             ("AWS_SECRET_ACCESS_KEY", "testing".into()),
@@ -402,11 +411,7 @@ impl Ec2 {
         ])
         .args(args)
         .env_clear();
-        for (k, v) in self.hook_env(1) {
-            if k != "AWS_ENI_ID" {
-                cmd.env(k, v);
-            }
-        }
+        cmd.envs(self.cli_env());
         cmd
     }
 }
