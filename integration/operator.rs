@@ -38,15 +38,7 @@ fn cluster(lab: &mut Lab) -> (Vrrp, Vec<Keepalived>) {
         metrics: true,
         ..RelayOptions::default()
     });
-    let vrrp = Vrrp::v3(0.1);
-    let kas = lab
-        .host_ids()
-        .map(|h| lab.start_keepalived(h, vrrp, PRIORITY[h - 1]))
-        .collect();
-    let all: Vec<usize> = lab.host_ids().collect();
-    let stable = vrrp.master_down(PRIORITY[2]) + Duration::from_millis(500);
-    vip::converge_on(lab, vrrp.vip(), &all, 1, stable, Duration::from_secs(30));
-    (vrrp, kas)
+    lab.start_keepalived_converged(&PRIORITY)
 }
 
 #[test]

@@ -83,6 +83,22 @@ pub struct Keepalived {
 }
 
 impl Lab {
+    /// keepalived (VRRPv3, advert_int 0.1) on every host at `priorities`
+    /// (host h at `priorities[h - 1]`), once the relays run; returns when
+    /// host 1 alone has held the VIP for a master-down time.
+    pub fn start_keepalived_converged(&mut self, priorities: &[u8]) -> (Vrrp, Vec<Keepalived>) {
+        let vrrp = Vrrp::v3(0.1);
+        let kas = self
+            .host_ids()
+            .map(|h| self.start_keepalived(h, vrrp, priorities[h - 1]))
+            .collect();
+        let all: Vec<usize> = self.host_ids().collect();
+        let lowest = priorities.iter().copied().min().unwrap_or(1);
+        let stable = vrrp.master_down(lowest) + Duration::from_millis(500);
+        super::vip::converge_on(self, vrrp.vip(), &all, 1, stable, Duration::from_secs(30));
+        (vrrp, kas)
+    }
+
     /// Starts keepalived (VRRP only, no fork, logging to its own file).
     pub fn start_keepalived(&mut self, host: usize, vrrp: Vrrp, priority: u8) -> Keepalived {
         self.start_keepalived_conf(host, &vrrp.config(host, priority))

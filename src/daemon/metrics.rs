@@ -433,7 +433,7 @@ pub fn respond(request_line: &str, body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::status::{CounterStatus, PathStatus, PeerStatus, RouterStatus, VipStatus};
+    use crate::daemon::status::{CounterStatus, PathStatus, PeerStatus, RouterStatus, sample_vip};
 
     fn path(endpoint: Option<&str>, state: &str, rtt_ms: Option<u64>) -> PathStatus {
         PathStatus {
@@ -500,22 +500,7 @@ mod tests {
                 drops: [("replay".to_string(), 4)].into(),
             },
             quorum: Some(true),
-            vips: vec![VipStatus {
-                vrid: 51,
-                family: "IPv4".into(),
-                address: Some("10.0.1.100".into()),
-                state: "failing".into(),
-                detail: "try 2 failed: exit status 255: could not connect".into(),
-                attempts: 2,
-                done_at: None,
-                last_error: Some("exit status 255: could not connect".into()),
-                next_try_s: Some(1.5),
-                last_success: Some(1_796_236_205.0),
-                runs_ok: 1,
-                runs_failed: 2,
-                runs_timed_out: 0,
-                runs_killed: 0,
-            }],
+            vips: vec![sample_vip()],
         }
     }
 

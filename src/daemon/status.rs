@@ -453,6 +453,27 @@ pub fn render(s: &Status) -> String {
     o
 }
 
+/// A failing `[[vip]]`, for the status and metrics tests.
+#[cfg(test)]
+pub(crate) fn sample_vip() -> VipStatus {
+    VipStatus {
+        vrid: 51,
+        family: "IPv4".into(),
+        address: Some("10.0.1.100".into()),
+        state: "failing".into(),
+        detail: "try 2 failed: exit status 255: could not connect".into(),
+        attempts: 2,
+        done_at: None,
+        last_error: Some("exit status 255: could not connect".into()),
+        next_try_s: Some(1.5),
+        last_success: Some(1_796_236_205.0),
+        runs_ok: 1,
+        runs_failed: 2,
+        runs_timed_out: 0,
+        runs_killed: 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -661,22 +682,7 @@ mod tests {
                 drops: [("replay".to_string(), 3)].into(),
             },
             quorum: None,
-            vips: vec![VipStatus {
-                vrid: 51,
-                family: "IPv4".into(),
-                address: Some("10.0.1.100".into()),
-                state: "failing".into(),
-                detail: "try 2 failed: exit status 255: could not connect".into(),
-                attempts: 2,
-                done_at: None,
-                last_error: Some("exit status 255: could not connect".into()),
-                next_try_s: Some(1.5),
-                last_success: Some(1_796_236_205.0),
-                runs_ok: 1,
-                runs_failed: 2,
-                runs_timed_out: 0,
-                runs_killed: 0,
-            }],
+            vips: vec![sample_vip()],
         };
         let t = render(&s);
         for want in [

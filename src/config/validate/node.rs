@@ -228,7 +228,7 @@ fn name(
 
 /// A duration key: `default` seconds when left out, else above 0 and at
 /// most `max`.
-fn seconds(
+pub(super) fn seconds(
     ctx: &Ctx,
     v: &Option<Spanned<f64>>,
     key: &str,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::node::seconds;
 use crate::config::error::{ConfigError, Ctx};
 use crate::config::raw::RawVip;
 use crate::config::{DEFAULT_HOOK_TIMEOUT_SECS, VipConfig};
@@ -134,20 +135,13 @@ fn validate_vip(ctx: &Ctx, r: RawVip, has_v6: bool) -> Result<VipConfig, ConfigE
             Some(Duration::from_secs_f64(x))
         }
     };
-    let timeout = match &r.timeout {
-        None => Duration::from_secs_f64(DEFAULT_HOOK_TIMEOUT_SECS),
-        Some(s) => {
-            let x = *s.get_ref();
-            if !(x > 0.0 && x <= MAX_TIMEOUT_SECS) {
-                return Err(ctx.err(
-                    s.span(),
-                    "vip.timeout",
-                    format!("must be a number of seconds above 0 and at most {MAX_TIMEOUT_SECS}"),
-                ));
-            }
-            Duration::from_secs_f64(x)
-        }
-    };
+    let timeout = seconds(
+        ctx,
+        &r.timeout,
+        "vip.timeout",
+        DEFAULT_HOOK_TIMEOUT_SECS,
+        MAX_TIMEOUT_SECS,
+    )?;
     Ok(VipConfig {
         vrid,
         family,
