@@ -223,6 +223,11 @@ fn host(cfg: &Config, out: &mut Vec<Finding>) {
 /// The failover tools' own configurations.
 fn tools(cfg: &Config, given: &[PathBuf], out: &mut Vec<Finding>) {
     let others = sibling_relays(&cfg.path);
+    let vips: Vec<(u8, Option<f64>)> = cfg
+        .vips
+        .iter()
+        .map(|v| (v.vrid, v.settle.map(|s| s.as_secs_f64())))
+        .collect();
     let relay = toolconf::Relay {
         iface: &cfg.interface.name,
         address: cfg.interface.address,
@@ -231,6 +236,7 @@ fn tools(cfg: &Config, given: &[PathBuf], out: &mut Vec<Finding>) {
         // IPv6 instances need this host's address6 on the interface.
         families: 1 + u32::from(cfg.interface.address6.is_some()),
         others: &others,
+        vips: &vips,
     };
     let files: Vec<(PathBuf, Option<Tool>)> = if given.is_empty() {
         toolconf::carried_configs(&cfg.allow)

@@ -72,6 +72,8 @@ pub struct Relay<'a> {
     /// The interfaces of this host's other relay instances (one per
     /// interface beyond 255 virtual routers), with their files.
     pub others: &'a [(String, std::path::PathBuf)],
+    /// `[[vip]]`: each VRID and its `settle` in seconds, if set.
+    pub vips: &'a [(u8, Option<f64>)],
 }
 
 impl Relay<'_> {
@@ -146,6 +148,29 @@ fn adverts_per_sec(advert_int: f64, version: u8) -> f64 {
     }
 }
 
+/// A `[[vip]]` `settle` too short for the instance's advert interval: two
+/// masters are recognised after about four intervals of both advertising,
+/// so a claim could be made before.
+fn settle_finding(
+    path: &Path,
+    name: &str,
+    vrid: u8,
+    advert_int: f64,
+    version: u8,
+    relay: &Relay,
+) -> Option<Finding> {
+    let (_, settle) = relay.vips.iter().find(|(v, _)| *v == vrid)?;
+    let interval = 1.0 / adverts_per_sec(advert_int, version);
+    let settle = (*settle)?;
+    (settle + 1e-9 < 5.0 * interval).then(|| {
+        Finding::Warning(format!(
+            "{}: [[vip]] VRID {vrid} has settle = {settle} s, less than five advert intervals of vrrp_instance {name} ({:.2} s): a split brain is recognised after about four, so its hook could run during one; raise settle or leave it out (six intervals)",
+            path.display(),
+            5.0 * interval
+        ))
+    })
+}
+
 fn keepalived(path: &Path, text: &str, relay: &Relay) -> Vec<Finding> {
     let t = tokens(text);
     let default_version = default_vrrp_version(&t);
@@ -155,6 +180,7 @@ fn keepalived(path: &Path, text: &str, relay: &Relay) -> Vec<Finding> {
     // a second they send when this host masters them all.
     let mut relayed = 0u32;
     let mut load = 0.0;
+    let mut seen_vrids: Vec<u8> = Vec::new();
     let mut i = 0;
     while i < t.len() {
         if t[i] != "vrrp_instance" {
@@ -171,6 +197,7 @@ fn keepalived(path: &Path, text: &str, relay: &Relay) -> Vec<Finding> {
         // keepalived's defaults.
         let mut advert_int = 1.0;
         let mut version = default_version;
+        let mut vrid: Option<u8> = None;
         let mut j = i + 2;
         while j < t.len() {
             match t[j].as_str() {
@@ -183,6 +210,9 @@ fn keepalived(path: &Path, text: &str, relay: &Relay) -> Vec<Finding> {
                 }
                 "interface" if depth == 1 => iface = t.get(j + 1).cloned(),
                 "unicast_peer" if depth == 1 => unicast = true,
+                "virtual_router_id" if depth == 1 => {
+                    vrid = t.get(j + 1).and_then(|v| v.parse().ok());
+                }
                 "advert_int" if depth == 1 => {
                     if let Some(x) = t.get(j + 1).and_then(|v| v.parse::<f64>().ok()) {
                         if x.is_finite() && x > 0.0 {
@@ -202,6 +232,10 @@ fn keepalived(path: &Path, text: &str, relay: &Relay) -> Vec<Finding> {
         if iface.as_deref() == Some(relay.iface) {
             relayed += 1;
             load += adverts_per_sec(advert_int, version);
+            if let Some(v) = vrid {
+                seen_vrids.push(v);
+                out.extend(settle_finding(path, &name, v, advert_int, version, relay));
+            }
         }
         let other = relay.others.iter().find(|(i, _)| Some(i) == iface.as_ref());
         match iface {
@@ -239,6 +273,15 @@ fn keepalived(path: &Path, text: &str, relay: &Relay) -> Vec<Finding> {
             "{}: no vrrp_instance found",
             path.display()
         )));
+    }
+    for (v, _) in relay.vips {
+        if !seen_vrids.contains(v) {
+            out.push(Finding::Warning(format!(
+                "{}: no vrrp_instance on {} has virtual_router_id {v}, so the [[vip]] for VRID {v} never runs; fix its vrid",
+                path.display(),
+                relay.iface
+            )));
+        }
     }
     let carried = VRIDS_PER_FAMILY * relay.families.max(1);
     if relayed > carried {
@@ -347,6 +390,7 @@ mod tests {
         inject_rate_limit: 5_100,
         families: 1,
         others: &[],
+        vips: &[],
     };
 
     fn warnings(f: &[Finding]) -> Vec<String> {
@@ -560,6 +604,57 @@ mod tests {
         let (p, text) = example("examples/many-vrids/keepalived.conf");
         let f = findings(Tool::Keepalived, &p, &text, &relay);
         assert!(warnings(&f).is_empty(), "{f:?}");
+    }
+
+    /// A `[[vip]]` whose settle is under five advert intervals, or whose
+    /// VRID no instance on the interface has, is said; the default settle
+    /// and a long one are not.
+    #[test]
+    fn keepalived_and_the_vip_tables() {
+        let text = "vrrp_instance A {\n  interface mcast0\n  virtual_router_id 51\n  version 3\n  advert_int 0.5\n}\n";
+        let check = |vips: &[(u8, Option<f64>)]| {
+            let relay = Relay { vips, ..RELAY };
+            warnings(&findings(
+                Tool::Keepalived,
+                Path::new("k.conf"),
+                text,
+                &relay,
+            ))
+        };
+        assert!(check(&[(51, None)]).is_empty());
+        assert!(
+            check(&[(51, Some(2.5))]).is_empty(),
+            "exactly five intervals"
+        );
+        let w = check(&[(51, Some(2.0))]);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains(
+                "settle = 2 s, less than five advert intervals of vrrp_instance A (2.50 s)"
+            ),
+            "{}",
+            w[0]
+        );
+        let w = check(&[(51, None), (52, Some(9.0))]);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("no vrrp_instance on mcast0 has virtual_router_id 52"),
+            "{}",
+            w[0]
+        );
+        // VRRPv2 rounds 0.5 s up to 1 s: five intervals are 5 s.
+        let v2 = text.replace("  version 3\n", "");
+        let relay = Relay {
+            vips: &[(51, Some(4.0))],
+            ..RELAY
+        };
+        let w = warnings(&findings(
+            Tool::Keepalived,
+            Path::new("k.conf"),
+            &v2,
+            &relay,
+        ));
+        assert!(w.len() == 1 && w[0].contains("(5.00 s)"), "{w:?}");
     }
 
     #[test]
