@@ -71,6 +71,12 @@ impl Events {
     /// cluster of 64 peers or more queues more than `HELD` events after
     /// the majority's).
     pub(super) fn push(&mut self, e: Event) {
+        // Only a claim's newest standing matters to the caller: one per
+        // `[[vip]]` is held, so claims cannot crowd out a quorum change.
+        if let Event::Vip { vip, .. } = e {
+            self.queue
+                .retain(|q| !matches!(q, Event::Vip { vip: v, .. } if *v == vip));
+        }
         if self.queue.len() == HELD {
             let oldest_other = self.queue.iter().position(|e| !e.is_kept());
             self.queue.remove(oldest_other.unwrap_or(0));

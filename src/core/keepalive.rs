@@ -305,7 +305,7 @@ impl Relay {
             .is_some_and(|i| self.reachable_at(i, now_ms))
     }
 
-    fn reachable_at(&self, i: usize, now_ms: u64) -> bool {
+    pub(super) fn reachable_at(&self, i: usize, now_ms: u64) -> bool {
         let window = self.reachability_window();
         self.peers[i]
             .stats

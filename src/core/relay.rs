@@ -205,6 +205,7 @@ pub struct Relay {
 
 impl Relay {
     pub fn new(p: RelayParams) -> Self {
+        let peer_count = p.peers.len();
         let key = match p.security {
             Security::Authenticated(k) => Some(k),
             Security::Insecure => None,
@@ -219,14 +220,19 @@ impl Relay {
             inject_rate: p.inject_rate_limit,
             keepalive_ms: p.keepalive_ms,
             counters: Counters::default(),
-            watch: Watch::default(),
+            watch: Watch::reserving(
+                &p.vips
+                    .iter()
+                    .map(|v| (v.family, v.vrid))
+                    .collect::<Vec<_>>(),
+            ),
             events: Events::default(),
             quorum: p.quorum.then(Quorum::default),
             // The first quorum decision is due at once.
             recheck: p.quorum,
             redundancy: p.redundancy,
             later: Later::default(),
-            claims: Claims::new(&p.vips),
+            claims: Claims::new(&p.vips, peer_count),
             alarm_epoch: 0,
             alarms_up: false,
         }
@@ -342,6 +348,7 @@ impl Relay {
         self.claims
             .reports
             .retain(|id| peers.index_of(id).is_some());
+        self.claims.reports.reserve(self.peers.len());
         // The count and the window may have changed.
         self.recheck = true;
     }
@@ -523,7 +530,7 @@ impl Relay {
             self.events.push(Event::SplitBrain(alarm));
             self.alarms_changed();
         }
-        self.advert_seen(a.family, a.vrid, now_ms);
+        self.advert_seen(node, &a, now_ms);
     }
 
     fn drop_out(&mut self, r: DropReason) -> Outbound {

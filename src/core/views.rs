@@ -9,14 +9,12 @@ use std::net::SocketAddr;
 
 use crate::core::counters::DropReason;
 use crate::core::events::Event;
+use crate::core::peers::Node;
 use crate::core::relay::{Inbound, Relay};
 use crate::core::session::prefix;
-use crate::core::vip::{MAX_REPORTED, REPORT_EVERY_MS};
-use crate::core::vrrp_watch::Family;
-use crate::proto::wire::{Kind, VIEW_HEADER_LEN};
-
-/// The largest view's plaintext.
-const VIEW_MAX: usize = VIEW_HEADER_LEN + 2 * MAX_REPORTED;
+use crate::core::vip::{self, Bitmap, Lacking, REPORT_EVERY_MS};
+use crate::core::vrrp_watch::Advert;
+use crate::proto::wire::{Kind, VIEW_LEN};
 
 impl Relay {
     /// The alarms this relay sees changed (one raised or cleared): every
@@ -53,39 +51,27 @@ impl Relay {
         if self.view_due_ms(i)? > now_ms {
             return None;
         }
-        let mut body = [0u8; VIEW_MAX];
-        let mut n = 0;
-        for r in self
-            .watch
-            .routers()
-            .iter()
-            .filter(|r| r.split_since.is_some())
-        {
-            if n == MAX_REPORTED {
-                break;
-            }
-            let at = VIEW_HEADER_LEN + 2 * n;
-            body[at] = match r.family {
-                Family::V4 => 4,
-                Family::V6 => 6,
-            };
-            body[at + 1] = r.vrid;
-            n += 1;
-        }
-        // n ≤ MAX_REPORTED, which fits the count byte.
-        body[1] = n as u8;
+        let mut body = [0u8; VIEW_LEN];
+        body[1..].copy_from_slice(&vip::bitmap(
+            self.watch
+                .routers()
+                .iter()
+                .filter(|r| r.split_since.is_some())
+                .map(|r| (r.family, r.vrid)),
+        ));
         let epoch = self.alarm_epoch;
         let me = self.policy.local.id();
+        let (window, timeout) = (self.reachability_window(), self.ping_timeout_ms());
         let p = &mut self.peers[i];
-        let to = p.paths.addr(p.paths.usable().iter().next()?)?;
+        // As a handshake goes: a healthy path, else each in turn, so a
+        // dead first path does not swallow every view.
+        let to = p
+            .paths
+            .hello_path(now_ms, window, timeout)
+            .and_then(|k| p.paths.addr(k))?;
         let len = p
             .sessions
-            .seal(
-                prefix(Kind::View, 0, me),
-                &body[..VIEW_HEADER_LEN + 2 * n],
-                now_ms,
-                out,
-            )
+            .seal(prefix(Kind::View, 0, me), &body, now_ms, out)
             .ok()?;
         p.view_sent = Some((epoch, now_ms));
         Some((len, to))
@@ -98,22 +84,13 @@ impl Relay {
         body: &[u8],
         now_ms: u64,
     ) -> Result<Inbound, DropReason> {
-        let (head, pairs) = body
-            .split_at_checked(VIEW_HEADER_LEN)
-            .ok_or(DropReason::Malformed)?;
-        let n = usize::from(head[1]);
-        if head[0] != 0 || n > MAX_REPORTED || pairs.len() != 2 * n {
+        if body.len() != VIEW_LEN || body[0] != 0 {
             return Err(DropReason::Malformed);
         }
-        if pairs.chunks_exact(2).any(|c| c[0] != 4 && c[0] != 6) {
-            return Err(DropReason::Malformed);
-        }
+        let mut alarms: Bitmap = [0; 64];
+        alarms.copy_from_slice(&body[1..]);
         let peer = self.peers.id_at(i);
-        let alarms = pairs.chunks_exact(2).map(|c| {
-            let family = if c[0] == 4 { Family::V4 } else { Family::V6 };
-            (family, c[1])
-        });
-        self.claims.reports.record(peer, alarms, now_ms);
+        self.claims.reports.record(peer, &alarms, now_ms);
         self.decide_claims(now_ms);
         Ok(Inbound::Handled)
     }
@@ -125,27 +102,41 @@ impl Relay {
         }
     }
 
+    /// Whether a claim must wait for a majority, and it is missing: with
+    /// three relays or more, in authenticated mode with keepalives (which
+    /// tell who is reachable). Two relays cannot tell a dead peer from a
+    /// cut one, so a pair claims alone, as keepalived fails over alone.
+    fn lacking_majority(&self, now_ms: u64) -> Option<Lacking> {
+        let cluster = self.peers.len() + 1;
+        if cluster < 3 || !self.handshake.authenticated() || self.keepalive_ms == 0 {
+            return None;
+        }
+        let reachable = (0..self.peers.len())
+            .filter(|i| self.reachable_at(*i, now_ms))
+            .count()
+            + 1;
+        (reachable * 2 <= cluster).then_some(Lacking { reachable, cluster })
+    }
+
     /// Decides claim `k`, queueing it if it changed.
     fn decide_claim(&mut self, k: usize, now_ms: u64) {
-        let Some((rule, _)) = self.claims.standings().nth(k) else {
+        let Some((family, vrid)) = self.claims.routers().nth(k) else {
             return;
         };
-        let (family, vrid) = (rule.family, rule.vrid);
-        let router = self
-            .watch
-            .routers()
-            .iter()
-            .find(|r| r.family == family && r.vrid == vrid)
-            .copied();
-        if let Some(standing) = self.claims.decide(k, router.as_ref(), now_ms) {
+        let router = self.watch.router(family, vrid).copied();
+        let lacking = self.lacking_majority(now_ms);
+        if let Some(standing) = self.claims.decide(k, router.as_ref(), lacking, now_ms) {
             self.events.push(Event::Vip { vip: k, standing });
         }
     }
 
-    /// After an advert for (`family`, `vrid`) was recorded: the claim on
-    /// that router, if one is configured, follows.
-    pub(super) fn advert_seen(&mut self, family: Family, vrid: u8, now_ms: u64) {
-        if let Some(k) = self.claims.rule_for(family, vrid) {
+    /// After an advert for `a`'s router by `node` was recorded: the claim
+    /// on that router, if one is configured, follows.
+    pub(super) fn advert_seen(&mut self, node: Node, a: &Advert, now_ms: u64) {
+        if let Some(k) = self.claims.rule_for(a.family, a.vrid) {
+            if node == Node::Me {
+                self.claims.own_advert(k, a.priority, now_ms);
+            }
             self.decide_claim(k, now_ms);
         }
     }
@@ -155,13 +146,9 @@ impl Relay {
         if self.claims.is_empty() {
             return None;
         }
-        let routers = self.watch.routers();
-        self.claims.next_deadline(|rule| {
-            routers
-                .iter()
-                .find(|r| r.family == rule.family && r.vrid == rule.vrid)
-                .copied()
-        })
+        let watch = &self.watch;
+        self.claims
+            .next_deadline(|rule| watch.router(rule.family, rule.vrid).copied())
     }
 }
 
@@ -169,7 +156,9 @@ impl Relay {
 impl Relay {
     /// This relay with `[[vip]]` rules (the test cluster is built without).
     pub(crate) fn claiming(mut self, rules: &[crate::core::vip::Rule]) -> Relay {
-        self.claims = crate::core::vip::Claims::new(rules);
+        self.claims = crate::core::vip::Claims::new(rules, self.peers.len());
+        let keys: Vec<_> = self.claims.routers().collect();
+        self.watch = crate::core::vrrp_watch::Watch::reserving(&keys);
         self
     }
 
@@ -194,8 +183,9 @@ impl Relay {
 mod tests {
     use crate::core::events::Event;
     use crate::core::relay::Relay;
-    use crate::core::vip::{Rule, Standing};
+    use crate::core::vip::{Hold, Rule, Standing};
     use crate::core::vrrp_watch::Family;
+    use crate::proto::wire::VIEW_LEN;
     use crate::testing::cluster::*;
 
     const RULE: Rule = Rule {
@@ -250,6 +240,9 @@ mod tests {
             }
             c.handle_timeout(now);
             b.handle_timeout(now);
+            // h2's keepalives reach h3 and are answered: it has a
+            // majority (h3 and itself), as in the lab.
+            exchange(&mut b, 2, &mut c, 3, now);
             views += hellos(&mut c, &mut b, 3, now, views_reach_h2);
         }
         (standings(&mut b), views)
@@ -264,7 +257,7 @@ mod tests {
         );
         assert!(
             held.iter()
-                .any(|s| matches!(s, Standing::Held { by: Some(p), .. } if *p == peer_index_of(3))),
+                .any(|s| matches!(s, Standing::Held { why: Hold::SplitBrain { by: Some(p) }, .. } if *p == peer_index_of(3))),
             "{held:?}"
         );
         assert!(
@@ -304,12 +297,28 @@ mod tests {
             crate::core::relay::Inbound::Handled,
             "an empty view"
         );
-        let mut body = [0u8, 1, 5, 51];
-        let mut bad = vec![0u8; MAX_DATAGRAM];
-        let len = a.seal_view_for_test(b.local_addrs().peer_id(), &mut body, T0, &mut bad);
-        assert_eq!(
-            b.from_net(&mut bad[..len], endpoint(1), T0, &mut reply),
-            crate::core::relay::Inbound::Drop(DropReason::Malformed)
-        );
+        // Short, long, empty, and a flag set: each dropped as malformed,
+        // counted, and nothing recorded.
+        let flagged = {
+            let mut f = [0u8; VIEW_LEN];
+            f[0] = 1;
+            f[8] = 0xff;
+            f
+        };
+        let bodies: [&[u8]; 4] = [&[0u8; VIEW_LEN - 1], &[0u8; VIEW_LEN + 1], &[], &flagged];
+        let before = b.counters().drops.get(DropReason::Malformed);
+        for body in bodies {
+            let mut body = body.to_vec();
+            let mut bad = vec![0u8; MAX_DATAGRAM];
+            let len = a.seal_view_for_test(b.local_addrs().peer_id(), &mut body, T0, &mut bad);
+            assert_eq!(
+                b.from_net(&mut bad[..len], endpoint(1), T0, &mut reply),
+                crate::core::relay::Inbound::Drop(DropReason::Malformed),
+                "a body of {} bytes",
+                body.len()
+            );
+        }
+        assert_eq!(b.counters().drops.get(DropReason::Malformed), before + 4);
+        assert_eq!(b.claims.reports.reporter(Family::V4, 64, T0), None);
     }
 }

@@ -26,8 +26,6 @@ const STALE_ADVERTS: u64 = 3;
 /// a report counts without being repeated (a peer that died mid-alarm).
 pub const REPORT_EVERY_MS: u64 = 1000;
 pub const REPORT_TTL_MS: u64 = 3500;
-/// The most alarms one report carries (two bytes each).
-pub const MAX_REPORTED: usize = 64;
 
 /// One `[[vip]]`: which virtual router, and how long to wait.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,11 +50,21 @@ pub enum Standing {
     NotMaster,
     /// The only master since `since`; the claim is due at `due`.
     Settling { since: u64, due: u64 },
-    /// Master, but two nodes advertise: seen here (`by: None`) or
-    /// reported by peer `by`. Nothing runs while held.
-    Held { since: u64, by: Option<PeerId> },
+    /// Master, but something forbids the claim; nothing runs while held.
+    Held { since: u64, why: Hold },
     /// The only master for `settle`, since `at`: the hook's turn.
     Claimed { at: u64 },
+}
+
+/// Why a master may not claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hold {
+    /// Two nodes advertise: seen here (`by: None`) or reported by peer
+    /// `by`.
+    SplitBrain { by: Option<PeerId> },
+    /// This relay reaches `reachable` of the `cluster`'s relays (itself
+    /// included), not a majority: it may be the one cut off.
+    NoMajority { reachable: usize, cluster: usize },
 }
 
 /// The split-brain alarms peers report, per peer, with when each report
@@ -66,40 +74,53 @@ pub struct Reports {
     by_peer: Vec<Report>,
 }
 
+impl Reports {
+    /// Room for `peers` reports, so recording one never allocates.
+    fn with_capacity(peers: usize) -> Reports {
+        Reports {
+            by_peer: Vec::with_capacity(peers),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Report {
     peer: PeerId,
     at_ms: u64,
-    /// Bit `family * 256 + vrid`.
-    alarms: [u64; 8],
+    alarms: Bitmap,
 }
+
+/// A set of virtual routers: bit `family * 256 + vrid` (IPv4 0, IPv6 1),
+/// least significant bit first in each byte; as a view carries it.
+pub type Bitmap = [u8; 64];
 
 fn bit(family: Family, vrid: u8) -> usize {
     usize::from(family == Family::V6) * 256 + usize::from(vrid)
 }
 
+/// The bitmap of `routers`.
+pub fn bitmap(routers: impl Iterator<Item = (Family, u8)>) -> Bitmap {
+    let mut set = [0u8; 64];
+    for (f, v) in routers {
+        let b = bit(f, v);
+        set[b / 8] |= 1 << (b % 8);
+    }
+    set
+}
+
 impl Reports {
-    /// Peer `peer` reports these alarms now (replacing what it said before).
-    pub fn record(
-        &mut self,
-        peer: PeerId,
-        alarms: impl Iterator<Item = (Family, u8)>,
-        now_ms: u64,
-    ) {
-        let mut set = [0u64; 8];
-        for (f, v) in alarms {
-            let b = bit(f, v);
-            set[b / 64] |= 1 << (b % 64);
-        }
+    /// Peer `peer` reports these alarms now (replacing what it said
+    /// before).
+    pub fn record(&mut self, peer: PeerId, alarms: &Bitmap, now_ms: u64) {
         match self.by_peer.iter_mut().find(|r| r.peer == peer) {
             Some(r) => {
                 r.at_ms = now_ms;
-                r.alarms = set;
+                r.alarms = *alarms;
             }
             None => self.by_peer.push(Report {
                 peer,
                 at_ms: now_ms,
-                alarms: set,
+                alarms: *alarms,
             }),
         }
     }
@@ -111,7 +132,7 @@ impl Reports {
             .iter()
             .find(|r| {
                 now_ms.saturating_sub(r.at_ms) < REPORT_TTL_MS
-                    && r.alarms[b / 64] & (1 << (b % 64)) != 0
+                    && r.alarms[b / 8] & (1 << (b % 8)) != 0
             })
             .map(|r| r.peer)
     }
@@ -128,20 +149,50 @@ impl Reports {
     pub fn retain(&mut self, keep: impl Fn(PeerId) -> bool) {
         self.by_peer.retain(|r| keep(r.peer));
     }
+
+    /// Room for `peers` reports in all (after a reload).
+    pub fn reserve(&mut self, peers: usize) {
+        self.by_peer
+            .reserve(peers.saturating_sub(self.by_peer.len()));
+    }
+}
+
+/// One rule, where this node stands with it, and when this node's own
+/// last advert for it went out (`None`: none, or it resigned).
+#[derive(Debug)]
+struct Claim {
+    rule: Rule,
+    standing: Standing,
+    own_ms: Option<u64>,
 }
 
 /// Every rule and where this node stands with it.
 #[derive(Debug, Default)]
 pub struct Claims {
-    rules: Vec<(Rule, Standing)>,
+    rules: Vec<Claim>,
     pub(crate) reports: Reports,
 }
 
+/// What a decision needs besides the router: the majority, if one is
+/// wanted and lacking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lacking {
+    pub reachable: usize,
+    pub cluster: usize,
+}
+
 impl Claims {
-    pub fn new(rules: &[Rule]) -> Claims {
+    pub fn new(rules: &[Rule], peers: usize) -> Claims {
         Claims {
-            rules: rules.iter().map(|r| (*r, Standing::NotMaster)).collect(),
-            reports: Reports::default(),
+            rules: rules
+                .iter()
+                .map(|r| Claim {
+                    rule: *r,
+                    standing: Standing::NotMaster,
+                    own_ms: None,
+                })
+                .collect(),
+            reports: Reports::with_capacity(peers),
         }
     }
 
@@ -150,92 +201,122 @@ impl Claims {
     }
 
     pub fn standings(&self) -> impl Iterator<Item = (&Rule, Standing)> {
-        self.rules.iter().map(|(r, s)| (r, *s))
+        self.rules.iter().map(|c| (&c.rule, c.standing))
     }
 
-    /// Which rules a router's change concerns.
+    /// The (family, VRID) of every rule, for the watch to keep room for.
+    pub fn routers(&self) -> impl Iterator<Item = (Family, u8)> + '_ {
+        self.rules.iter().map(|c| (c.rule.family, c.rule.vrid))
+    }
+
+    /// Which rule a router's change concerns.
     pub fn rule_for(&self, family: Family, vrid: u8) -> Option<usize> {
         self.rules
             .iter()
-            .position(|(r, _)| r.family == family && r.vrid == vrid)
+            .position(|c| c.rule.family == family && c.rule.vrid == vrid)
     }
 
     pub fn len(&self) -> usize {
         self.rules.len()
     }
 
+    /// This node sent an advert for rule `i` at `now_ms`; priority 0 (it
+    /// resigns) ends its mastership at once.
+    pub fn own_advert(&mut self, i: usize, priority: u8, now_ms: u64) {
+        if let Some(c) = self.rules.get_mut(i) {
+            c.own_ms = (priority != 0).then_some(now_ms);
+        }
+    }
+
     /// Decides rule `i` anew from its router (`None`: never heard) at
-    /// `now_ms`; returns the new standing if it changed.
-    pub fn decide(&mut self, i: usize, router: Option<&Router>, now_ms: u64) -> Option<Standing> {
-        let (rule, old) = *self.rules.get(i)?;
-        let new = match router {
-            Some(r) if r.master == Node::Me && !stale(r, now_ms) => {
-                let by = match r.split_since {
+    /// `now_ms`; `lacking`: a majority is wanted and missing. Returns the
+    /// new standing if it changed.
+    pub fn decide(
+        &mut self,
+        i: usize,
+        router: Option<&Router>,
+        lacking: Option<Lacking>,
+        now_ms: u64,
+    ) -> Option<Standing> {
+        let c = self.rules.get(i)?;
+        let (rule, old) = (c.rule, c.standing);
+        let ours = router.filter(|r| c.own_ms.is_some_and(|t| now_ms < stale_after(t, r)));
+        let new = match ours {
+            None => Standing::NotMaster,
+            Some(r) => {
+                let split = match r.split_since {
                     Some(_) => Some(None),
                     None => self
                         .reports
                         .reporter(rule.family, rule.vrid, now_ms)
                         .map(Some),
                 };
-                match (by, old) {
-                    (Some(by), Standing::Held { since, .. }) => Standing::Held { since, by },
-                    (Some(by), _) => Standing::Held { since: now_ms, by },
+                let why = match (split, lacking) {
+                    (Some(by), _) => Some(Hold::SplitBrain { by }),
+                    // Another node took over (it advertised last, no alarm).
+                    (None, _) if r.master != Node::Me => None,
+                    (None, Some(l)) => Some(Hold::NoMajority {
+                        reachable: l.reachable,
+                        cluster: l.cluster,
+                    }),
+                    (None, None) => None,
+                };
+                match (why, old) {
+                    (Some(why), Standing::Held { since, .. }) => Standing::Held { since, why },
+                    (Some(why), _) => Standing::Held { since: now_ms, why },
+                    (None, _) if r.master != Node::Me => Standing::NotMaster,
                     (None, Standing::Settling { due, .. }) if now_ms >= due => {
                         Standing::Claimed { at: now_ms }
                     }
                     (None, Standing::Settling { .. } | Standing::Claimed { .. }) => old,
-                    (None, Standing::NotMaster | Standing::Held { .. }) => {
-                        let settle = rule.settle(r.interval_ms);
-                        if settle == 0 {
-                            Standing::Claimed { at: now_ms }
-                        } else {
-                            Standing::Settling {
-                                since: now_ms,
-                                due: now_ms + settle,
-                            }
-                        }
-                    }
+                    (None, Standing::NotMaster | Standing::Held { .. }) => Standing::Settling {
+                        since: now_ms,
+                        due: now_ms + rule.settle(r.interval_ms),
+                    },
                 }
             }
-            _ => Standing::NotMaster,
         };
-        self.rules[i].1 = new;
+        if let Some(c) = self.rules.get_mut(i) {
+            c.standing = new;
+        }
         (new != old).then_some(new)
     }
 
     /// When a decision must be made without a packet: a claim's settle
     /// ends, our own adverts go stale, or a report holding one expires.
     pub fn next_deadline(&self, router: impl Fn(&Rule) -> Option<Router>) -> Option<u64> {
-        let own = self
-            .rules
+        self.rules
             .iter()
-            .filter_map(|(rule, s)| {
-                let stale_at = || router(rule).map(|r| stale_at(&r));
-                match s {
-                    Standing::Settling { due, .. } => stale_at().map(|t| t.min(*due)),
-                    Standing::Claimed { .. } | Standing::Held { .. } => stale_at(),
+            .filter_map(|c| {
+                let stale = c
+                    .own_ms
+                    .zip(router(&c.rule))
+                    .map(|(t, r)| stale_after(t, &r));
+                let report = match c.standing {
+                    Standing::Held {
+                        why: Hold::SplitBrain { by: Some(p) },
+                        ..
+                    } => self.reports.expiry_of(p),
+                    _ => None,
+                };
+                let due = match c.standing {
+                    Standing::Settling { due, .. } => Some(due),
+                    _ => None,
+                };
+                let own = match c.standing {
                     Standing::NotMaster => None,
-                }
+                    _ => stale,
+                };
+                [due, own, report].into_iter().flatten().min()
             })
-            .min();
-        let reports = self
-            .rules
-            .iter()
-            .filter_map(|(_, s)| match s {
-                Standing::Held { by: Some(p), .. } => self.reports.expiry_of(*p),
-                _ => None,
-            })
-            .min();
-        own.into_iter().chain(reports).min()
+            .min()
     }
 }
 
-fn stale_at(r: &Router) -> u64 {
-    r.last_ms + STALE_ADVERTS * r.interval_ms.max(100) + 1
-}
-
-fn stale(r: &Router, now_ms: u64) -> bool {
-    now_ms >= stale_at(r)
+/// When our own advert of `at_ms` goes stale: keepalived (or ucarp)
+/// stopped, so we are not master any more even if no one took over yet.
+fn stale_after(at_ms: u64, r: &Router) -> u64 {
+    at_ms + STALE_ADVERTS * r.interval_ms.max(100) + 1
 }
 
 #[cfg(test)]
@@ -257,30 +338,47 @@ mod tests {
         watch: Watch,
         claims: Claims,
         changes: Vec<(u64, Standing)>,
+        lacking: Option<Lacking>,
     }
 
     impl World {
         fn new(settle_ms: Option<u64>) -> World {
             World {
                 watch: Watch::default(),
-                claims: Claims::new(&[Rule {
-                    family: Family::V4,
-                    vrid: 51,
-                    settle_ms,
-                }]),
+                claims: Claims::new(
+                    &[Rule {
+                        family: Family::V4,
+                        vrid: 51,
+                        settle_ms,
+                    }],
+                    2,
+                ),
                 changes: Vec::new(),
+                lacking: None,
             }
         }
 
         fn advert(&mut self, node: Node, priority: u8, now: u64) {
             self.watch.observe(node, &advert(priority), now);
+            if node == Node::Me {
+                self.claims.own_advert(0, priority, now);
+            }
             self.decide(now);
         }
 
         fn decide(&mut self, now: u64) {
             let r = self.watch.routers().first().copied();
-            if let Some(s) = self.claims.decide(0, r.as_ref(), now) {
+            if let Some(s) = self.claims.decide(0, r.as_ref(), self.lacking, now) {
                 self.changes.push((now, s));
+            }
+            // The property the event loop relies on: after a decision the
+            // next deadline, if any, is later (else it would spin).
+            let watch = &self.watch;
+            if let Some(d) = self
+                .claims
+                .next_deadline(|_| watch.routers().first().copied())
+            {
+                assert!(d > now, "deadline {d} not after the decision at {now}");
             }
         }
 
@@ -383,9 +481,13 @@ mod tests {
         }
         assert_eq!(w.claims(), 0);
         assert!(
-            w.changes
-                .iter()
-                .any(|(_, s)| matches!(s, Standing::Held { by: None, .. })),
+            w.changes.iter().any(|(_, s)| matches!(
+                s,
+                Standing::Held {
+                    why: Hold::SplitBrain { by: None },
+                    ..
+                }
+            )),
             "{:?}",
             w.changes
         );
@@ -421,7 +523,7 @@ mod tests {
         // h3 hears us and another master; we hear only ourselves.
         w.claims
             .reports
-            .record(h3, [(Family::V4, 51)].into_iter(), 400);
+            .record(h3, &bitmap([(Family::V4, 51)].into_iter()), 400);
         w.advert(Node::Me, 150, 400);
         assert_eq!(
             w.changes.last(),
@@ -429,7 +531,7 @@ mod tests {
                 400,
                 Standing::Held {
                     since: 400,
-                    by: Some(h3)
+                    why: Hold::SplitBrain { by: Some(h3) }
                 }
             ))
         );
@@ -439,14 +541,16 @@ mod tests {
             if t % 1000 == 400 {
                 w.claims
                     .reports
-                    .record(h3, [(Family::V4, 51)].into_iter(), t);
+                    .record(h3, &bitmap([(Family::V4, 51)].into_iter()), t);
             }
             w.advert(Node::Me, 150, t);
             t += 100;
         }
         assert_eq!(w.claims(), 0);
         // h3 reports the alarm over: settle starts again, then the claim.
-        w.claims.reports.record(h3, std::iter::empty(), 5000);
+        w.claims
+            .reports
+            .record(h3, &bitmap(std::iter::empty()), 5000);
         for t in (5000..7000).step_by(100) {
             w.advert(Node::Me, 150, t);
         }
@@ -467,7 +571,7 @@ mod tests {
         let mut w = World::new(Some(1000));
         w.claims
             .reports
-            .record(h3, [(Family::V4, 51)].into_iter(), 0);
+            .record(h3, &bitmap([(Family::V4, 51)].into_iter()), 0);
         w.advert(Node::Me, 150, 0);
         for t in (100..6000).step_by(100) {
             w.advert(Node::Me, 150, t);
@@ -480,9 +584,11 @@ mod tests {
         assert_eq!(at, Some(REPORT_TTL_MS + 1000));
         // Another router's alarm does not hold this one.
         let mut w = World::new(Some(1000));
-        w.claims
-            .reports
-            .record(h3, [(Family::V4, 52), (Family::V6, 51)].into_iter(), 0);
+        w.claims.reports.record(
+            h3,
+            &bitmap([(Family::V4, 52), (Family::V6, 51)].into_iter()),
+            0,
+        );
         for t in (0..1100).step_by(100) {
             w.advert(Node::Me, 150, t);
         }
@@ -499,6 +605,111 @@ mod tests {
         w.run_to(5000);
         assert_eq!(w.claims(), 0);
         assert_eq!(w.changes.last(), Some(&(701, Standing::NotMaster)));
+    }
+
+    #[test]
+    fn our_resignation_ends_the_term_at_once() {
+        let mut w = World::new(Some(2000));
+        for t in 0..5 {
+            w.advert(Node::Me, 200, t * 100);
+        }
+        // keepalived stopped cleanly: priority 0, then silence.
+        w.advert(Node::Me, 0, 500);
+        assert_eq!(w.changes.last(), Some(&(500, Standing::NotMaster)));
+        w.run_to(5000);
+        assert_eq!(w.claims(), 0);
+    }
+
+    #[test]
+    fn without_a_majority_a_master_waits_and_with_it_settles_anew() {
+        let mut w = World::new(Some(1000));
+        w.lacking = Some(Lacking {
+            reachable: 1,
+            cluster: 3,
+        });
+        for t in 0..30 {
+            w.advert(Node::Me, 200, t * 100);
+        }
+        assert_eq!(w.claims(), 0);
+        assert_eq!(
+            w.changes,
+            [(
+                0,
+                Standing::Held {
+                    since: 0,
+                    why: Hold::NoMajority {
+                        reachable: 1,
+                        cluster: 3
+                    }
+                }
+            )]
+        );
+        // Its peers answer again: the whole settle, then the claim.
+        w.lacking = None;
+        for t in 30..50 {
+            w.advert(Node::Me, 200, t * 100);
+        }
+        assert_eq!(
+            &w.changes[1..],
+            [
+                (
+                    3000,
+                    Standing::Settling {
+                        since: 3000,
+                        due: 4000
+                    }
+                ),
+                (4000, Standing::Claimed { at: 4000 })
+            ]
+        );
+    }
+
+    /// Two masters seen here: held once, for as long as it lasts, not
+    /// flipping at each of the rival's adverts.
+    #[test]
+    fn a_split_brain_seen_here_is_one_steady_hold() {
+        let mut w = World::new(Some(1000));
+        let mut t = 0;
+        for _ in 0..40 {
+            w.advert(Node::Me, 200, t);
+            w.advert(H2, 150, t + 50);
+            t += 100;
+        }
+        let since_held: Vec<&(u64, Standing)> = w
+            .changes
+            .iter()
+            .skip_while(|(_, s)| !matches!(s, Standing::Held { .. }))
+            .collect();
+        assert_eq!(since_held.len(), 1, "{:?}", w.changes);
+    }
+
+    /// A member advertising for every VRID fills the watch; the `[[vip]]`
+    /// router still gets its place, and nothing else does.
+    #[test]
+    fn a_full_watch_keeps_room_for_the_vip_router() {
+        let v6 = |vrid: u8| {
+            let mut p = vec![0x60, 0, 0, 0, 0, 8, 112, 255];
+            p.extend_from_slice(&[0; 32]);
+            p.extend_from_slice(&[0x31, vrid, 100, 0, 0x00, 100, 0, 0]);
+            p
+        };
+        let mut watch = Watch::reserving(&[(Family::V4, 51)]);
+        for vrid in (1..=255u8).filter(|v| *v != 51) {
+            let mut a = advert(100);
+            a[21] = vrid;
+            watch.observe(H2, &a, 0);
+        }
+        watch.observe(H2, &v6(1), 0);
+        watch.observe(H2, &v6(2), 0);
+        assert_eq!(watch.routers().len(), 256, "the watch is full");
+        watch.observe(H2, &v6(3), 0);
+        assert_eq!(watch.routers().len(), 256, "no room for another");
+        watch.observe(Node::Me, &advert(200), 0);
+        assert!(
+            watch
+                .router(Family::V4, 51)
+                .is_some_and(|r| r.master == Node::Me)
+        );
     }
 
     #[test]

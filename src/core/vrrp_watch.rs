@@ -150,17 +150,34 @@ pub enum Alarm {
 #[derive(Debug)]
 pub struct Watch {
     routers: Vec<Router>,
+    /// Routers tracked even when [`MAX_ROUTERS`] others are (`[[vip]]`'s:
+    /// a member advertising for many VRIDs must not make a claim
+    /// impossible).
+    reserved: Vec<(Family, u8)>,
 }
 
 impl Default for Watch {
     fn default() -> Self {
-        Watch {
-            routers: Vec::with_capacity(MAX_ROUTERS),
-        }
+        Watch::reserving(&[])
     }
 }
 
 impl Watch {
+    /// A watch with room for `reserved` beyond [`MAX_ROUTERS`].
+    pub fn reserving(reserved: &[(Family, u8)]) -> Watch {
+        Watch {
+            routers: Vec::with_capacity(MAX_ROUTERS + reserved.len()),
+            reserved: reserved.to_vec(),
+        }
+    }
+
+    /// The router of `family` and `vrid`, if it was heard.
+    pub fn router(&self, family: Family, vrid: u8) -> Option<&Router> {
+        self.routers
+            .iter()
+            .find(|r| r.family == family && r.vrid == vrid)
+    }
+
     /// Records `packet` if it is a VRRP advert sent by `node`.
     pub fn observe(&mut self, node: Node, packet: &[u8], now_ms: u64) -> Option<Alarm> {
         let a = parse(packet)?;
@@ -179,7 +196,9 @@ impl Watch {
             .position(|r| r.vrid == a.vrid && r.family == a.family);
         let r = match pos {
             Some(p) => &mut self.routers[p],
-            None if self.routers.len() < MAX_ROUTERS => {
+            None if self.routers.len() < MAX_ROUTERS
+                || self.reserved.contains(&(a.family, a.vrid)) =>
+            {
                 self.routers.push(Router {
                     family: a.family,
                     vrid: a.vrid,

@@ -48,9 +48,9 @@ pub const RESPONSE_LEN: usize = PREFIX_LEN + 8 + RESP_NOISE_LEN + MAC_LEN;
 pub const KEEPALIVE_LEN: usize = 9;
 /// Keepalive flag: the sender wants this keepalive echoed.
 pub const KEEPALIVE_WANT_REPLY: u8 = 0x01;
-/// A view's plaintext starts with a flags byte (0) and a count, then two
-/// bytes per alarm: the family (4 or 6) and the VRID.
-pub const VIEW_HEADER_LEN: usize = 2;
+/// A view's plaintext: a flags byte (0) and a 64-byte bitmap of the
+/// virtual routers in a split-brain alarm (bit family × 256 + VRID).
+pub const VIEW_LEN: usize = 65;
 
 /// What a datagram carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
