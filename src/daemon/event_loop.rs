@@ -15,7 +15,6 @@ use tokio::io::unix::AsyncFd;
 use crate::config::Config;
 use crate::core::counters::DropReason;
 use crate::core::relay::{Datagrams, Event, Inbound, Node, Now, OVERHEAD, Outbound, PeerId, Relay};
-use crate::core::vip::Standing;
 use crate::core::vrrp_watch::Alarm;
 use crate::daemon::clock::Clock;
 use crate::daemon::control::{self, Watchdog};
@@ -230,13 +229,10 @@ impl State {
                     Self::set_carrier(tun, true, reachable, cluster)
                 }
                 Event::Vip { vip, standing } => {
-                    let by = match standing {
-                        Standing::Held { by: Some(p), .. } => {
-                            Some(format!("reported by {}", self.peer_name(p)))
-                        }
-                        _ => None,
-                    };
-                    self.hooks.on_standing(vip, standing, by);
+                    let (relay, me) = (&self.relay, self.me.as_str());
+                    self.hooks.on_standing(vip, standing, |p| {
+                        status::node_name(relay, me, Node::Peer(p))
+                    });
                 }
             }
         }

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::config::VipConfig;
 use crate::core::PeerId;
-use crate::core::vip::Standing;
+use crate::core::vip::{Hold, Standing};
 use crate::core::vrrp_watch::Family;
 use crate::daemon::status::VipStatus;
 
@@ -29,6 +29,8 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// The end of a hook's standard error that is kept, for the error shown.
 const STDERR_KEPT: usize = 4096;
+/// How long stderr is still read after the command exited.
+const STDERR_GRACE: Duration = Duration::from_millis(100);
 /// What an error line shown in the status and the log is cut to.
 const ERROR_SHOWN: usize = 300;
 
@@ -148,16 +150,7 @@ impl Hooks {
                             due.saturating_sub(now_ms) as f64 / 1000.0
                         ),
                     ),
-                    Standing::Held { by, .. } => (
-                        "held",
-                        format!(
-                            "split brain {}; on_master is not run while two nodes advertise",
-                            by.map_or_else(
-                                || "seen here".to_string(),
-                                |p| format!("reported by {}", name_of(p))
-                            )
-                        ),
-                    ),
+                    Standing::Held { why, .. } => ("held", hold_words(why, &name_of)),
                     Standing::Claimed { .. } if s.running => {
                         ("running", format!("on_master try {} running", s.attempts))
                     }
@@ -171,9 +164,11 @@ impl Hooks {
                     Standing::Claimed { .. } => (
                         "failing",
                         format!(
-                            "try {} failed: {}",
+                            "try {} failed: {}; next try in {:.0} s",
                             s.attempts,
-                            s.last_error.as_deref().unwrap_or("?")
+                            s.last_error.as_deref().unwrap_or("?"),
+                            s.retry_at
+                                .map_or(0.0, |t| t.saturating_duration_since(now).as_secs_f64())
                         ),
                     ),
                 };
@@ -201,7 +196,17 @@ impl Hooks {
 
     /// The core's standing for hook `vip` changed: a claim starts its
     /// hook; the end of one stops the retries and kills a run.
-    pub(super) fn on_standing(&mut self, vip: usize, standing: Standing, held_by: Option<String>) {
+    pub(super) fn on_standing(
+        &mut self,
+        vip: usize,
+        standing: Standing,
+        name_of: impl Fn(PeerId) -> String,
+    ) {
+        // A run that ended but is not yet reported is not killed, and its
+        // result is not thrown away with its claim.
+        while let Ok(f) = self.done_rx.try_recv() {
+            self.finish(f);
+        }
         let Some(h) = self.hooks.get_mut(vip) else {
             return;
         };
@@ -210,6 +215,12 @@ impl Hooks {
         h.standing = standing;
         match standing {
             Standing::Claimed { .. } => {
+                // A new claim straight after another (the standing between
+                // them was not seen): the old one's run goes first.
+                self.end_claim(vip, was_claimed);
+                let Some(h) = self.hooks.get_mut(vip) else {
+                    return;
+                };
                 h.generation += 1;
                 h.state.attempts = 0;
                 h.state.done_at = None;
@@ -222,17 +233,14 @@ impl Hooks {
                 );
                 self.start(vip);
             }
-            Standing::Held { .. } => {
-                let by = held_by.unwrap_or_else(|| "seen here".to_string());
-                tracing::warn!(
-                    vrid,
-                    family,
-                    "vip: two masters (split brain {by}); on_master is not run until one master is left"
-                );
+            Standing::Held { why, .. } => {
+                tracing::warn!(vrid, family, "vip: held: {}", hold_words(why, &name_of));
                 self.end_claim(vip, was_claimed);
             }
             Standing::Settling { since, due } => {
-                tracing::info!(
+                // Debug: an election or a flap passes through here at
+                // each advert.
+                tracing::debug!(
                     vrid,
                     family,
                     settle_ms = due - since,
@@ -429,24 +437,37 @@ async fn supervise(mut child: Child, timeout: Duration) -> Outcome {
         .and_then(|p| i32::try_from(p).ok())
         .map(Pid::from_raw);
     let mut kept: Vec<u8> = Vec::new();
+    let read = async {
+        let Some(err) = stderr.as_mut() else { return };
+        let mut chunk = [0u8; 1024];
+        while let Ok(n) = err.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+            kept.extend_from_slice(&chunk[..n]);
+            if kept.len() > STDERR_KEPT {
+                kept.drain(..kept.len() - STDERR_KEPT);
+            }
+        }
+    };
+    tokio::pin!(read);
     let run = async {
-        let read = async {
-            let Some(err) = stderr.as_mut() else { return };
-            let mut chunk = [0u8; 1024];
-            while let Ok(n) = err.read(&mut chunk).await {
-                if n == 0 {
-                    break;
-                }
-                kept.extend_from_slice(&chunk[..n]);
-                if kept.len() > STDERR_KEPT {
-                    kept.drain(..kept.len() - STDERR_KEPT);
-                }
+        let mut read_done = false;
+        let status = loop {
+            tokio::select! {
+                s = child.wait() => break s,
+                () = &mut read, if !read_done => read_done = true,
             }
         };
-        let (status, ()) = tokio::join!(child.wait(), read);
+        // Something it left running may hold stderr open: its exit is
+        // what counts, with what it wrote up to then.
+        if !read_done {
+            let _ = tokio::time::timeout(STDERR_GRACE, &mut read).await;
+        }
         status
     };
-    match tokio::time::timeout(timeout, run).await {
+    let ended = tokio::time::timeout(timeout, run).await;
+    match ended {
         Ok(Ok(status)) => outcome_of(status, &kept),
         Ok(Err(e)) => Outcome::Failed(format!("waiting for it failed: {e}")),
         Err(_) => {
@@ -487,6 +508,22 @@ fn outcome_of(status: ExitStatus, stderr: &[u8]) -> Outcome {
         e.push('…');
     }
     Outcome::Failed(e)
+}
+
+/// Why a claim is held, in words, for the status and the log.
+pub(super) fn hold_words(why: Hold, name_of: &impl Fn(PeerId) -> String) -> String {
+    match why {
+        Hold::SplitBrain { by: None } => {
+            "split brain seen here; on_master is not run while two nodes advertise".to_string()
+        }
+        Hold::SplitBrain { by: Some(p) } => format!(
+            "split brain reported by {}; on_master is not run while two nodes advertise",
+            name_of(p)
+        ),
+        Hold::NoMajority { reachable, cluster } => format!(
+            "this relay reaches {reachable} of the cluster's {cluster} relays, not a majority; on_master is not run from a minority"
+        ),
+    }
 }
 
 /// Seconds since 1970 of `t`, for the status's JSON.
@@ -534,7 +571,7 @@ mod tests {
     }
 
     async fn claim_and_wait(hooks: &mut Hooks) -> Outcome {
-        hooks.on_standing(0, Standing::Claimed { at: 0 }, None);
+        hooks.on_standing(0, Standing::Claimed { at: 0 }, |_| String::new());
         let f = hooks.finished().await.expect("a run ends");
         let outcome = f.outcome.clone();
         hooks.finish(f);
@@ -592,7 +629,7 @@ mod tests {
             assert_eq!(hooks.each().next().map(|(_, _, s)| s.attempts), Some(2));
             let second = hooks.next_retry().expect("another retry");
             assert!(second >= before + Duration::from_secs(2), "backoff doubles");
-            hooks.on_standing(0, Standing::NotMaster, None);
+            hooks.on_standing(0, Standing::NotMaster, |_| String::new());
             assert_eq!(hooks.next_retry(), None);
         });
     }
@@ -629,12 +666,33 @@ mod tests {
     }
 
     #[test]
+    fn a_hook_that_leaves_a_child_holding_stderr_succeeds_when_it_exits() {
+        rt().block_on(async {
+            let t = Instant::now();
+            let mut hooks = Hooks::new(
+                &[vip(&["/bin/sh", "-c", "sleep 5 & exit 0"], 3000)],
+                "h1",
+                "mcast0",
+            );
+            assert_eq!(claim_and_wait(&mut hooks).await, Outcome::Succeeded);
+            assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        });
+    }
+
+    #[test]
     fn a_claim_that_ends_kills_the_run_and_ignores_its_result() {
         rt().block_on(async {
             let mut hooks = Hooks::new(&[vip(&["/bin/sleep", "30"], 60_000)], "h1", "mcast0");
-            hooks.on_standing(0, Standing::Claimed { at: 0 }, None);
+            hooks.on_standing(0, Standing::Claimed { at: 0 }, |_| String::new());
             assert!(hooks.each().next().is_some_and(|(_, _, s)| s.running));
-            hooks.on_standing(0, Standing::Held { since: 1, by: None }, None);
+            hooks.on_standing(
+                0,
+                Standing::Held {
+                    since: 1,
+                    why: Hold::SplitBrain { by: None },
+                },
+                |_| String::new(),
+            );
             let f = tokio::time::timeout(Duration::from_secs(5), hooks.finished())
                 .await
                 .expect("killed at once")
@@ -660,7 +718,7 @@ mod tests {
     fn a_missing_program_is_a_failure_not_a_panic() {
         rt().block_on(async {
             let mut hooks = Hooks::new(&[vip(&["/nonexistent/hook"], 1000)], "h1", "mcast0");
-            hooks.on_standing(0, Standing::Claimed { at: 0 }, None);
+            hooks.on_standing(0, Standing::Claimed { at: 0 }, |_| String::new());
             let (_, _, s) = hooks.each().next().expect("one hook");
             assert!(
                 s.last_error

@@ -3,7 +3,6 @@
 
 use std::net::IpAddr;
 use std::path::Path;
-use std::time::Duration;
 
 use toml::Spanned;
 
@@ -121,20 +120,13 @@ fn validate_vip(ctx: &Ctx, r: RawVip, has_v6: bool) -> Result<VipConfig, ConfigE
     if let Some(bad) = argv.iter().find(|a| a.get_ref().contains('\0')) {
         return Err(ctx.err(bad.span(), "vip.on_master", "an argument holds a NUL byte"));
     }
-    let settle = match &r.settle {
-        None => None,
-        Some(s) => {
-            let x = *s.get_ref();
-            if !(0.0..=MAX_SETTLE_SECS).contains(&x) {
-                return Err(ctx.err(
-                    s.span(),
-                    "vip.settle",
-                    format!("must be a number of seconds from 0 to {MAX_SETTLE_SECS}"),
-                ));
-            }
-            Some(Duration::from_secs_f64(x))
-        }
-    };
+    // Left out: the core's six advert intervals. Given: above 0, so the
+    // claim always waits for a second decision.
+    let settle = r
+        .settle
+        .as_ref()
+        .map(|_| seconds(ctx, &r.settle, "vip.settle", 0.0, MAX_SETTLE_SECS))
+        .transpose()?;
     let timeout = seconds(
         ctx,
         &r.timeout,
@@ -212,9 +204,9 @@ mod tests {
                 "absolute path",
             ),
             (
-                "vrid = 7\non_master = [\"/bin/true\"]\nsettle = -1",
+                "vrid = 7\non_master = [\"/bin/true\"]\nsettle = 0.0",
                 "vip.settle",
-                "from 0",
+                "above 0",
             ),
             (
                 "vrid = 7\non_master = [\"/bin/true\"]\ntimeout = 0",
