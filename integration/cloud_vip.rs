@@ -176,10 +176,8 @@ fn a_partition_runs_no_hook_and_a_flapping_master_one() {
         !after.contains(&"h2".to_string()),
         "h2 was never master for settle: {after:?}"
     );
-    assert!(
-        after.len() <= 1,
-        "at most one call after two flaps: {after:?}"
-    );
+    // Each flap ends h1's term; the last return settles once: one call.
+    assert_eq!(after, ["h1"], "one call after two flaps within settle");
     assert_eq!(vip::holders(&lab, vip::VIP4), vec![1]);
     report(&format!(
         "vip hooks: h1 called once at start; asymmetric partition -> VIP on [1, 2], h2 held after {} ms ({}), no call for {:.0} s; healed -> h1 claimed again after {} ms; two 1 s flaps of h1 -> calls after: {after:?}",
