@@ -173,7 +173,10 @@ pub(super) fn outsider_attacks(
         (
             "captured, kind bit flipped",
             From::Outsider,
-            each(&mut |d| flip_bit(d, 1, 1 + rng.below(2) as u32)),
+            // Bits 3 to 6 make a kind no relay knows (1 to 5 are taken):
+            // bit 2 of a data datagram's kind made it a view (5), which
+            // opens under the session and is dropped as a replay.
+            each(&mut |d| flip_bit(d, 1, 3 + rng.below(4) as u32)),
             "malformed",
         ),
         (

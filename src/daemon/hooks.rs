@@ -312,6 +312,20 @@ impl Hooks {
             // Its own group, so a timeout kills what it started too.
             .process_group(0)
             .kill_on_drop(true);
+        // With node.realtime_priority the relay runs SCHED_RR; a hook (the
+        // aws CLI's second of Python start-up) must not run ahead of
+        // keepalived on a small VM, so it goes back to the normal policy.
+        // SAFETY: between fork and exec only sched_setscheduler runs, which
+        // is async-signal-safe, on a sched_param on this stack.
+        unsafe {
+            cmd.pre_exec(|| {
+                let param = libc::sched_param { sched_priority: 0 };
+                // Failing leaves the priority as it was: not worth
+                // failing the hook for.
+                let _ = libc::sched_setscheduler(0, libc::SCHED_OTHER, &param);
+                Ok(())
+            });
+        }
         let started = Instant::now();
         let child = match cmd.spawn() {
             Ok(c) => c,
@@ -677,6 +691,35 @@ mod tests {
             assert_eq!(claim_and_wait(&mut hooks).await, Outcome::Succeeded);
             assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
         });
+    }
+
+    /// Run from a SCHED_RR relay (node.realtime_priority), a hook gets the
+    /// normal policy. Needs the privilege to set SCHED_RR on the test's
+    /// thread (root); says so and checks nothing more without it.
+    #[test]
+    fn a_hook_does_not_inherit_real_time_priority() {
+        let param = libc::sched_param { sched_priority: 1 };
+        // SAFETY: a valid sched_param for the call; 0 is this thread.
+        if unsafe { libc::sched_setscheduler(0, libc::SCHED_RR, &param) } != 0 {
+            eprintln!(
+                "SKIPPED a_hook_does_not_inherit_real_time_priority: cannot set SCHED_RR here"
+            );
+            return;
+        }
+        // Field 41 of /proc/self/stat is the policy (0 normal, 2 SCHED_RR).
+        let script =
+            "p=$(cut -d')' -f2 /proc/self/stat | cut -d' ' -f40); echo \"policy $p\" >&2; exit 1";
+        let outcome = rt().block_on(async {
+            let mut hooks = Hooks::new(&[vip(&["/bin/sh", "-c", script], 5000)], "h1", "mcast0");
+            claim_and_wait(&mut hooks).await
+        });
+        let normal = libc::sched_param { sched_priority: 0 };
+        // SAFETY: as above.
+        unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &normal) };
+        assert_eq!(
+            outcome,
+            Outcome::Failed("exit status 1: policy 0".to_string())
+        );
     }
 
     #[test]

@@ -126,12 +126,8 @@ fn schedule_all(priority: u8) -> Result<usize, RealtimeError> {
         else {
             continue;
         };
-        // Reset on fork: a `[[vip]]` hook (the aws CLI's second of Python
-        // start-up) must not run ahead of keepalived on a small VM.
         // SAFETY: `param` is a valid sched_param for the call's duration.
-        let r = unsafe {
-            libc::sched_setscheduler(tid, libc::SCHED_RR | libc::SCHED_RESET_ON_FORK, &param)
-        };
+        let r = unsafe { libc::sched_setscheduler(tid, libc::SCHED_RR, &param) };
         if r != 0 {
             let source = io::Error::last_os_error();
             // A thread that ended since the listing needs nothing.
