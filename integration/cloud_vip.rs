@@ -353,6 +353,39 @@ fn the_elastic_ip_and_route_follow_the_master_through_the_aws_hooks() {
         "h2 called: {partition_calls}"
     );
 
+    // h3 is cut off from both others but still reaches the API: it
+    // becomes master of its island and must not take the address.
+    lab.partition(3);
+    let cut_off = lab::wait_for("h3's claim to be held", Duration::from_secs(15), || {
+        let v = vip_state(&lab, 3);
+        (v["state"] == "held").then_some(v)
+    });
+    assert!(
+        cut_off["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("not a majority")),
+        "{cut_off}"
+    );
+    sleep(Duration::from_secs_f64(SETTLE * 3.0));
+    assert_eq!(
+        vip::holders(&lab, vip::VIP4),
+        vec![1, 3],
+        "h3 is master of its island"
+    );
+    assert!(
+        on(1),
+        "the cut-off node moved the EIP or route: EIP on {:?}",
+        ec2.eip_eni()
+    );
+    lab.heal();
+    lab::wait_for(
+        "h3 to step down after the heal",
+        Duration::from_secs(15),
+        || (vip::holders(&lab, vip::VIP4) == [1]).then_some(()),
+    );
+    let island_calls = fs::read_to_string(&returns).unwrap_or_default();
+    assert!(!island_calls.contains("h3 "), "h3 called: {island_calls}");
+
     // kill -9 of the master's keepalived: both follow to h2.
     let watch = vip::Watch::start(&lab, vip::VIP4);
     kas.remove(0).crash(&mut lab);
@@ -452,8 +485,9 @@ fn the_elastic_ip_and_route_follow_the_master_through_the_aws_hooks() {
         ec2.route_eni(&route)
     );
     report(&format!(
-        "{name}: asymmetric partition h1 -/-> h2 -> VIP on [1, 2], h2 held, EIP and route stayed on h1 for {:.0} s and after the heal; API refusing -> h3 \"failing\" after {} tries ({error}); API stalled -> a try killed at its {TIMEOUT} s timeout; API back -> done after {} tries, EIP and route on h3",
+        "{name}: asymmetric partition h1 -/-> h2 -> VIP on [1, 2], h2 held, EIP and route stayed on h1 for {:.0} s and after the heal; h3 cut off from both (API still reachable) -> master of its island, held (\"{}\"), EIP and route stayed on h1; API refusing -> h3 \"failing\" after {} tries ({error}); API stalled -> a try killed at its {TIMEOUT} s timeout; API back -> done after {} tries, EIP and route on h3",
         SETTLE * 3.0,
+        cut_off["detail"].as_str().unwrap_or("?"),
         failing["attempts"],
         done["attempts"]
     ));

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 
 use crate::core::counters::DropReason;
 use crate::core::events::Event;
-use crate::core::peers::Node;
+use crate::core::peers::{Node, Peers};
 use crate::core::relay::{Inbound, Relay};
 use crate::core::session::prefix;
 use crate::core::vip::{self, Bitmap, Lacking, REPORT_EVERY_MS};
@@ -102,30 +102,16 @@ impl Relay {
         }
     }
 
-    /// Whether a claim must wait for a majority, and it is missing: with
-    /// three relays or more, in authenticated mode with keepalives (which
-    /// tell who is reachable). Two relays cannot tell a dead peer from a
-    /// cut one, so a pair claims alone, as keepalived fails over alone.
-    fn lacking_majority(&self, now_ms: u64) -> Option<Lacking> {
-        let cluster = self.peers.len() + 1;
-        if cluster < 3 || !self.handshake.authenticated() || self.keepalive_ms == 0 {
-            return None;
-        }
-        let reachable = (0..self.peers.len())
-            .filter(|i| self.reachable_at(*i, now_ms))
-            .count()
-            + 1;
-        (reachable * 2 <= cluster).then_some(Lacking { reachable, cluster })
-    }
-
     /// Decides claim `k`, queueing it if it changed.
     fn decide_claim(&mut self, k: usize, now_ms: u64) {
         let Some((family, vrid)) = self.claims.routers().nth(k) else {
             return;
         };
         let router = self.watch.router(family, vrid).copied();
-        let lacking = self.lacking_majority(now_ms);
-        if let Some(standing) = self.claims.decide(k, router.as_ref(), lacking, now_ms) {
+        let counted = self.handshake.authenticated() && self.keepalive_ms > 0;
+        let peers = &self.peers;
+        let lacking = |since| lacking_majority(peers, counted, since);
+        if let Some(standing) = self.claims.decide(k, router.as_ref(), &lacking, now_ms) {
             self.events.push(Event::Vip { vip: k, standing });
         }
     }
@@ -150,6 +136,24 @@ impl Relay {
         self.claims
             .next_deadline(|rule| watch.router(rule.family, rule.vrid).copied())
     }
+}
+
+/// Whether a claim must wait for a majority that has not answered a
+/// keepalive since `since` (this relay counted): with three relays or
+/// more, when answers are `counted` (authenticated mode, keepalives on).
+/// Two relays cannot tell a dead peer from a cut one, so a pair claims
+/// alone, as keepalived fails over alone.
+fn lacking_majority(peers: &Peers, counted: bool, since: u64) -> Option<Lacking> {
+    let cluster = peers.len() + 1;
+    if cluster < 3 || !counted {
+        return None;
+    }
+    let reachable = peers
+        .iter()
+        .filter(|p| p.stats.last_answer_ms.is_some_and(|t| t >= since))
+        .count()
+        + 1;
+    (reachable * 2 <= cluster).then_some(Lacking { reachable, cluster })
 }
 
 #[cfg(test)]

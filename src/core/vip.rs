@@ -164,6 +164,9 @@ struct Claim {
     rule: Rule,
     standing: Standing,
     own_ms: Option<u64>,
+    /// The current term of sole mastership: when it began, when its
+    /// settle ends.
+    sole: Option<(u64, u64)>,
 }
 
 /// Every rule and where this node stands with it.
@@ -173,8 +176,8 @@ pub struct Claims {
     pub(crate) reports: Reports,
 }
 
-/// What a decision needs besides the router: the majority, if one is
-/// wanted and lacking.
+/// A majority wanted and missing: how many relays answered (this one
+/// included) of how many.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Lacking {
     pub reachable: usize,
@@ -190,6 +193,7 @@ impl Claims {
                     rule: *r,
                     standing: Standing::NotMaster,
                     own_ms: None,
+                    sole: None,
                 })
                 .collect(),
             reports: Reports::with_capacity(peers),
@@ -229,55 +233,73 @@ impl Claims {
     }
 
     /// Decides rule `i` anew from its router (`None`: never heard) at
-    /// `now_ms`; `lacking`: a majority is wanted and missing. Returns the
+    /// `now_ms`. `lacking(t)`: whether a majority is wanted and has not
+    /// answered since `t` (`None`: it has, or none is wanted). Returns the
     /// new standing if it changed.
     pub fn decide(
         &mut self,
         i: usize,
         router: Option<&Router>,
-        lacking: Option<Lacking>,
+        lacking: &dyn Fn(u64) -> Option<Lacking>,
         now_ms: u64,
     ) -> Option<Standing> {
         let c = self.rules.get(i)?;
         let (rule, old) = (c.rule, c.standing);
         let ours = router.filter(|r| c.own_ms.is_some_and(|t| now_ms < stale_after(t, r)));
-        let new = match ours {
-            None => Standing::NotMaster,
-            Some(r) => {
-                let split = match r.split_since {
-                    Some(_) => Some(None),
-                    None => self
-                        .reports
-                        .reporter(rule.family, rule.vrid, now_ms)
-                        .map(Some),
-                };
-                let why = match (split, lacking) {
-                    (Some(by), _) => Some(Hold::SplitBrain { by }),
-                    // Another node took over (it advertised last, no alarm).
-                    (None, _) if r.master != Node::Me => None,
-                    (None, Some(l)) => Some(Hold::NoMajority {
-                        reachable: l.reachable,
-                        cluster: l.cluster,
-                    }),
-                    (None, None) => None,
-                };
-                match (why, old) {
-                    (Some(why), Standing::Held { since, .. }) => Standing::Held { since, why },
-                    (Some(why), _) => Standing::Held { since: now_ms, why },
-                    (None, _) if r.master != Node::Me => Standing::NotMaster,
-                    (None, Standing::Settling { due, .. }) if now_ms >= due => {
-                        Standing::Claimed { at: now_ms }
-                    }
-                    (None, Standing::Settling { .. } | Standing::Claimed { .. }) => old,
-                    (None, Standing::NotMaster | Standing::Held { .. }) => Standing::Settling {
-                        since: now_ms,
-                        due: now_ms + rule.settle(r.interval_ms),
+        let held_since = match old {
+            Standing::Held { since, .. } => since,
+            _ => now_ms,
+        };
+        let split = ours.and_then(|r| match r.split_since {
+            Some(_) => Some(None),
+            None => self
+                .reports
+                .reporter(rule.family, rule.vrid, now_ms)
+                .map(Some),
+        });
+        let mut sole = c.sole;
+        let new = match (ours, split) {
+            (None, _) => {
+                sole = None;
+                Standing::NotMaster
+            }
+            (Some(_), Some(by)) => {
+                sole = None;
+                Standing::Held {
+                    since: held_since,
+                    why: Hold::SplitBrain { by },
+                }
+            }
+            // Another node took over (it advertised last, no alarm).
+            (Some(r), None) if r.master != Node::Me => {
+                sole = None;
+                Standing::NotMaster
+            }
+            (Some(r), None) => {
+                let (since, due) =
+                    *sole.get_or_insert((now_ms, now_ms + rule.settle(r.interval_ms)));
+                match old {
+                    Standing::Claimed { .. } => old,
+                    _ if now_ms < due => Standing::Settling { since, due },
+                    // Answers since the term began came after any cut that
+                    // made this node master: a majority then is a majority
+                    // of the cluster as it is now, not as it was.
+                    _ => match lacking(since) {
+                        None => Standing::Claimed { at: now_ms },
+                        Some(l) => Standing::Held {
+                            since: held_since,
+                            why: Hold::NoMajority {
+                                reachable: l.reachable,
+                                cluster: l.cluster,
+                            },
+                        },
                     },
                 }
             }
         };
         if let Some(c) = self.rules.get_mut(i) {
             c.standing = new;
+            c.sole = sole;
         }
         (new != old).then_some(new)
     }
@@ -368,7 +390,8 @@ mod tests {
 
         fn decide(&mut self, now: u64) {
             let r = self.watch.routers().first().copied();
-            if let Some(s) = self.claims.decide(0, r.as_ref(), self.lacking, now) {
+            let lacking = self.lacking;
+            if let Some(s) = self.claims.decide(0, r.as_ref(), &|_| lacking, now) {
                 self.changes.push((now, s));
             }
             // The property the event loop relies on: after a decision the
@@ -621,8 +644,9 @@ mod tests {
     }
 
     #[test]
-    fn without_a_majority_a_master_waits_and_with_it_settles_anew() {
+    fn without_a_majority_a_master_waits_and_claims_once_it_answers() {
         let mut w = World::new(Some(1000));
+        // Cut off: no majority has answered since the term began.
         w.lacking = Some(Lacking {
             reachable: 1,
             cluster: 3,
@@ -631,37 +655,33 @@ mod tests {
             w.advert(Node::Me, 200, t * 100);
         }
         assert_eq!(w.claims(), 0);
+        let held = Standing::Held {
+            since: 1000,
+            why: Hold::NoMajority {
+                reachable: 1,
+                cluster: 3,
+            },
+        };
         assert_eq!(
             w.changes,
-            [(
-                0,
-                Standing::Held {
-                    since: 0,
-                    why: Hold::NoMajority {
-                        reachable: 1,
-                        cluster: 3
+            [
+                (
+                    0,
+                    Standing::Settling {
+                        since: 0,
+                        due: 1000
                     }
-                }
-            )]
+                ),
+                (1000, held)
+            ]
         );
-        // Its peers answer again: the whole settle, then the claim.
+        // Its peers answer again: the term went on, its settle is over,
+        // so it claims at once.
         w.lacking = None;
         for t in 30..50 {
             w.advert(Node::Me, 200, t * 100);
         }
-        assert_eq!(
-            &w.changes[1..],
-            [
-                (
-                    3000,
-                    Standing::Settling {
-                        since: 3000,
-                        due: 4000
-                    }
-                ),
-                (4000, Standing::Claimed { at: 4000 })
-            ]
-        );
+        assert_eq!(&w.changes[2..], [(3000, Standing::Claimed { at: 3000 })]);
     }
 
     /// Two masters seen here: held once, for as long as it lasts, not
