@@ -492,3 +492,211 @@ fn the_elastic_ip_and_route_follow_the_master_through_the_aws_hooks() {
         done["attempts"]
     ));
 }
+
+/// A stand-in for DigitalOcean's and Linode's HTTP APIs on loopback, with
+/// state: which droplet holds each reserved IP, what each Linode shares.
+/// Each request is logged as a JSON line (method, path, authorization,
+/// body) to the file named by argv[2]; argv[1] is the token it accepts.
+const FAKE_API: &str = r#"
+import http.server, json, sys, threading
+token, log = sys.argv[1], sys.argv[2]
+owner = {"203.0.113.50": 1001}
+shared = {}
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def reply(self, code, obj):
+        b = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+    def handle_any(self, method):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n).decode() if n else ""
+        auth = self.headers.get("Authorization", "")
+        with open(log, "a") as f:
+            f.write(json.dumps({"m": method, "p": self.path, "a": auth, "b": body}) + "\n")
+        if auth != "Bearer " + token:
+            if self.path.startswith("/v4/"):
+                return self.reply(401, {"errors": [{"reason": "Invalid Token"}]})
+            return self.reply(401, {"id": "unauthorized", "message": "Unable to authenticate you"})
+        p = self.path.split("/")
+        if self.path.startswith("/v2/reserved_ips/"):
+            ip = p[3]
+            if ip not in owner:
+                return self.reply(404, {"id": "not_found", "message": "The resource you requested could not be found."})
+            if method == "GET" and len(p) == 4:
+                d = owner[ip]
+                return self.reply(200, {"reserved_ip": {"ip": ip, "droplet": {"id": d, "name": "x"} if d else None}})
+            if method == "POST" and len(p) == 5 and p[4] == "actions":
+                owner[ip] = json.loads(body)["droplet_id"]
+                return self.reply(201, {"action": {"id": 77, "status": "in-progress", "type": "assign_ip"}})
+            if method == "GET" and len(p) == 6:
+                return self.reply(200, {"action": {"id": 77, "status": "completed"}})
+        if self.path == "/v4/networking/ips/share" and method == "POST":
+            req = json.loads(body)
+            shared[req["linode_id"]] = req["ips"]
+            return self.reply(200, {})
+        if self.path == "/state":
+            return self.reply(200, {"owner": owner, "shared": {str(k): v for k, v in shared.items()}})
+        self.reply(404, {"message": "no such call in this fake"})
+    def do_GET(self): self.handle_any("GET")
+    def do_POST(self): self.handle_any("POST")
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+
+/// The DigitalOcean and Linode hooks as shipped, against [`FAKE_API`] on
+/// loopback (no lab, no root): the reserved IP moves to this droplet and
+/// waits for the action; a rerun makes no second POST; the Linode share
+/// names this Linode and the IPs; the token goes in the Authorization
+/// header of every call; a wrong token fails with the API's own words.
+#[test]
+fn the_digitalocean_and_linode_hooks_against_a_fake_api() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    // Loopback only, so no root needed; without root (no install-deps) a
+    // missing program skips visibly, with root it is an error.
+    let needs = [("python3", "python3"), ("curl", "curl")];
+    if !lab::is_root()
+        && needs
+            .iter()
+            .any(|(p, _)| Command::new(p).arg("--version").output().is_err())
+    {
+        report(
+            "SKIPPED the_digitalocean_and_linode_hooks_against_a_fake_api: python3 or curl missing (./integration/install-deps)",
+        );
+        return;
+    }
+    lab::require_programs(&needs);
+    let dir = std::env::temp_dir().join(format!("mcast-relay-fake-api-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("a temp dir");
+    let (token, log) = ("s3cret-token-4711", dir.join("requests"));
+    let mut server = Command::new("python3")
+        .args(["-c", FAKE_API, token])
+        .arg(&log)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    let _ = BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut line);
+    let port: u16 = line.trim().parse().expect("the fake API's port");
+    let api = format!("http://127.0.0.1:{port}");
+    let token_file = dir.join("token");
+    fs::write(&token_file, format!("{token}\n")).expect("the token file");
+    let hooks = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/hooks");
+    let run = |hook: &str, args: &[&str], env: &[(&str, &str)]| {
+        let out = Command::new(hooks.join(hook))
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .envs(env.iter().copied())
+            .output()
+            .expect("the hook runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        )
+    };
+    let requests = || fs::read_to_string(&log).unwrap_or_default();
+    let tf = token_file.to_str().unwrap_or_default();
+    let state = || {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-H",
+                &format!("Authorization: Bearer {token}"),
+                &format!("{api}/state"),
+            ])
+            .output()
+            .expect("curl");
+        serde_json::from_slice::<Value>(&out.stdout).expect("the fake's state")
+    };
+
+    let do_env = [
+        ("DIGITALOCEAN_API_URL", api.as_str()),
+        ("DIGITALOCEAN_TOKEN_FILE", tf),
+        ("DIGITALOCEAN_DROPLET_ID", "2002"),
+        ("DIGITALOCEAN_WAIT", "5"),
+    ];
+    let (ok, err) = run("digitalocean-reserved-ip", &["203.0.113.50"], &do_env);
+    assert!(ok, "digitalocean-reserved-ip failed: {err}");
+    assert_eq!(
+        state()["owner"]["203.0.113.50"],
+        2002,
+        "the reserved IP moved"
+    );
+    let posts = |r: &str| r.lines().filter(|l| l.contains("\"m\": \"POST\"")).count();
+    let first = requests();
+    assert_eq!(posts(&first), 1, "{first}");
+    assert!(
+        first.contains("\"type\\\":\\\"assign\\\",\\\"droplet_id\\\":2002"),
+        "{first}"
+    );
+    assert!(
+        first.contains("/actions/77"),
+        "it waited for the action: {first}"
+    );
+    assert!(
+        first
+            .lines()
+            .all(|l| l.contains(&format!("Bearer {token}"))),
+        "{first}"
+    );
+    let (ok, err) = run("digitalocean-reserved-ip", &["203.0.113.50"], &do_env);
+    assert!(ok, "the rerun failed: {err}");
+    assert_eq!(
+        posts(&requests()),
+        1,
+        "a rerun when it is already here makes no POST"
+    );
+    let wrong = dir.join("wrong");
+    fs::write(&wrong, "nope\n").expect("a token file");
+    let wf = wrong.to_str().unwrap_or_default();
+    let (ok, err) = run(
+        "digitalocean-reserved-ip",
+        &["203.0.113.50"],
+        &[
+            do_env[0],
+            ("DIGITALOCEAN_TOKEN_FILE", wf),
+            do_env[2],
+            do_env[3],
+        ],
+    );
+    assert!(
+        !ok && err.ends_with("HTTP 401: Unable to authenticate you"),
+        "{err}"
+    );
+    let (ok, err) = run("digitalocean-reserved-ip", &["203.0.113.50/../x"], &do_env);
+    assert!(!ok && err.contains("is not an IPv4 address"), "{err}");
+
+    let li_env = [
+        ("LINODE_API_URL", api.as_str()),
+        ("LINODE_TOKEN_FILE", tf),
+        ("LINODE_ID", "3003"),
+    ];
+    let (ok, err) = run("linode-ip-share", &["192.0.2.50", "192.0.2.51"], &li_env);
+    assert!(ok, "linode-ip-share failed: {err}");
+    assert_eq!(
+        state()["shared"]["3003"],
+        serde_json::json!(["192.0.2.50", "192.0.2.51"])
+    );
+    let (ok, err) = run(
+        "linode-ip-share",
+        &["192.0.2.50"],
+        &[li_env[0], ("LINODE_TOKEN_FILE", wf), li_env[2]],
+    );
+    assert!(!ok && err.ends_with("HTTP 401: Invalid Token"), "{err}");
+    let (ok, err) = run("linode-ip-share", &["192.0.2.50"], &li_env[..2]);
+    assert!(!ok && err.contains("LINODE_ID"), "{err}");
+
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = fs::remove_dir_all(&dir);
+    report(
+        "fake API: digitalocean-reserved-ip moved 203.0.113.50 to droplet 2002 and waited for the action, a rerun made no POST, a wrong token gave the API's words; linode-ip-share shared 2 IPs with Linode 3003",
+    );
+}

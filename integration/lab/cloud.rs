@@ -36,6 +36,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub const PROGRAMS: &[(&str, &str)] = &[
     (AWS, "awscli"),
+    ("curl", "curl"),
     (MOTO_SERVER, "python3-venv; then ./integration/install-deps"),
 ];
 
