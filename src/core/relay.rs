@@ -205,7 +205,8 @@ pub struct Relay {
 
 impl Relay {
     pub fn new(p: RelayParams) -> Self {
-        let peer_count = p.peers.len();
+        let claims = Claims::new(&p.vips, p.peers.len());
+        let vip_routers: Vec<_> = claims.routers().collect();
         let key = match p.security {
             Security::Authenticated(k) => Some(k),
             Security::Insecure => None,
@@ -220,19 +221,14 @@ impl Relay {
             inject_rate: p.inject_rate_limit,
             keepalive_ms: p.keepalive_ms,
             counters: Counters::default(),
-            watch: Watch::reserving(
-                &p.vips
-                    .iter()
-                    .map(|v| (v.family, v.vrid))
-                    .collect::<Vec<_>>(),
-            ),
+            watch: Watch::reserving(&vip_routers),
             events: Events::default(),
             quorum: p.quorum.then(Quorum::default),
             // The first quorum decision is due at once.
             recheck: p.quorum,
             redundancy: p.redundancy,
             later: Later::default(),
-            claims: Claims::new(&p.vips, peer_count),
+            claims,
             alarm_epoch: 0,
             alarms_up: false,
         }
@@ -357,12 +353,6 @@ impl Relay {
     /// packet on (copies already held still go).
     pub fn set_redundancy(&mut self, r: Redundancy) {
         self.redundancy = r;
-    }
-
-    /// Each `[[vip]]` rule, in configuration order, and where this node
-    /// stands with it.
-    pub fn claims(&self) -> impl Iterator<Item = (&vip::Rule, vip::Standing)> {
-        self.claims.standings()
     }
 
     /// The virtual routers seen in the adverts relayed, both ways.

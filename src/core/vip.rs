@@ -421,6 +421,17 @@ mod tests {
             }
         }
 
+        /// `rounds` advert intervals of us and H2 both advertising (a
+        /// partition), from `t`; returns the time after.
+        fn take_turns(&mut self, mut t: u64, rounds: usize) -> u64 {
+            for _ in 0..rounds {
+                self.advert(Node::Me, 200, t);
+                self.advert(H2, 150, t + 50);
+                t += 100;
+            }
+            t
+        }
+
         fn claims(&self) -> usize {
             self.changes
                 .iter()
@@ -496,12 +507,7 @@ mod tests {
     fn split_brain_seen_here_holds_and_a_clear_restarts_settle() {
         let mut w = World::new(Some(1000));
         // Two masters taking turns (a partition): the watch raises.
-        let mut t = 0;
-        for _ in 0..20 {
-            w.advert(Node::Me, 200, t);
-            w.advert(H2, 150, t + 50);
-            t += 100;
-        }
+        let mut t = w.take_turns(0, 20);
         assert_eq!(w.claims(), 0);
         assert!(
             w.changes.iter().any(|(_, s)| matches!(
@@ -689,12 +695,7 @@ mod tests {
     #[test]
     fn a_split_brain_seen_here_is_one_steady_hold() {
         let mut w = World::new(Some(1000));
-        let mut t = 0;
-        for _ in 0..40 {
-            w.advert(Node::Me, 200, t);
-            w.advert(H2, 150, t + 50);
-            t += 100;
-        }
+        w.take_turns(0, 40);
         let since_held: Vec<&(u64, Standing)> = w
             .changes
             .iter()

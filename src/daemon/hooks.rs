@@ -60,7 +60,6 @@ pub(super) struct Finished {
 pub(crate) struct HookState {
     /// Tries in the current claim (1 is the first).
     pub attempts: u32,
-    pub running: bool,
     /// When the current claim's hook succeeded (wall clock).
     pub done_at: Option<SystemTime>,
     /// The last failure in the current claim.
@@ -151,7 +150,7 @@ impl Hooks {
                         ),
                     ),
                     Standing::Held { why, .. } => ("held", hold_words(why, &name_of)),
-                    Standing::Claimed { .. } if s.running => {
+                    Standing::Claimed { .. } if h.running.is_some() => {
                         ("running", format!("on_master try {} running", s.attempts))
                     }
                     Standing::Claimed { .. } if s.done_at.is_some() => (
@@ -277,7 +276,6 @@ impl Hooks {
                 "vip: killing on_master: this node is no longer the only master"
             );
             let _ = killpg(pg, Signal::SIGKILL);
-            h.state.running = false;
             h.state.runs_killed += 1;
         }
     }
@@ -346,7 +344,6 @@ impl Hooks {
             return;
         };
         h.running = Some(Pid::from_raw(pid));
-        h.state.running = true;
         let (generation, timeout, tx) = (h.generation, cfg.timeout, self.done_tx.clone());
         tokio::spawn(async move {
             let outcome = supervise(child, timeout).await;
@@ -376,7 +373,6 @@ impl Hooks {
             return;
         }
         h.running = None;
-        h.state.running = false;
         let took_ms = f.took.as_millis() as u64;
         let error = match f.outcome {
             Outcome::Succeeded => {
@@ -727,7 +723,7 @@ mod tests {
         rt().block_on(async {
             let mut hooks = Hooks::new(&[vip(&["/bin/sleep", "30"], 60_000)], "h1", "mcast0");
             hooks.on_standing(0, Standing::Claimed { at: 0 }, |_| String::new());
-            assert!(hooks.each().next().is_some_and(|(_, _, s)| s.running));
+            assert!(hooks.hooks[0].running.is_some(), "running");
             hooks.on_standing(
                 0,
                 Standing::Held {
@@ -742,7 +738,7 @@ mod tests {
                 .expect("a report");
             hooks.finish(f);
             let (_, _, s) = hooks.each().next().expect("one hook");
-            assert!(!s.running && s.runs_killed == 1 && s.done_at.is_none());
+            assert!(hooks.hooks[0].running.is_none() && s.runs_killed == 1 && s.done_at.is_none());
             assert_eq!(hooks.next_retry(), None, "no retry outside a claim");
         });
     }
